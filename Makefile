@@ -1,0 +1,39 @@
+# Fleetplane: two commands do all set-up on a fresh machine: `make up` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: up test venv k8s-binaries lint test-unit test-lab bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+## Start the hub on its embedded Postgres (data in .fleetplane/), print how to use kubectl.
+up: venv
+	$(BIN)/fleetplane up
+
+## Build kube-apiserver & co., etcd and kwok from Go modules into ~/.cache/fleetplane (no-op when present).
+k8s-binaries:
+	bash deploy/local/build-k8s.sh
+
+lint: venv
+	$(BIN)/lint-imports
+	$(BIN)/mypy hub/apis placement
+
+## Everything CI runs: install, build what the tests need, lint, the whole suite.
+test: venv k8s-binaries lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,112 @@
+"""Label and field selectors (Kubernetes syntax) compiled to predicates over objects.
+
+Label selector grammar: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`, comma-joined.
+Field selectors: `path=value`, `path==value`, `path!=value` on the paths a resource allows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from hub.errors import bad_request
+
+Obj = dict[str, Any]
+Pred = Callable[[Obj], bool]
+
+_SET = re.compile(r"^\s*(!?)([A-Za-z0-9./_-]+)\s+(in|notin)\s+\(([^)]*)\)\s*$")
+_KEY = r"[A-Za-z0-9][A-Za-z0-9./_-]*"
+
+
+def _split_top(expr: str) -> list[str]:
+    """Split on commas that are not inside parentheses."""
+    parts, depth, cur = [], 0, []
+    for ch in expr:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_label_selector(expr: str | None) -> Pred | None:
+    if not expr:
+        return None
+    reqs: list[Callable[[dict[str, str]], bool]] = []
+    for part in _split_top(expr):
+        m = _SET.match(part)
+        if m:
+            key, op = m.group(2), m.group(3)
+            values = {v.strip() for v in m.group(4).split(",") if v.strip()}
+            if op == "in":
+                reqs.append(lambda l, k=key, vs=values: l.get(k) in vs)
+            else:
+                reqs.append(lambda l, k=key, vs=values: l.get(k) not in vs)
+            continue
+        m2 = re.match(rf"^({_KEY})\s*(==|=|!=)\s*([A-Za-z0-9._-]*)$", part)
+        if m2:
+            key, op, val = m2.groups()
+            if op == "!=":
+                reqs.append(lambda l, k=key, v=val: l.get(k) != v)
+            else:
+                reqs.append(lambda l, k=key, v=val: l.get(k) == v)
+            continue
+        m3 = re.match(rf"^(!?)({_KEY})$", part)
+        if m3:
+            neg, key = m3.groups()
+            if neg:
+                reqs.append(lambda l, k=key: k not in l)
+            else:
+                reqs.append(lambda l, k=key: k in l)
+            continue
+        raise bad_request(f'unable to parse requirement: invalid label selector "{part}"')
+
+    def pred(obj: Obj) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return all(r(labels) for r in reqs)
+
+    return pred
+
+
+def parse_field_selector(expr: str | None, allowed: tuple[str, ...], kind: str) -> Pred | None:
+    if not expr:
+        return None
+    checks: list[tuple[str, bool, str]] = []
+    for part in _split_top(expr):
+        m = re.match(r"^([A-Za-z0-9.]+)\s*(==|=|!=)\s*(.*)$", part)
+        if not m:
+            raise bad_request(f'invalid field selector "{part}"')
+        path, op, val = m.groups()
+        if path not in allowed:
+            raise bad_request(
+                f'field label not supported: "{path}" (for {kind}, supported: {", ".join(allowed)})'
+            )
+        checks.append((path, op != "!=", val))
+
+    def pred(obj: Obj) -> bool:
+        for path, eq, val in checks:
+            cur: Any = obj
+            for p in path.split("."):
+                cur = cur.get(p) if isinstance(cur, dict) else None
+            s = "" if cur is None else str(cur)
+            if (s == val) != eq:
+                return False
+        return True
+
+    return pred
+
+
+def both(*preds: Pred | None) -> Pred | None:
+    ps = [p for p in preds if p is not None]
+    if not ps:
+        return None
+    if len(ps) == 1:
+        return ps[0]
+    return lambda o: all(p(o) for p in ps)

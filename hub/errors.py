@@ -1,0 +1,120 @@
+"""API errors as Kubernetes `Status` objects.
+
+Every error the hub returns is one of these, so kubectl prints `Error from server (Reason): msg`.
+`retryable` tells callers inside the hub whether trying again can help (kopf's
+TemporaryError/PermanentError idea).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        causes: list[dict[str, str]] | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = dict(details or {})
+        if causes:
+            self.details["causes"] = causes
+        self.retryable = retryable
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+def _details(kind: str | None, group: str | None, name: str | None) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if name:
+        d["name"] = name
+    if group:
+        d["group"] = group
+    if kind:
+        d["kind"] = kind
+    return d
+
+
+def qualified(plural: str, group: str) -> str:
+    return f"{plural}.{group}" if group else plural
+
+
+def not_found(plural: str, group: str, name: str) -> ApiError:
+    return ApiError(404, "NotFound", f'{qualified(plural, group)} "{name}" not found', details=_details(plural, group, name))
+
+
+def already_exists(plural: str, group: str, name: str) -> ApiError:
+    return ApiError(
+        409, "AlreadyExists", f'{qualified(plural, group)} "{name}" already exists', details=_details(plural, group, name)
+    )
+
+
+def conflict(plural: str, group: str, name: str, why: str | None = None) -> ApiError:
+    msg = why or "the object has been modified; please apply your changes to the latest version and try again"
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {qualified(plural, group)} "{name}": {msg}',
+        details=_details(plural, group, name),
+        retryable=True,
+    )
+
+
+def gone(message: str) -> ApiError:
+    return ApiError(410, "Expired", message, retryable=True)
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "BadRequest", message)
+
+
+def invalid(kind: str, group: str, name: str, causes: list[dict[str, str]]) -> ApiError:
+    parts = "; ".join(f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes)
+    return ApiError(
+        422,
+        "Invalid",
+        f'{kind}.{group} "{name}" is invalid: {parts}' if group else f'{kind} "{name}" is invalid: {parts}',
+        details=_details(kind, group, name),
+        causes=causes,
+    )
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, "Unauthorized", "Unauthorized: a valid bearer token is required")
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "Forbidden", message)
+
+
+def method_not_allowed(message: str) -> ApiError:
+    return ApiError(405, "MethodNotAllowed", message)
+
+
+def unsupported_media(message: str) -> ApiError:
+    return ApiError(415, "UnsupportedMediaType", message)
+
+
+def too_large(message: str) -> ApiError:
+    return ApiError(413, "RequestEntityTooLarge", message)

@@ -1,0 +1,414 @@
+"""The multi-cluster lab: a hub plus N real spoke control planes with fake GPU nodes.
+
+`Lab` is the one entry point for the CLI (`fleetplane lab up|down|status`) and for pytest
+fixtures. All state lives in the run dir (default .fleetplane/lab):
+
+    lab.json                    what runs: every process (PID, start time, ports, log)
+    kubeconfigs/<spoke>.kubeconfig, kubeconfigs/hub.kubeconfig
+    spokes/<spoke>/             etcd data, certs, tokens, logs/<component>.log
+    hub/                        the hub's data dir (embedded Postgres), hub.log
+
+so `lab down` from another process stops exactly what `lab up` started.
+
+Backends: "local" (default; real control planes from Go-built binaries, no Docker) and
+"kind" (Docker hosts; deploy/kind/lab-kind.sh). The agent's *simulated* backend is a
+separate thing and not started here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from hub.lab import process
+from hub.lab.binaries import require_binaries
+from hub.lab.process import LOOPBACK, ProcRecord
+from hub.lab.spoke import LabStartError, SpokeInfo, SpokeSpec, start_etcd, start_spoke
+
+DEFAULT_DIR = Path(".fleetplane/lab")
+STATE_FILE = "lab.json"
+HUB_TIMEOUT = 120.0
+
+# Default spokes differ in region and GPU mix so placement has real choices to make:
+# spoke-1 has reserved H100 + on-demand L4, spoke-2 spot A100 + on-demand L4, spoke-3
+# reserved H100 + spot A100, then the pattern repeats in further regions.
+_REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1", "ap-southeast-2"]
+_MIXES = [["h100-reserved", "l4-ondemand"], ["a100-spot", "l4-ondemand"], ["h100-reserved", "a100-spot"]]
+
+
+def default_spokes(n: int, profiles: list[str] | None = None) -> list[SpokeSpec]:
+    """spoke-1..spoke-n; `profiles` gives every spoke the same profiles instead of the mix."""
+    return [
+        SpokeSpec(name=f"spoke-{i + 1}", profiles=list(profiles or _MIXES[i % len(_MIXES)]),
+                  region=_REGIONS[i % len(_REGIONS)])
+        for i in range(n)
+    ]
+
+
+@dataclass
+class HubInfo:
+    url: str
+    kubeconfig: str
+    data_dir: str
+    process: ProcRecord | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "kubeconfig": self.kubeconfig, "data_dir": self.data_dir,
+                "process": self.process.to_dict() if self.process else None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HubInfo:
+        p = d.get("process")
+        return cls(url=d["url"], kubeconfig=d["kubeconfig"], data_dir=d["data_dir"],
+                   process=ProcRecord.from_dict(p) if p else None)
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    pid: int
+    alive: bool
+    rss_bytes: int
+    ports: list[int]
+    log: str
+
+
+@dataclass
+class LabStatus:
+    backend: str
+    running: bool
+    components: list[ComponentStatus] = field(default_factory=list)
+    spokes: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> server, kubeconfig, rss
+    hub: dict[str, Any] | None = None
+
+
+@dataclass
+class DownReport:
+    stopped: list[str]
+    killed: list[str]  # needed SIGKILL after the grace period
+    busy_ports: list[int]  # still listening afterwards (should be empty)
+    leftover_pids: list[int]  # processes we started that still exist (should be empty)
+
+
+class LabError(RuntimeError):
+    """Wrong use of the lab (already running, nothing to stop, hub unavailable). Not retryable."""
+
+
+class Lab:
+    """A hub and N spokes. Use as a context manager, or call up()/down().
+
+    >>> with Lab("/tmp/lab", spokes=default_spokes(2), with_hub=False) as lab:
+    ...     lab.spokes["spoke-1"].kubeconfig
+    """
+
+    def __init__(
+        self,
+        root_dir: str | Path = DEFAULT_DIR,
+        spokes: list[SpokeSpec] | None = None,
+        with_hub: bool = True,
+        shared_etcd: bool = False,
+        bin_dir: Path | None = None,
+        hub_port: int | None = None,
+        backend: str = "local",
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.root = Path(root_dir).absolute()
+        self.specs = spokes if spokes is not None else default_spokes(2)
+        self.with_hub = with_hub
+        self.shared_etcd = shared_etcd
+        self.bin_dir = bin_dir
+        self.hub_port = hub_port
+        self.backend = backend
+        self.progress = progress or (lambda msg: None)
+        self.spokes: dict[str, SpokeInfo] = {}
+        self.hub: HubInfo | None = None
+        self.shared: list[ProcRecord] = []  # processes not owned by one spoke (shared etcd)
+        self.timings: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._records: list[ProcRecord] = []  # every process, in start order
+
+    # ----- lifecycle -----
+
+    def up(self) -> Lab:
+        """Start everything; on any failure stop what started and raise LabStartError."""
+        if self.backend not in ("local", "kind"):
+            raise LabError(f"unknown lab backend {self.backend!r}; use 'local' or 'kind'")
+        existing = self._load_state()
+        if existing and any(r.alive() for r in _records_of(existing)):
+            raise LabError(f"a lab is already running in {self.root}; run `fleetplane lab down --dir {self.root}` first")
+        names = [s.name for s in self.specs]
+        if len(set(names)) != len(names):
+            raise LabError(f"spoke names must be unique, got {names}")
+        if self.with_hub and importlib.util.find_spec("hub.cli") is None:
+            raise LabError("the hub command (python -m hub.cli up) is not available in this checkout; "
+                           "start the lab without the hub (--no-hub / with_hub=False)")
+        t0 = time.monotonic()
+        if self.backend == "kind":
+            from hub.lab import kind
+
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.spokes = kind.up(self.root, self.specs, progress=self.progress)
+            self._save_state()
+        else:
+            bin_dir = require_binaries(self.bin_dir)
+            # A fresh run dir: old etcd data would resurrect the previous lab's objects.
+            for sub in ("spokes", "hub", "kubeconfigs", "etcd"):
+                shutil.rmtree(self.root / sub, ignore_errors=True)
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._save_state()
+            try:
+                self._up_local(bin_dir)
+            except BaseException:
+                self.progress("startup failed; stopping what was started")
+                self.down()
+                raise
+        self.timings["up"] = time.monotonic() - t0
+        self._save_state()
+        return self
+
+    def _up_local(self, bin_dir: Path) -> None:
+        etcd_url: str | None = None
+        if self.shared_etcd:
+            self.progress("starting shared etcd")
+            etcd_url, rec = start_etcd("etcd", self.root / "etcd" / "data", bin_dir, self.root / "etcd",
+                                       [], self._record_shared)
+        # Spokes start in parallel: most of a spoke's startup is waiting on its apiserver,
+        # so overlapping them cuts `lab up` time even on 2 cores.
+        with ThreadPoolExecutor(max_workers=max(1, len(self.specs)) + 1) as pool:
+            futures = {}
+            if self.with_hub:
+                futures["hub"] = pool.submit(self._start_hub)
+            for spec in self.specs:
+                self.progress(f"starting {spec.name} ({', '.join(spec.profiles)})")
+                futures[spec.name] = pool.submit(
+                    start_spoke, spec, self.root / "spokes" / spec.name, bin_dir, self._record, etcd_url,
+                    self.root / "kubeconfigs" / f"{spec.name}.kubeconfig")
+            errors: list[BaseException] = []
+            for name, fut in futures.items():
+                try:
+                    res = fut.result()
+                    if isinstance(res, SpokeInfo):
+                        self.spokes[name] = res
+                        self.progress(f"{name} ready in {res.timings.get('total', 0):.1f}s: {res.server}")
+                except BaseException as e:  # collect all, report the first
+                    errors.append(e)
+            if errors:
+                raise errors[0]
+
+    def _record(self, rec: ProcRecord) -> None:
+        with self._lock:
+            self._records.append(rec)
+            self._save_state()
+
+    def _record_shared(self, rec: ProcRecord) -> None:
+        self.shared.append(rec)
+        self._record(rec)
+
+    def _start_hub(self) -> HubInfo:
+        port = self.hub_port or process.free_port()
+        data = self.root / "hub"
+        data.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "hub.cli", "up", "--data-dir", str(data), "--port", str(port)]
+        rec = process.start("hub", cmd, data / "hub.log", ports=[port], cwd=Path.cwd())
+        self._record(rec)
+        url = f"http://{LOOPBACK}:{port}"
+        t0 = time.monotonic()
+        while True:
+            if not rec.alive():
+                raise LabStartError("hub", "process exited", rec.log)
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 and (data / "admin.kubeconfig").exists():
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() - t0 > HUB_TIMEOUT:
+                raise LabStartError("hub", f"/readyz not 200 after {HUB_TIMEOUT:.0f}s", rec.log)
+            time.sleep(0.2)
+        kcfg = self.root / "kubeconfigs" / "hub.kubeconfig"
+        kcfg.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data / "admin.kubeconfig", kcfg)
+        self.hub = HubInfo(url=url, kubeconfig=str(kcfg), data_dir=str(data), process=rec)
+        self.timings["hub"] = time.monotonic() - t0
+        self.progress(f"hub ready in {self.timings['hub']:.1f}s: {url}")
+        return self.hub
+
+    def down(self, grace: float = 10.0) -> DownReport:
+        """Stop every process this lab (or the lab recorded in root_dir) started."""
+        state = self._load_state() or {}
+        if self.backend == "kind" or state.get("backend") == "kind":
+            from hub.lab import kind
+
+            kind.down(self.root, [s for s in state.get("spokes", {})])
+            self._clear_state()
+            return DownReport(stopped=["kind clusters"], killed=[], busy_ports=[], leftover_pids=[])
+        records = _dedupe(list(self._records) + _records_of(state))
+        # Reverse start order: node agents and controllers before the apiserver, etcd last,
+        # so nothing spends the grace period retrying a dead dependency.
+        records = list(reversed(records))
+        # etcd goes last, after everything that talks to it has exited: an apiserver whose
+        # etcd vanished spends its whole grace period retrying instead of exiting.
+        is_etcd = [r.name == "etcd" or r.name.endswith("/etcd") for r in records]
+        killed = process.stop([r for r, e in zip(records, is_etcd) if not e], grace=grace)
+        killed += process.stop([r for r, e in zip(records, is_etcd) if e], grace=grace)
+        hub_data = state.get("hub", {}) and state["hub"].get("data_dir")
+        if self.hub:
+            hub_data = self.hub.data_dir
+        if hub_data:
+            _stop_strays_using(hub_data)
+        ports = [p for r in records for p in r.ports]
+        busy = process.wait_ports_free(ports)
+        leftover = [r.pid for r in records if r.alive()]
+        self._records.clear()
+        self.spokes.clear()
+        self.hub = None
+        self._clear_state()
+        return DownReport(stopped=[r.name for r in records], killed=killed, busy_ports=busy, leftover_pids=leftover)
+
+    def status(self) -> LabStatus:
+        state = self._load_state()
+        if not state:
+            return LabStatus(backend=self.backend, running=False)
+        comps = []
+        for r in _records_of(state):
+            p = r.process()
+            comps.append(ComponentStatus(name=r.name, pid=r.pid, alive=p is not None,
+                                         rss_bytes=r.rss_bytes() if p else 0, ports=r.ports, log=r.log))
+        spokes = {}
+        for name, d in state.get("spokes", {}).items():
+            info = SpokeInfo.from_dict(d)
+            spokes[name] = {"server": info.server, "kubeconfig": info.kubeconfig, "rss_bytes": info.rss_bytes(),
+                            "nodes": len(info.nodes), "profiles": info.profiles, "region": info.region,
+                            "ready": _apiserver_ready(info)}
+        return LabStatus(backend=state.get("backend", "local"), running=any(c.alive for c in comps) or
+                         state.get("backend") == "kind", components=comps, spokes=spokes, hub=state.get("hub"))
+
+    def __enter__(self) -> Lab:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # ----- helpers -----
+
+    def spoke(self, name: str) -> SpokeInfo:
+        return self.spokes[name]
+
+    def kubeconfigs(self) -> dict[str, str]:
+        out = {n: s.kubeconfig for n, s in self.spokes.items()}
+        if self.hub:
+            out["hub"] = self.hub.kubeconfig
+        return out
+
+    def rss_by_spoke(self) -> dict[str, int]:
+        return {n: s.rss_bytes() for n, s in self.spokes.items()}
+
+    @classmethod
+    def attach(cls, root_dir: str | Path = DEFAULT_DIR) -> Lab:
+        """A Lab for the run dir of an existing lab (for `down`/`status` from another process)."""
+        lab = cls(root_dir, spokes=[])
+        state = lab._load_state()
+        if state:
+            lab.backend = state.get("backend", "local")
+            lab.spokes = {n: SpokeInfo.from_dict(d) for n, d in state.get("spokes", {}).items()}
+            lab.hub = HubInfo.from_dict(state["hub"]) if state.get("hub") else None
+            lab.shared = [ProcRecord.from_dict(p) for p in state.get("shared", [])]
+            lab._records = _records_of(state)
+        return lab
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / STATE_FILE
+
+    def _save_state(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "backend": self.backend,
+            "pid_of_starter": os.getpid(),
+            "records": [r.to_dict() for r in self._records],
+            "shared": [r.to_dict() for r in self.shared],
+            "spokes": {n: s.to_dict() for n, s in self.spokes.items()},
+            "hub": self.hub.to_dict() if self.hub else None,
+            "timings": self.timings,
+        }
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc, indent=2))
+        tmp.replace(self.state_path)  # atomic: a concurrent `lab status` never reads half a file
+
+    def _load_state(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _clear_state(self) -> None:
+        self.state_path.unlink(missing_ok=True)
+
+
+def _records_of(state: dict[str, Any]) -> list[ProcRecord]:
+    recs = [ProcRecord.from_dict(r) for r in state.get("records", [])]
+    for d in state.get("spokes", {}).values():
+        recs += [ProcRecord.from_dict(p) for p in d.get("processes", [])]
+    if state.get("hub") and state["hub"].get("process"):
+        recs.append(ProcRecord.from_dict(state["hub"]["process"]))
+    return _dedupe(recs)
+
+
+def _dedupe(recs: list[ProcRecord]) -> list[ProcRecord]:
+    seen: set[tuple[int, float]] = set()
+    out = []
+    for r in recs:
+        key = (r.pid, round(r.create_time, 0))
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def _stop_strays_using(data_dir: str) -> None:
+    """Stop processes still running from the hub's data dir (e.g. a Postgres that put itself
+    in its own session). Matching on our own run-dir path, not on a program name, so only
+    processes this lab started can match."""
+    victims = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any(data_dir in arg for arg in (p.info["cmdline"] or [])):
+                victims.append(p)
+        except psutil.Error:
+            continue
+    for p in victims:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(victims, timeout=10)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def _apiserver_ready(info: SpokeInfo) -> bool:
+    if not info.server:
+        return False
+    try:
+        r = httpx.get(f"{info.server}/readyz", headers={"Authorization": f"Bearer {info.token}"},
+                      verify=ssl.create_default_context(cafile=info.ca_file) if info.ca_file else False,
+                      timeout=2)
+        return r.status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,24 @@
+"""Prometheus metrics of the hub (served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter(
+    "fleetplane_apiserver_requests_total",
+    "API requests by verb, resource and HTTP code.",
+    ["verb", "resource", "code"],
+)
+REQUEST_SECONDS = Histogram(
+    "fleetplane_apiserver_request_duration_seconds",
+    "API request latency by verb and resource (watches excluded).",
+    ["verb", "resource"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WATCHES = Gauge("fleetplane_apiserver_watch_connections", "Open watch connections by resource.", ["resource"])
+STORE_COMMIT_SECONDS = Histogram(
+    "fleetplane_store_commit_duration_seconds",
+    "Time from transaction start to commit for store writes.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+WATCH_EVENTS_SENT = Counter("fleetplane_watch_events_sent_total", "Watch events written to clients.", ["resource"])

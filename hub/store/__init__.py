@@ -1,0 +1,1 @@
+"""The object store: Kubernetes-style objects as JSON in Postgres, with a commit-ordered event log."""

@@ -1,0 +1,67 @@
+"""Table definitions shared by the store and the Alembic migrations.
+
+- objects: one row per live object, JSON body, keyed by (resource, namespace, name).
+- events: the change log watchers resume from; rv is the global resourceVersion.
+- rv_counter: ONE row. Taking the next resourceVersion is an UPDATE of that row, so its row
+  lock is held until commit and resourceVersions are handed out strictly in commit order and
+  without gaps (a rolled-back transaction gives its numbers back). Postgres sequences do not
+  give this: a later nextval can commit first, and a watcher would skip the earlier one.
+- store_meta: small key/value facts (the compaction floor).
+- tokens: bearer tokens (stored as SHA-256) mapped to subjects; join tokens are single-use.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, MetaData, Table, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+objects = Table(
+    "objects",
+    metadata,
+    Column("resource", Text, primary_key=True),
+    Column("namespace", Text, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("uid", Text, nullable=False),
+    Column("rv", BigInteger, nullable=False),
+    Column("data", JSONB, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("rv", BigInteger, primary_key=True),
+    Column("resource", Text, nullable=False),
+    Column("namespace", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+Index("events_resource_rv", events.c.resource, events.c.rv)
+
+rv_counter = Table(
+    "rv_counter",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("rv", BigInteger, nullable=False),
+)
+
+store_meta = Table(
+    "store_meta",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_sha256", Text, primary_key=True),
+    Column("kind", Text, nullable=False),  # admin | team | agent | join
+    Column("subject", Text, nullable=False),  # user name, team name, or cluster name
+    Column("namespaces", JSONB, nullable=True),  # team tokens: namespaces they may use
+    Column("used", Boolean, nullable=False, server_default="false"),  # join tokens only
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -1,0 +1,325 @@
+"""Postgres object store with Kubernetes semantics.
+
+Owns: reading and writing objects, handing out resourceVersions in commit order, the event
+log and its compaction floor. It knows nothing about HTTP or validation; the API layer calls
+`transact()` with a function that reads (locking rows) and stages writes, and the store
+assigns resourceVersions and writes objects plus events in the same transaction.
+
+Why a counter row: see `hub.store.schema`. Every transaction takes its resourceVersions LAST
+(after all row locks it needs), so the counter lock is held only for the few statements that
+write, and lock order is always objects → counter (no deadlocks between writers).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from hub import metrics
+from hub.errors import ApiError, bad_request
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Event:
+    rv: int
+    resource: str
+    namespace: str
+    name: str
+    type: str  # ADDED | MODIFIED | DELETED
+    object: Obj
+
+
+@dataclass
+class _Write:
+    op: str  # insert | update | delete
+    resource: str
+    obj: Obj
+    event_type: str
+
+
+@dataclass
+class Tx:
+    """One store transaction: locked reads, then staged writes applied at commit."""
+
+    conn: AsyncConnection
+    writes: list[_Write] = field(default_factory=list)
+
+    async def get(self, resource: str, namespace: str, name: str, *, lock: bool = True) -> Obj | None:
+        sql = "SELECT data FROM objects WHERE resource = :r AND namespace = :ns AND name = :n"
+        if lock:
+            sql += " FOR UPDATE"
+        row = (await self.conn.execute(text(sql), {"r": resource, "ns": namespace, "n": name})).first()
+        return dict(row[0]) if row else None
+
+    async def dependents(self, owner_uid: str) -> list[tuple[str, Obj]]:
+        """Objects whose ownerReferences name owner_uid (locked), for cascading deletion."""
+        rows = await self.conn.execute(
+            text(
+                "SELECT resource, data FROM objects WHERE data->'metadata'->'ownerReferences' @> "
+                "CAST(:ref AS jsonb) FOR UPDATE"
+            ),
+            {"ref": json.dumps([{"uid": owner_uid}])},
+        )
+        return [(r[0], dict(r[1])) for r in rows]
+
+    def create(self, resource: str, obj: Obj) -> Obj:
+        meta = obj.setdefault("metadata", {})
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339()
+        meta.setdefault("generation", 1)
+        self.writes.append(_Write("insert", resource, obj, "ADDED"))
+        return obj
+
+    def update(self, resource: str, obj: Obj) -> Obj:
+        self.writes.append(_Write("update", resource, obj, "MODIFIED"))
+        return obj
+
+    def delete(self, resource: str, obj: Obj) -> Obj:
+        self.writes.append(_Write("delete", resource, obj, "DELETED"))
+        return obj
+
+
+def encode_continue(rv: int, namespace: str, name: str) -> str:
+    raw = json.dumps({"rv": rv, "ns": namespace, "n": name}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_continue(token: str) -> tuple[int, str, str]:
+    try:
+        d = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(d["rv"]), str(d["ns"]), str(d["n"])
+    except Exception as exc:  # any malformed token is the client's fault
+        raise bad_request(f"invalid continue token: {exc}") from exc
+
+
+class Store:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.engine: AsyncEngine = create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+        self._on_commit: list[Callable[[], None]] = []
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Called after every local commit that wrote something (wakes the watch poller)."""
+        self._on_commit.append(callback)
+
+    # ------------------------------------------------------------------ writes
+
+    async def transact(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        async with self.engine.begin() as conn:
+            tx = Tx(conn)
+            result = await fn(tx)
+            if tx.writes:
+                await self._apply(tx)
+        if tx.writes:
+            metrics.STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
+            for cb in self._on_commit:
+                cb()
+        return result
+
+    async def _apply(self, tx: Tx) -> None:
+        n = len(tx.writes)
+        top = (
+            await tx.conn.execute(text("UPDATE rv_counter SET rv = rv + :n WHERE id = 1 RETURNING rv"), {"n": n})
+        ).scalar_one()
+        rv = top - n + 1
+        for w in tx.writes:
+            meta = w.obj["metadata"]
+            meta["resourceVersion"] = str(rv)
+            ns = meta.get("namespace") or ""
+            params = {"r": w.resource, "ns": ns, "n": meta["name"], "rv": rv, "d": json.dumps(w.obj)}
+            if w.op == "insert":
+                inserted = (
+                    await tx.conn.execute(
+                        text(
+                            "INSERT INTO objects (resource, namespace, name, uid, rv, data) "
+                            "VALUES (:r, :ns, :n, :uid, :rv, CAST(:d AS jsonb)) ON CONFLICT DO NOTHING RETURNING rv"
+                        ),
+                        {**params, "uid": meta["uid"]},
+                    )
+                ).first()
+                if inserted is None:
+                    from hub.errors import already_exists
+
+                    group, plural = _split(w.resource)
+                    raise already_exists(plural, group, meta["name"])
+            elif w.op == "update":
+                await tx.conn.execute(
+                    text(
+                        "UPDATE objects SET rv = :rv, data = CAST(:d AS jsonb) "
+                        "WHERE resource = :r AND namespace = :ns AND name = :n"
+                    ),
+                    params,
+                )
+            else:
+                await tx.conn.execute(
+                    text("DELETE FROM objects WHERE resource = :r AND namespace = :ns AND name = :n"), params
+                )
+            await tx.conn.execute(
+                text(
+                    "INSERT INTO events (rv, resource, namespace, name, type, data) "
+                    "VALUES (:rv, :r, :ns, :n, :t, CAST(:d AS jsonb))"
+                ),
+                {**params, "t": w.event_type},
+            )
+            rv += 1
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, resource: str, namespace: str, name: str) -> Obj | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT data FROM objects WHERE resource = :r AND namespace = :ns AND name = :n"),
+                    {"r": resource, "ns": namespace, "n": name},
+                )
+            ).first()
+        return dict(row[0]) if row else None
+
+    async def current_rv(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(text("SELECT rv FROM rv_counter WHERE id = 1"))).scalar_one())
+
+    async def list(
+        self,
+        resource: str,
+        *,
+        namespaces: list[str] | None,
+        predicate: Callable[[Obj], bool] | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> tuple[list[Obj], int, str | None]:
+        """Objects of one resource in (namespace, name) order, consistent as of the returned rv.
+
+        namespaces=None means all namespaces (or a cluster-scoped resource).
+        Pages after the first read the current state (Kubernetes serves them from the first
+        page's snapshot; we document this difference in docs/api.md).
+        """
+        after: tuple[str, str] | None = None
+        list_rv: int | None = None
+        if continue_token:
+            list_rv, ns_, name_ = decode_continue(continue_token)
+            after = (ns_, name_)
+        batch = max(limit or 0, 500)
+        out: list[Obj] = []
+        next_token: str | None = None
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                rv = int((await conn.execute(text("SELECT rv FROM rv_counter WHERE id = 1"))).scalar_one())
+                while True:
+                    sql = "SELECT namespace, name, data FROM objects WHERE resource = :r"
+                    params: dict[str, Any] = {"r": resource, "lim": batch}
+                    if namespaces is not None:
+                        sql += " AND namespace = ANY(:nss)"
+                        params["nss"] = list(namespaces)
+                    if after is not None:
+                        sql += " AND (namespace, name) > (:ans, :an)"
+                        params["ans"], params["an"] = after
+                    sql += " ORDER BY namespace, name LIMIT :lim"
+                    rows = (await conn.execute(text(sql), params)).all()
+                    for ns, name, data in rows:
+                        after = (ns, name)
+                        obj = dict(data)
+                        if predicate is None or predicate(obj):
+                            out.append(obj)
+                            if limit and len(out) >= limit:
+                                break
+                    if limit and len(out) >= limit:
+                        # Is there anything after this item? Only then hand out a continue token.
+                        more_sql = "SELECT 1 FROM objects WHERE resource = :r AND (namespace, name) > (:ans, :an)"
+                        more_params: dict[str, Any] = {"r": resource, "ans": after[0], "an": after[1]}
+                        if namespaces is not None:
+                            more_sql += " AND namespace = ANY(:nss)"
+                            more_params["nss"] = list(namespaces)
+                        if (await conn.execute(text(more_sql + " LIMIT 1"), more_params)).first():
+                            next_token = encode_continue(list_rv or rv, after[0], after[1])
+                        break
+                    if len(rows) < batch:
+                        break
+        return out, rv, next_token
+
+    async def events_after(self, rv: int, upto: int, resource: str | None = None) -> list[Event]:
+        sql = "SELECT rv, resource, namespace, name, type, data FROM events WHERE rv > :a AND rv <= :b"
+        params: dict[str, Any] = {"a": rv, "b": upto}
+        if resource:
+            sql += " AND resource = :r"
+            params["r"] = resource
+        sql += " ORDER BY rv"
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(text(sql), params)).all()
+        return [Event(r[0], r[1], r[2], r[3], r[4], dict(r[5])) for r in rows]
+
+    async def poll_events(self, after_rv: int, limit: int = 2000) -> list[Event]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT rv, resource, namespace, name, type, data FROM events "
+                        "WHERE rv > :a ORDER BY rv LIMIT :l"
+                    ),
+                    {"a": after_rv, "l": limit},
+                )
+            ).all()
+        return [Event(r[0], r[1], r[2], r[3], r[4], dict(r[5])) for r in rows]
+
+    async def compacted_rv(self) -> int:
+        async with self.engine.connect() as conn:
+            v = (await conn.execute(text("SELECT value FROM store_meta WHERE key = 'compacted_rv'"))).scalar_one()
+        return int(v)
+
+    async def compact(self, *, older_than_seconds: float | None = None, upto_rv: int | None = None) -> int:
+        """Drop events at or below a floor; watches from below it get 410 Expired. Returns the floor."""
+        async with self.engine.begin() as conn:
+            if upto_rv is None:
+                found = (
+                    await conn.execute(
+                        text(
+                            "SELECT max(rv) FROM events WHERE created_at < now() - make_interval(secs => :s)"
+                        ),
+                        {"s": older_than_seconds or 0},
+                    )
+                ).scalar_one()
+                if found is None:
+                    return int(
+                        (await conn.execute(text("SELECT value FROM store_meta WHERE key='compacted_rv'"))).scalar_one()
+                    )
+                upto_rv = int(found)
+            await conn.execute(text("DELETE FROM events WHERE rv <= :u"), {"u": upto_rv})
+            await conn.execute(
+                text(
+                    "UPDATE store_meta SET value = GREATEST(CAST(value AS bigint), :u)::text WHERE key = 'compacted_rv'"
+                ),
+                {"u": upto_rv},
+            )
+            floor = (await conn.execute(text("SELECT value FROM store_meta WHERE key='compacted_rv'"))).scalar_one()
+        return int(floor)
+
+
+def _split(resource: str) -> tuple[str, str]:
+    """'fleetplane.io/workloads' → ('fleetplane.io', 'workloads'); 'namespaces' → ('', 'namespaces')."""
+    if "/" in resource:
+        g, p = resource.split("/", 1)
+        return g, p
+    return "", resource
+
+
+__all__ = ["ApiError", "Event", "Obj", "Store", "Tx", "now_rfc3339"]

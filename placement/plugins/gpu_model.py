@@ -1,0 +1,59 @@
+"""gpu-model: removes pools of a model the workload does not allow or with too little memory
+per GPU; scores preferred models 100 and other allowed ones 0 (all 100 with no preference)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from placement.fleet import BoolArray, FleetState, FloatArray
+from placement.plugins.base import BasePlugin, ExplainView, Options, Query, Stage
+from placement.profiles import MAX_SCORE
+
+
+class GpuModel(BasePlugin):
+    name = "gpu-model"
+    stage: Stage | None = "pool"
+
+    def filter(self, q: Query, state: FleetState) -> BoolArray | None:
+        a = state.arrays
+        mask: BoolArray | None = None
+        if q.model_ids is not None:
+            mask = np.isin(a.pool_model, q.model_ids)
+        if q.workload.min_memory_gib > 0:
+            mem = a.pool_memory >= q.workload.min_memory_gib
+            mask = mem if mask is None else mask & mem
+        return mask
+
+    def why(self, q: Query, view: ExplainView, index: int) -> tuple[str, str]:
+        # ``index`` is a cluster here: the engine reports the pool stage per cluster.
+        a = view.arrays
+        cluster = a.snapshot.clusters[index]
+        if not cluster.pools:
+            return ("no GPUs", "cluster has no GPU pools")
+        start = int(np.searchsorted(a.pool_cluster, index))
+        pools = range(start, start + len(cluster.pools))
+        have = ", ".join(f"{a.pool_names[p]}: {a.model_names[a.pool_model[p]]} {a.pool_memory[p]:g} GiB" for p in pools)
+        want = "/".join(q.workload.models) if q.workload.models else "GPUs"
+        mem = q.workload.min_memory_gib
+        if mem > 0:
+            short = f"no {want} with >= {mem:g} GiB"
+        else:
+            short = f"no {want}"
+        return (short, f"{short} (cluster has {have})")
+
+    def score(self, q: Query, state: FleetState, options: Options) -> FloatArray | None:
+        if q.gpu_less or q.preferred_model_ids.size == 0:
+            return np.full(len(options), MAX_SCORE)
+        preferred = np.isin(state.arrays.pool_model[options.pool], q.preferred_model_ids)
+        return np.where(preferred, MAX_SCORE, 0.0)
+
+    def detail(self, q: Query, view: ExplainView, option: int) -> str:
+        if q.gpu_less:
+            return "no GPUs requested"
+        model = view.arrays.model_names[int(view.arrays.pool_model[view.options.pool[option]])]
+        if not q.workload.preferred_models:
+            return f"{model}; no preferred model"
+        pref = "/".join(q.workload.preferred_models)
+        return f"{model} is preferred" if q.preferred_model_ids.size and model in {
+            view.arrays.model_names[int(i)] for i in q.preferred_model_ids
+        } else f"{model} is not preferred ({pref})"

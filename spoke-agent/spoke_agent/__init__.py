@@ -1,0 +1,12 @@
+"""Fleetplane spoke agent: joins a member cluster to the hub, reports its GPU capacity,
+applies the Assignments the hub gives it and reports their status.
+
+Layers (imports go downwards only):
+  cli / agent            wiring, lifecycle, Python API (AgentThread)
+  delivery               hub watch, reconcile, fencing, status
+  hub / backends         I/O: the hub protocol (httpx); the spoke (kopf + httpx) or a simulated one
+  capacity / phase / manifests / fencing / labels / settings   pure logic, no I/O
+The agent imports nothing from the hub but `hub.apis`.
+"""
+
+__version__ = "0.1.0"

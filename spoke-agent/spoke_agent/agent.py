@@ -1,0 +1,305 @@
+"""The agent: join the hub, report capacity, deliver Assignments, report their status.
+
+`Agent` is one cluster's agent as a coroutine (`await agent.run()`); many can share one event
+loop (the simulated backend's scale tests run 1,000 in a process). `AgentThread` runs one in
+a background thread for tests and the Python API; `run_agent` is the blocking entry point
+the CLI calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .backends import Backend
+from .delivery import Delivery, now_rfc3339
+from .errors import JoinRefused, PermanentError, TemporaryError
+from .hub import HubClient
+from .labels import BACKEND_LABEL
+from .settings import AgentConfig
+
+log = logging.getLogger("fleetplane.agent")
+
+
+@dataclass
+class AgentOptions:
+    """Everything one agent process needs (the CLI options, as a value)."""
+
+    hub: str
+    cluster_name: str | None = None
+    join_token: str | None = None
+    backend: str = "kubernetes"  # kubernetes | simulated
+    kubeconfig: str | None = None
+    profile: str | None = None
+    config: AgentConfig = field(default_factory=AgentConfig)
+    state_secret: str | None = None  # namespace/name on the spoke (kubernetes backend)
+    state_file: str | None = None  # simulated backend: where to keep the credential
+    heartbeat_seconds: float | None = None
+    hub_verify: bool | str = True
+
+    def make_backend(self) -> Backend:
+        if self.backend == "simulated":
+            from .backends.simulated import Profile, SimulatedBackend
+
+            if not self.profile:
+                raise PermanentError("--backend simulated needs --profile FILE (node pools and job run times)")
+            return SimulatedBackend(Profile.load(self.profile), state_file=self.state_file, cluster_name=self.cluster_name or "sim")
+        if self.backend == "kubernetes":
+            from .backends.kubernetes import KubernetesBackend
+            from .kubeconfig import resolve
+
+            return KubernetesBackend(resolve(self.kubeconfig), self.config, state_secret=self.state_secret)
+        raise PermanentError(f"unknown backend {self.backend!r}: use kubernetes or simulated")
+
+
+class Agent:
+    def __init__(self, options: AgentOptions, backend: Backend | None = None) -> None:
+        self.options = options
+        self.config = options.config
+        if options.heartbeat_seconds is not None:
+            self.config.capacity.heartbeat_seconds = options.heartbeat_seconds
+        self.backend: Backend = backend or options.make_backend()
+        self.cluster_name: str = options.cluster_name or ""
+        self.hub = HubClient(options.hub, settings=self.config.hub, verify=options.hub_verify)
+        self.delivery: Delivery | None = None
+        self.ready = asyncio.Event()
+        self._capacity_dirty = asyncio.Event()
+        self._kubernetes_version: str | None = None
+        self.last_report: dict[str, Any] | None = None
+        self.reports = 0
+
+    # ------------------------------------------------------------ join
+
+    async def login(self) -> None:
+        """Reuse the stored credential, or exchange the join token for one and store it."""
+        state = await self.backend.load_state() or {}
+        if not self.cluster_name:
+            self.cluster_name = state.get("clusterName", "")
+        if not self.cluster_name:
+            raise PermanentError("no cluster name: pass --cluster-name (or store clusterName in the state Secret)")
+        token = state.get("token") if state.get("clusterName", self.cluster_name) == self.cluster_name else None
+        if token:
+            await self.hub.set_token(token)
+            try:
+                await self.hub.get_cluster(self.cluster_name)
+                log.info("cluster %s: reusing stored hub credential", self.cluster_name)
+                return
+            except JoinRefused:
+                log.warning("cluster %s: stored credential refused by the hub; trying the join token", self.cluster_name)
+        join_token = self.options.join_token or state.get("joinToken")
+        if not join_token:
+            raise JoinRefused(
+                f"cluster {self.cluster_name}: no usable credential and no join token; create one on the hub with "
+                f"`fleetplane cluster join-token create {self.cluster_name}` and pass --join-token"
+            )
+        try:
+            token = await self.hub.join(join_token, self.cluster_name)
+        except JoinRefused as e:
+            raise JoinRefused(
+                f"cluster {self.cluster_name}: the hub refused the join token (used already, expired or wrong); "
+                f"create a new one with `fleetplane cluster join-token create {self.cluster_name}` ({e})"
+            ) from e
+        await self.backend.save_state({"clusterName": self.cluster_name, "token": token, "hub": self.options.hub, "joinToken": ""})
+        await self.hub.set_token(token)
+        log.info("cluster %s: joined the hub %s", self.cluster_name, self.options.hub)
+
+    async def mark_backend(self) -> None:
+        """Label the Cluster with its backend, so a simulated spoke is never mistaken for a real one."""
+        name = self.backend.name
+        await self.hub.patch_cluster(self.cluster_name, {"metadata": {"labels": {BACKEND_LABEL: name}}, "spec": {"backend": name}})
+
+    # ------------------------------------------------------------ capacity reporting
+
+    def capacity_changed(self) -> None:
+        self._capacity_dirty.set()
+
+    def cluster_status(self) -> dict[str, Any]:
+        cap = self.backend.capacity()
+        simulated = self.backend.name == "simulated"
+        status: dict[str, Any] = {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "SimulatedAgentReporting" if simulated else "AgentReporting",
+                    "message": "SIMULATED cluster (spoke agent simulated backend)" if simulated else "spoke agent is reporting",
+                    "lastTransitionTime": self._ready_since,
+                }
+            ],
+            "heartbeatTime": now_rfc3339(),
+            "agentVersion": f"{__version__}{'-simulated' if simulated else ''}",
+            "kubernetesVersion": self._kubernetes_version,
+            **cap.to_status(self.config.capacity.report_nodes),
+        }
+        return status
+
+    async def report_forever(self) -> None:
+        settings = self.config.capacity
+        failures = 0
+        while True:
+            try:
+                await asyncio.wait_for(self._capacity_dirty.wait(), timeout=settings.heartbeat_seconds)
+                await asyncio.sleep(settings.debounce_seconds)
+            except asyncio.TimeoutError:
+                pass  # heartbeat
+            self._capacity_dirty.clear()
+            try:
+                status = self.cluster_status()
+                await self.hub.patch_cluster_status(self.cluster_name, status)
+                self.last_report = status
+                self.reports += 1
+                failures = 0
+            except (TemporaryError, PermanentError) as e:
+                if isinstance(e, JoinRefused):
+                    raise
+                failures += 1
+                log.warning("cluster %s: capacity report failed (%s)", self.cluster_name, e)
+                await asyncio.sleep(min(2**failures, settings.heartbeat_seconds))
+                self._capacity_dirty.set()
+
+    # ------------------------------------------------------------ run
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        self._ready_since = now_rfc3339()
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            await self._retry(self.login, "join")
+            self.delivery = delivery = Delivery(self.cluster_name, self.hub, self.backend, self.config)
+            await self.backend.start(self.capacity_changed, delivery.objects_changed)
+            self._kubernetes_version = await self.backend.kubernetes_version()
+            await self._retry(self.mark_backend, "label the Cluster")
+            await self._retry(delivery.inventory, "inventory the spoke")
+            await self._retry(lambda: self.hub.patch_cluster_status(self.cluster_name, self.cluster_status()), "first report")
+            self.reports += 1
+            tasks.append(asyncio.create_task(self.report_forever(), name="report"))
+            tasks.append(asyncio.create_task(delivery.watch_forever(), name="watch"))
+            for i in range(self.config.delivery.workers):
+                tasks.append(asyncio.create_task(delivery.reconcile_worker(), name=f"reconcile-{i}"))
+            tasks.append(asyncio.create_task(delivery.status_worker(), name="status"))
+            operator = getattr(self.backend, "operator_task", None)
+            if operator is not None:
+                tasks.append(operator)
+            stopper = asyncio.create_task(stop.wait(), name="stop")
+            synced = asyncio.create_task(delivery.synced.wait())
+            await asyncio.wait([synced, stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            if delivery.synced.is_set():
+                self.ready.set()
+                log.info("cluster %s: agent ready (%s backend)", self.cluster_name, self.backend.name)
+            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t is stopper:
+                    continue
+                if not t.cancelled() and t.exception():
+                    raise t.exception()  # type: ignore[misc]
+                if t is operator:
+                    continue  # kopf took SIGINT/SIGTERM in the main thread: a normal stop
+                raise PermanentError(f"agent task {t.get_name()} ended unexpectedly")
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.backend.stop()
+            await self.hub.aclose()
+
+    async def _retry(self, fn: Any, what: str) -> Any:
+        delay = 0.5
+        while True:
+            try:
+                return await fn()
+            except TemporaryError as e:
+                log.warning("cluster %s: %s failed (%s); retrying in %.1fs", self.cluster_name, what, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+
+class AgentThread:
+    """Run one agent in a background thread (Python API for tests and embedding).
+
+        agent = AgentThread(AgentOptions(hub=url, cluster_name="a", join_token=t, kubeconfig=kc)).start()
+        ...
+        agent.stop()
+    """
+
+    def __init__(self, options: AgentOptions, backend: Backend | None = None) -> None:
+        self.options = options
+        self._backend = backend
+        self.agent: Agent | None = None
+        self.error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name=f"agent-{options.cluster_name}", daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self.agent = Agent(self.options, self._backend)
+
+            async def signal_ready() -> None:
+                await self.agent.ready.wait()  # type: ignore[union-attr]
+                self._ready.set()
+
+            waiter = asyncio.create_task(signal_ready())
+            try:
+                await self.agent.run(self._stop)
+            finally:
+                waiter.cancel()
+
+        try:
+            asyncio.run(main())
+        except BaseException as e:  # noqa: BLE001 - reported to the caller
+            self.error = e
+        finally:
+            self._ready.set()
+
+    def start(self, timeout: float = 60.0) -> AgentThread:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"agent for {self.options.cluster_name} not ready after {timeout}s")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def call(self, fn: Any, timeout: float = 30.0) -> Any:
+        """Run `fn()` (sync or async) in the agent's loop and return its result."""
+        assert self._loop is not None
+
+        async def wrapper() -> Any:
+            result = fn()
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+
+def run_agent(options: AgentOptions) -> None:
+    """Blocking entry point: run until SIGINT/SIGTERM (or a permanent error, raised)."""
+    import signal
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Agent(options).run(stop)
+
+    asyncio.run(main())
+
+
+def load_options(**kw: Any) -> AgentOptions:
+    config_path = kw.pop("config", None)
+    config = AgentConfig.load(Path(config_path) if config_path else None)
+    return AgentOptions(config=config, **kw)

@@ -1,0 +1,395 @@
+"""Delivery: the hub's Assignments for this cluster become objects on the spoke, and their
+status goes back to the hub.
+
+Owns the watch on the hub (resume by resourceVersion, relist on 410, reconnect with backoff),
+per-Assignment reconciliation (allow-list, epoch fencing, server-side apply, garbage
+collection of what an Assignment no longer contains, deletion and the cleanup finalizer),
+and status reporting. Reconciles and status writes run through deduplicating work queues,
+so a burst of events for one Assignment costs one pass.
+
+Restart safety: what the agent applied is found again by label (fleetplane.io/assignment),
+re-applying is idempotent (server-side apply by name), and on start every Assignment's
+status is recomputed and written if the hub's copy differs, so no update is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from .backends import Backend
+from .errors import Expired, JoinRefused, PermanentError, TemporaryError
+from .fencing import EpochFence
+from .hub import HubClient
+from .labels import (
+    ASSIGNMENT_ANNOTATION,
+    CLEANUP_FINALIZER,
+    EPOCH_LABEL,
+    WORKLOAD_LABEL,
+    assignment_key,
+    assignment_label,
+)
+from .manifests import ObjectRef, decorate, group_of, policy_violations, target_namespace
+from .settings import AgentConfig
+from .workqueue import WorkQueue
+
+log = logging.getLogger("fleetplane.agent.delivery")
+
+STATUS_KEYS = ("phase", "reason", "message", "observedEpoch", "objects")
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _key_of(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return assignment_key(meta.get("namespace") or "", meta.get("name") or "")
+
+
+def _spec_hash(obj: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj.get("spec") or {}, sort_keys=True).encode()).hexdigest()
+
+
+def _comparable(status: Mapping[str, Any] | None) -> dict[str, Any]:
+    status = status or {}
+    out = {k: status.get(k) for k in STATUS_KEYS}
+    out["objects"] = [{k: v for k, v in o.items() if v is not None} for o in out["objects"] or []]
+    return out
+
+
+class Delivery:
+    def __init__(self, cluster: str, hub: HubClient, backend: Backend, config: AgentConfig) -> None:
+        self.cluster = cluster
+        self.hub = hub
+        self.backend = backend
+        self.config = config
+        self.fence = EpochFence()
+        self.assignments: dict[str, dict[str, Any]] = {}  # key → latest object from the hub
+        self.applied: dict[str, set[ObjectRef]] = {}  # key → objects on the spoke
+        self.applied_hash: dict[str, str] = {}  # key → spec hash last reconciled successfully
+        self.outcome: dict[str, dict[str, Any]] = {}  # key → a status the agent decided (Rejected, Failed)
+        self.written: dict[str, dict[str, Any]] = {}  # key → last status written (comparable form)
+        self.label_to_key: dict[str, str] = {}
+        self.reconcile_q = WorkQueue()
+        self.status_q = WorkQueue()
+        self.synced = asyncio.Event()
+        self.resource_version = ""
+        self.stats = {"events": 0, "relists": 0, "reconnects": 0, "applies": 0, "deletes": 0, "status_writes": 0}
+
+    # ------------------------------------------------------------ hub watch
+
+    async def watch_forever(self) -> None:
+        settings = self.config.hub
+        backoff = settings.reconnect_backoff_initial_seconds
+        rv: str | None = None
+        while True:
+            try:
+                if rv is None:
+                    items, rv = await self.hub.list_assignments(self.cluster)
+                    self.stats["relists"] += 1
+                    await self._resync(items)
+                    self.synced.set()
+                async for event in self.hub.watch_assignments(self.cluster, rv):
+                    backoff = settings.reconnect_backoff_initial_seconds
+                    self.stats["events"] += 1
+                    obj = event.get("object") or {}
+                    rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+                    self.resource_version = rv
+                    etype = event.get("type")
+                    if etype in ("ADDED", "MODIFIED"):
+                        self._upsert(obj)
+                    elif etype == "DELETED":
+                        self._removed(_key_of(obj))
+                # The hub ended the stream (timeout): resume from rv at once.
+            except Expired:
+                log.info("cluster %s: watch resourceVersion %s expired; relisting", self.cluster, rv)
+                rv = None
+            except JoinRefused:
+                raise
+            except (TemporaryError, PermanentError) as e:
+                self.stats["reconnects"] += 1
+                delay = backoff * (0.5 + random.random())
+                log.warning("cluster %s: hub watch failed (%s); reconnecting in %.1fs", self.cluster, e, delay)
+                await asyncio.sleep(delay)
+                backoff = min(backoff * 2, settings.reconnect_backoff_max_seconds)
+
+    async def _resync(self, items: list[dict[str, Any]]) -> None:
+        """A full list from the hub: it is the truth; what it lacks was deleted."""
+        for item in items:
+            self.fence.observe_assignment(item)
+        listed = {_key_of(i): i for i in items}
+        for key in list(self.assignments) + list(self.applied):
+            if key not in listed:
+                self._removed(key)  # deleted on the hub while we were not watching
+        for key, item in listed.items():
+            self.assignments[key] = item
+            self.label_to_key[self._label(key)] = key
+            self.reconcile_q.add(key)
+            self.status_q.add(key)
+
+    def _upsert(self, obj: dict[str, Any]) -> None:
+        key = _key_of(obj)
+        wkey = EpochFence.workload_key(obj)
+        before = self.fence.highest(wkey)
+        self.fence.observe_assignment(obj)
+        if self.fence.highest(wkey) != before:
+            # A newer epoch: older copies of this workload must be fenced off now.
+            for other, a in self.assignments.items():
+                if other != key and EpochFence.workload_key(a) == wkey:
+                    self.reconcile_q.add(other)
+        self.assignments[key] = obj
+        self.label_to_key[self._label(key)] = key
+        self.reconcile_q.add(key)
+
+    def _removed(self, key: str) -> None:
+        self.assignments.pop(key, None)
+        self.reconcile_q.add(key)
+
+    @staticmethod
+    def _label(key: str) -> str:
+        ns, _, name = key.partition("/")
+        return assignment_label(ns, name)
+
+    # ------------------------------------------------------------ startup inventory
+
+    async def inventory(self) -> None:
+        """Find what earlier runs applied (by label) so it can be updated or collected."""
+        allowed = [(k.group, k.kind) for k in self.config.delivery.allowed_kinds]
+        for obj in await self.backend.list_managed(allowed):
+            meta = obj.get("metadata") or {}
+            full = (meta.get("annotations") or {}).get(ASSIGNMENT_ANNOTATION)
+            if not full or "/" not in full:
+                continue
+            ref = ObjectRef.of(obj)
+            self.applied.setdefault(full, set()).add(ref)
+            self.label_to_key[self._label(full)] = full
+            labels = meta.get("labels") or {}
+            try:
+                epoch = int(labels.get(EPOCH_LABEL, "0"))
+            except ValueError:
+                continue
+            ns = full.partition("/")[0]
+            if labels.get(WORKLOAD_LABEL):
+                self.fence.observe(f"{ns}/{labels[WORKLOAD_LABEL]}", epoch)
+
+    def orphans(self) -> list[str]:
+        """Assignments with objects on the spoke but not on the hub (deleted while we were away)."""
+        return [k for k in self.applied if k not in self.assignments]
+
+    # ------------------------------------------------------------ reconcile
+
+    async def reconcile_worker(self) -> None:
+        q = self.reconcile_q
+        while True:
+            key = await q.get()
+            try:
+                await self.reconcile(str(key))
+                q.forget(key)
+            except TemporaryError as e:
+                delay = q.retry_delay(key, self.config.delivery.retry_backoff_max_seconds)
+                log.warning("Assignment %s: %s; retrying in %.1fs", key, e, delay)
+                q.add_after(key, delay)
+            except Exception:  # noqa: BLE001 - one bad Assignment must not stop the others
+                log.exception("Assignment %s: unexpected error", key)
+                q.add_after(key, q.retry_delay(key, self.config.delivery.retry_backoff_max_seconds))
+            finally:
+                q.done(key)
+
+    async def reconcile(self, key: str) -> None:
+        a = self.assignments.get(key)
+        if a is None:
+            await self._delete_all(key)
+            self._forget(key)
+            return
+        meta = a.get("metadata") or {}
+        spec = a.get("spec") or {}
+        ns, name = meta.get("namespace") or "", meta.get("name") or ""
+        epoch = int(spec.get("epoch") or 0)
+        if meta.get("deletionTimestamp"):
+            await self._finalize(key, a)
+            return
+        if self.fence.is_stale(a):
+            await self._delete_all(key)
+            self.applied_hash.pop(key, None)
+            highest = self.fence.highest(EpochFence.workload_key(a))
+            self.outcome[key] = {
+                "phase": "Rejected",
+                "reason": "StaleEpoch",
+                "message": f"epoch {epoch} is older than epoch {highest} already seen for this workload; not applied",
+                "objects": [],
+            }
+            self.status_q.add(key)
+            return
+        digest = _spec_hash(a)
+        if self.applied_hash.get(key) == digest:
+            self.status_q.add(key)
+            return
+
+        manifests: list[dict[str, Any]] = list(spec.get("manifests") or [])
+        delivery = self.config.delivery
+        namespaced: dict[tuple[str, str], bool] = {}
+        violations = policy_violations(manifests, ns, delivery)
+        if not violations:
+            missing = []
+            for m in manifests:
+                gv = (m.get("apiVersion", ""), m.get("kind", ""))
+                if gv not in namespaced:
+                    scoped = await self.backend.namespaced(*gv)
+                    if scoped is None:
+                        missing.append(f"{gv[1]} ({gv[0]}) is not served by cluster {self.cluster}")
+                        continue
+                    namespaced[gv] = scoped
+            if missing:
+                self._decide(key, digest, "Failed", "KindNotFound", "; ".join(missing) + "; install its CRD first")
+                return
+            violations = policy_violations(manifests, ns, delivery, namespaced)
+        if violations:
+            self._decide(key, digest, "Rejected", "Forbidden", "; ".join(violations))
+            log.warning("Assignment %s rejected: %s", key, "; ".join(violations))
+            return
+
+        objs = [
+            decorate(
+                m,
+                assignment_namespace=ns,
+                assignment_name=name,
+                workload=(spec.get("workloadRef") or {}).get("name") or name,
+                epoch=epoch,
+                namespaced=namespaced[(m["apiVersion"], m["kind"])],
+            )
+            for m in manifests
+        ]
+        if delivery.create_namespaces:
+            for target in sorted({target_namespace(m, ns) for m, o in zip(manifests, objs) if namespaced[(m["apiVersion"], m["kind"])]}):
+                await self.backend.ensure_namespace(target)
+        refs: set[ObjectRef] = set()
+        for obj in objs:
+            ref = ObjectRef.of(obj)
+            try:
+                await self.backend.apply(obj)
+            except PermanentError as e:
+                self.applied.setdefault(key, set()).update(refs)
+                self._decide(key, digest, "Failed", "ApplyFailed", f"{ref}: {e}")
+                return
+            self.stats["applies"] += 1
+            refs.add(ref)
+            self.applied.setdefault(key, set()).add(ref)
+        for stale in self.applied.get(key, set()) - refs:
+            await self.backend.delete(stale)  # no longer in the Assignment
+            self.stats["deletes"] += 1
+        self.applied[key] = refs
+        self.outcome.pop(key, None)
+        self.applied_hash[key] = digest
+        self.status_q.add(key)
+
+    def _decide(self, key: str, digest: str, phase: str, reason: str, message: str) -> None:
+        self.outcome[key] = {"phase": phase, "reason": reason, "message": message, "objects": []}
+        self.applied_hash[key] = digest
+        self.status_q.add(key)
+
+    async def _delete_all(self, key: str) -> None:
+        for ref in sorted(self.applied.get(key, set()), key=str):
+            await self.backend.delete(ref)
+            self.stats["deletes"] += 1
+            self.applied[key].discard(ref)
+        self.applied.pop(key, None)
+
+    async def _finalize(self, key: str, a: dict[str, Any]) -> None:
+        meta = a.get("metadata") or {}
+        ns, name = meta.get("namespace") or "", meta.get("name") or ""
+        if self.applied.get(key):
+            try:
+                await self.hub.patch_assignment_status(
+                    ns, name, {"phase": "Deleting", "reason": None, "message": "deleting objects on the cluster", "updatedAt": now_rfc3339()}
+                )
+            except PermanentError:
+                pass
+        await self._delete_all(key)
+        finalizers = list(meta.get("finalizers") or [])
+        if CLEANUP_FINALIZER in finalizers:
+            rest = [f for f in finalizers if f != CLEANUP_FINALIZER]
+            try:
+                await self.hub.patch_assignment(
+                    ns, name, {"metadata": {"finalizers": rest, "resourceVersion": meta.get("resourceVersion")}}
+                )
+            except PermanentError as e:
+                if "404" not in str(e) and "NotFound" not in str(e):
+                    raise
+            # A 409 (TemporaryError) retries with the newer copy the watch delivers meanwhile.
+        self._forget(key, keep_assignment=True)
+
+    def _forget(self, key: str, keep_assignment: bool = False) -> None:
+        if not keep_assignment:
+            self.assignments.pop(key, None)
+        self.applied_hash.pop(key, None)
+        self.outcome.pop(key, None)
+        self.written.pop(key, None)
+        forget = getattr(self.backend, "forget", None)
+        if forget:
+            forget(self._label(key))
+
+    # ------------------------------------------------------------ status
+
+    def objects_changed(self, label: str) -> None:
+        key = self.label_to_key.get(label)
+        if key is not None:
+            self.status_q.add(key)
+
+    async def status_worker(self) -> None:
+        q = self.status_q
+        while True:
+            key = await q.get()
+            try:
+                await self.write_status(str(key))
+                q.forget(key)
+            except TemporaryError as e:
+                delay = q.retry_delay(key, self.config.delivery.retry_backoff_max_seconds)
+                log.warning("status of Assignment %s: %s; retrying in %.1fs", key, e, delay)
+                q.add_after(key, delay)
+            except PermanentError as e:
+                log.warning("status of Assignment %s: %s", key, e)
+            except Exception:  # noqa: BLE001
+                log.exception("status of Assignment %s: unexpected error", key)
+            finally:
+                q.done(key)
+
+    def compute_status(self, key: str) -> dict[str, Any] | None:
+        a = self.assignments.get(key)
+        if a is None or (a.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        epoch = int((a.get("spec") or {}).get("epoch") or 0)
+        if key in self.outcome:
+            return {**self.outcome[key], "observedEpoch": epoch}
+        if self.applied_hash.get(key) != _spec_hash(a):
+            return None  # not reconciled yet; the reconcile queues a status pass when done
+        refs = sorted(self.applied.get(key, set()), key=lambda r: (r.kind, r.namespace or "", r.name))
+        observed = self.backend.observe(self._label(key), refs)
+        if observed.phase == "Applied" and not refs:
+            observed.message = "the Assignment has no manifests"
+        return observed.to_status(epoch)
+
+    async def write_status(self, key: str) -> None:
+        status = self.compute_status(key)
+        if status is None:
+            return
+        comparable = _comparable(status)
+        hub_copy = _comparable((self.assignments.get(key) or {}).get("status"))
+        if comparable == self.written.get(key) or (key not in self.written and comparable == hub_copy):
+            self.written[key] = comparable
+            return
+        ns, _, name = key.partition("/")
+        try:
+            await self.hub.patch_assignment_status(ns, name, {**status, "updatedAt": now_rfc3339()})
+        except PermanentError as e:
+            if "404" in str(e) or "NotFound" in str(e):
+                return  # deleted meanwhile; the watch will tell
+            raise
+        self.stats["status_writes"] += 1
+        self.written[key] = comparable

@@ -1,0 +1,31 @@
+"""Errors that say whether to retry (after kopf's TemporaryError / PermanentError)."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base of the agent's own errors."""
+
+
+class TemporaryError(AgentError):
+    """Worth retrying later: the hub or the spoke was unreachable, busy or conflicting."""
+
+    def __init__(self, message: str, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(AgentError):
+    """Retrying the same input will fail the same way; report it and wait for a change."""
+
+    def __init__(self, message: str, reason: str = "Invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class JoinRefused(PermanentError):
+    """The hub refused the join token or the stored credential."""
+
+
+class Expired(AgentError):
+    """The hub answered 410 Gone: the watch's resourceVersion is too old; relist."""

@@ -1,0 +1,175 @@
+"""Typed settings of the spoke agent, grouped by concern.
+
+The agent reads one YAML file (`--config`) whose top-level keys are these groups
+(camelCase or snake_case). Every knob says its unit and why its default is what it is.
+Command-line options (hub URL, tokens, kubeconfig) are not here: they are per process,
+while this file is the policy an operator reviews (what the agent may apply, and how
+chatty it is towards the hub).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class HubSettings(_Group):
+    """How the agent talks to the hub."""
+
+    request_timeout_seconds: float = Field(
+        default=10.0,
+        description="Seconds. Timeout of one non-watch request (join, status patch, list). Hub requests "
+        "are small; 10 s rides out a busy hub without hiding a dead one for long.",
+    )
+    watch_inactivity_timeout_seconds: float = Field(
+        default=150.0,
+        description="Seconds. A watch that delivers nothing (not even a BOOKMARK) for this long is "
+        "considered dead and reopened from the last resourceVersion. Kubernetes-style servers send a "
+        "bookmark about every 60 s; 150 s tolerates two lost bookmarks before reconnecting.",
+    )
+    reconnect_backoff_initial_seconds: float = Field(
+        default=0.5,
+        description="Seconds. First pause before reconnecting a failed watch; doubles per failure "
+        "(with jitter). Short, because most disconnects are a hub restart that is over in a second.",
+    )
+    reconnect_backoff_max_seconds: float = Field(
+        default=30.0,
+        description="Seconds. Cap of the reconnect backoff: with 1,000+ agents, a hub outage must not "
+        "end in a thundering herd, yet agents should be back within half a minute.",
+    )
+
+
+class CapacitySettings(_Group):
+    """What counts as a GPU and how often capacity is reported."""
+
+    gpu_resources: list[str] = Field(
+        default_factory=lambda: ["nvidia.com/gpu"],
+        description="Extended resource names counted as GPUs (e.g. add amd.com/gpu). nvidia.com/gpu is "
+        "what the NVIDIA device plugin advertises, so it is the only default.",
+    )
+    debounce_seconds: float = Field(
+        default=1.0,
+        description="Seconds. After a Node or Pod change, wait this long for more changes before "
+        "reporting, so a Job starting 8 pods makes one report, not 8. One second keeps the hub's view "
+        "within 'seconds' of the truth.",
+    )
+    heartbeat_seconds: float = Field(
+        default=15.0,
+        description="Seconds. Report capacity (and the heartbeat time) at least this often even without "
+        "changes. The hub marks a cluster NotReady after a few missed heartbeats; 15 s costs one small "
+        "PATCH per cluster and keeps a lost cluster detectable within about a minute.",
+    )
+    report_nodes: bool = Field(
+        default=True,
+        description="Include the per-node free list in each pool (placement needs it to know whether one "
+        "node can host a whole replica). Turn off only for clusters with thousands of GPU nodes.",
+    )
+
+
+class AllowedKind(_Group):
+    """One kind the agent may apply: `group` is empty for the core API group."""
+
+    group: str = ""
+    kind: str
+
+    def matches(self, api_version: str, kind: str) -> bool:
+        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+        return group == self.group and kind == self.kind
+
+
+def _default_kinds() -> list[AllowedKind]:
+    # Workload kinds AI teams ship, plus the namespaced helpers they come with. Nothing
+    # cluster-scoped and nothing granting permissions (Roles, bindings): a hub credential
+    # must never be a way to escalate privileges on a member cluster.
+    return [
+        AllowedKind(group="batch", kind="Job"),
+        AllowedKind(group="apps", kind="Deployment"),
+        AllowedKind(group="apps", kind="StatefulSet"),
+        AllowedKind(group="", kind="Pod"),
+        AllowedKind(group="", kind="Service"),
+        AllowedKind(group="", kind="ConfigMap"),
+        AllowedKind(group="kubeflow.org", kind="PyTorchJob"),
+        AllowedKind(group="ray.io", kind="RayJob"),
+        AllowedKind(group="jobset.x-k8s.io", kind="JobSet"),
+    ]
+
+
+class DeliverySettings(_Group):
+    """What the agent may apply for the hub, and how."""
+
+    field_manager: str = Field(
+        default="fleetplane-agent",
+        description="Server-side apply field manager; lets people see which fields the agent owns.",
+    )
+    allowed_kinds: list[AllowedKind] = Field(
+        default_factory=_default_kinds,
+        description="Kinds the agent applies; any other kind rejects the whole Assignment. The Helm "
+        "chart's RBAC grants exactly these.",
+    )
+    allowed_namespaces: list[str] = Field(
+        default_factory=lambda: ["*"],
+        description="Glob patterns of namespaces manifests may target.",
+    )
+    denied_namespaces: list[str] = Field(
+        default_factory=lambda: ["kube-*", "fleetplane-system"],
+        description="Glob patterns refused even if allowed: the system namespaces and the agent's own, "
+        "so a hub user cannot read the agent's credential or disturb the cluster's plumbing.",
+    )
+    create_namespaces: bool = Field(
+        default=True,
+        description="Create an allowed target namespace if it is missing (hub team namespaces are "
+        "mirrored on the spoke). Needs the namespaces/create RBAC rule.",
+    )
+    workers: int = Field(
+        default=4,
+        ge=1,
+        description="Assignments reconciled concurrently. Each reconcile is a few API calls; 4 keeps a "
+        "small apiserver comfortable while a resync of 1,000 Assignments takes seconds.",
+    )
+    retry_backoff_max_seconds: float = Field(
+        default=60.0,
+        description="Seconds. Cap of the per-Assignment retry backoff after a temporary failure.",
+    )
+
+    def kind_allowed(self, api_version: str, kind: str) -> bool:
+        return any(k.matches(api_version, kind) for k in self.allowed_kinds)
+
+    def namespace_allowed(self, namespace: str) -> bool:
+        if any(fnmatch.fnmatchcase(namespace, p) for p in self.denied_namespaces):
+            return False
+        return any(fnmatch.fnmatchcase(namespace, p) for p in self.allowed_namespaces)
+
+
+class StateSettings(_Group):
+    """Where the agent keeps its cluster credential."""
+
+    secret: str = Field(
+        default="fleetplane-system/fleetplane-agent",
+        description="namespace/name of the spoke Secret holding the hub credential (and, before the "
+        "first join, the join token). The Helm chart creates it in the release namespace.",
+    )
+
+
+class AgentConfig(_Group):
+    """The whole `--config` file."""
+
+    hub: HubSettings = Field(default_factory=HubSettings)
+    capacity: CapacitySettings = Field(default_factory=CapacitySettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> AgentConfig:
+        if path is None:
+            return cls()
+        data: Any = yaml.safe_load(Path(path).read_text()) or {}
+        return cls.model_validate(data)
