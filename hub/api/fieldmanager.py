@@ -212,7 +212,12 @@ def apply(
         if not managed.owners(p, exclude=key):
             _del_path(result, p)
     merged = deep_merge(result, {k: v for k, v in applied.items() if k not in ("status",)})
-    managed.take(key, set(applied_paths), api_version)
+    # Forced conflicts move to this manager; fields applied with the value already live stay
+    # shared with their other owners (co-ownership, as in Kubernetes).
+    forced = {p for p, _ in conflicts}
+    for k, (owned, _, _) in managed.entries.items():
+        if k != key:
+            owned -= forced
     managed.set(key, set(applied_paths), api_version)
     merged.setdefault("metadata", {})["managedFields"] = managed.dump()
     return merged
