@@ -169,3 +169,21 @@ class Authenticator:
             subj = Subject(row[0], row[1], tuple(row[2] or ()))
         self._cache[h] = (now, subj)
         return subj
+
+
+def check_change(subject: Subject, res: Any, old: Obj, new: Obj, subresource: str) -> None:
+    """Agents may write status, and on an Assignment's main resource only drop finalizers."""
+    if subject.kind != "agent" or subresource == "status":
+        return
+
+    def essence(o: Obj) -> Obj:
+        meta = {k: v for k, v in (o.get("metadata") or {}).items()
+                if k not in ("finalizers", "managedFields", "resourceVersion", "generation")}
+        return {**{k: v for k, v in o.items() if k not in ("metadata", "status")}, "metadata": meta}
+
+    if essence(old) != essence(new):
+        raise forbidden(f'{res.qualified} "{old["metadata"]["name"]}": cluster agent "{subject.name}" may only '
+                        "update status and remove finalizers")
+    added = set(new["metadata"].get("finalizers") or []) - set(old["metadata"].get("finalizers") or [])
+    if added:
+        raise forbidden(f'{res.qualified} "{old["metadata"]["name"]}": cluster agents cannot add finalizers')

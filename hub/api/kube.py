@@ -30,7 +30,7 @@ from hub.api.resources import RESOURCES, Resource, lookup
 from hub.api.selectors import both, parse_field_selector, parse_label_selector
 from hub.api.validation import check_metadata, parse_body, validate_object
 from hub.apis.v1alpha1 import GROUP, VERSION
-from hub.auth import ReadScope, Subject, check_write, read_scope
+from hub.auth import ReadScope, Subject, check_change, check_write, read_scope
 from hub.errors import (
     ApiError,
     bad_request,
@@ -526,8 +526,9 @@ async def _write_existing(
                     return new
                 return tx.create(res.key, new)
             raise not_found(res.plural, res.group, name)
-        new, warnings = mutate(copy.deepcopy(old))
         check_write(subject, res, verb, ns, old, t.subresource)
+        new, warnings = mutate(copy.deepcopy(old))
+        check_change(subject, res, old, new, t.subresource)
         if not scope.allows(new):
             raise ApiError(403, "Forbidden", f'{res.qualified} "{name}": the change would move it out of your scope')
         result["status"], result["warnings"] = 200, warnings

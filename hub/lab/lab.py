@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,7 +153,7 @@ class Lab:
         names = [s.name for s in self.specs]
         if len(set(names)) != len(names):
             raise LabError(f"spoke names must be unique, got {names}")
-        if self.with_hub and importlib.util.find_spec("hub.cli") is None:
+        if self.backend == "local" and self.with_hub and importlib.util.find_spec("hub.cli") is None:
             raise LabError("the hub command (python -m hub.cli up) is not available in this checkout; "
                            "start the lab without the hub (--no-hub / with_hub=False)")
         t0 = time.monotonic()
@@ -161,8 +161,12 @@ class Lab:
             from hub.lab import kind
 
             self.root.mkdir(parents=True, exist_ok=True)
-            self.spokes = kind.up(self.root, self.specs, progress=self.progress)
-            self._save_state()
+            self._save_state()  # before creating clusters, so `lab down` can delete partial ones
+            self.spokes = kind.up(self.root, self.specs, self.with_hub, progress=self.progress)
+            hub_kc = self.root / "kubeconfigs" / "hub-cluster.kubeconfig"
+            if self.with_hub and hub_kc.exists():
+                # The hub runs inside this cluster (deploy/helm/hub); reach it by port-forward.
+                self.hub = HubInfo(url="", kubeconfig=str(hub_kc), data_dir="")
         else:
             bin_dir = require_binaries(self.bin_dir)
             # A fresh run dir: old etcd data would resurrect the previous lab's objects.
@@ -189,7 +193,7 @@ class Lab:
         # Spokes start in parallel: most of a spoke's startup is waiting on its apiserver,
         # so overlapping them cuts `lab up` time even on 2 cores.
         with ThreadPoolExecutor(max_workers=max(1, len(self.specs)) + 1) as pool:
-            futures = {}
+            futures: dict[str, Future[Any]] = {}
             if self.with_hub:
                 futures["hub"] = pool.submit(self._start_hub)
             for spec in self.specs:
@@ -252,7 +256,7 @@ class Lab:
         if self.backend == "kind" or state.get("backend") == "kind":
             from hub.lab import kind
 
-            kind.down(self.root, [s for s in state.get("spokes", {})])
+            kind.down(self.root)
             self._clear_state()
             return DownReport(stopped=["kind clusters"], killed=[], busy_ports=[], leftover_pids=[])
         records = _dedupe(list(self._records) + _records_of(state))

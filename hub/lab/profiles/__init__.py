@@ -1,6 +1,6 @@
 """GPU node profiles: YAML descriptions of node pools, rendered into fake Node objects.
 
-A profile (hub/lab/profiles/<name>.yaml, or any path) lists node pools: how many nodes,
+A profile (<name>.yaml beside this file, or any path) lists node pools: how many nodes,
 GPUs per node, and the labels real GPU nodes carry. Rendering is pure (no I/O besides
 reading the YAML) so the local lab, the kind script and tests all produce identical nodes.
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-PROFILES_DIR = Path(__file__).parent / "profiles"
+PROFILES_DIR = Path(__file__).parent
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 PRICE_ANNOTATION = "fleetplane.io/price-per-gpu-hour"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -184,6 +184,3 @@ def main(argv: list[str] | None = None) -> None:
     items = render_nodes(ns.spoke, ns.profiles, ns.region)
     print(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}, sort_keys=False))
 
-
-if __name__ == "__main__":
-    main()
