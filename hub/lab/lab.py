@@ -268,11 +268,9 @@ class Lab:
         is_etcd = [r.name == "etcd" or r.name.endswith("/etcd") for r in records]
         killed = process.stop([r for r, e in zip(records, is_etcd) if not e], grace=grace)
         killed += process.stop([r for r, e in zip(records, is_etcd) if e], grace=grace)
-        hub_data = state.get("hub", {}) and state["hub"].get("data_dir")
-        if self.hub:
-            hub_data = self.hub.data_dir
-        if hub_data:
-            _stop_strays_using(hub_data)
+        # The hub's data dir is always RUN_DIR/hub; check it even if the hub died mid-start.
+        if (self.root / "hub").is_dir():
+            _stop_strays_using(str(self.root / "hub"))
         ports = [p for r in records for p in r.ports]
         busy = process.wait_ports_free(ports)
         leftover = [r.pid for r in records if r.alive()]
@@ -383,19 +381,38 @@ def _dedupe(recs: list[ProcRecord]) -> list[ProcRecord]:
 
 
 def _stop_strays_using(data_dir: str) -> None:
-    """Stop processes still running from the hub's data dir (e.g. a Postgres that put itself
-    in its own session). Matching on our own run-dir path, not on a program name, so only
-    processes this lab started can match."""
+    """Stop database processes still running on the hub's data dir (a Postgres that
+    daemonized into its own session survives the hub's process group being signalled).
+
+    Matches only processes whose data-directory argument (`-D DIR`, `-DDIR`, `--pgdata=DIR`)
+    lies inside our own run dir, so nothing this lab did not start can match, not even a
+    `tail -f` of a hub log.
+    """
+    root = data_dir.rstrip("/") + "/"
+
+    def uses_dir(args: list[str]) -> bool:
+        for i, a in enumerate(args):
+            val = None
+            if a in ("-D", "--pgdata") and i + 1 < len(args):
+                val = args[i + 1]
+            elif a.startswith("-D") and len(a) > 2:
+                val = a[2:]
+            elif a.startswith("--pgdata="):
+                val = a.split("=", 1)[1]
+            if val and (val.rstrip("/") + "/").startswith(root):
+                return True
+        return False
+
     victims = []
     for p in psutil.process_iter(["cmdline"]):
         try:
-            if any(data_dir in arg for arg in (p.info["cmdline"] or [])):
+            if uses_dir(p.info["cmdline"] or []):
                 victims.append(p)
         except psutil.Error:
             continue
     for p in victims:
         try:
-            p.terminate()
+            p.terminate()  # SIGTERM = Postgres "smart" shutdown
         except psutil.Error:
             pass
     _, alive = psutil.wait_procs(victims, timeout=10)

@@ -110,7 +110,7 @@ def decode_continue(token: str) -> tuple[int, str, str]:
 
 class Store:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
-        self.engine: AsyncEngine = create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=3600)
         self._on_commit: list[Callable[[], None]] = []
 
     async def close(self) -> None:
