@@ -46,3 +46,18 @@ class Settings:
 
     watch_queue_limit: int = field(default_factory=lambda: int(_env("WATCH_QUEUE_LIMIT", "50000")))
     """Events buffered for one slow watcher before it is closed with 410 and must relist."""
+
+    cluster_timeout_seconds: float = field(default_factory=lambda: float(_env("CLUSTER_TIMEOUT_SECONDS", "40")))
+    """A cluster whose heartbeat is older than this (s) becomes NotReady and its workloads are
+    re-placed per their failover policy. Four missed 10 s agent heartbeats: long enough to ride
+    out a hub restart or a short network blip, short enough to move work within a minute."""
+
+    placement_debounce_seconds: float = field(default_factory=lambda: float(_env("PLACEMENT_DEBOUNCE_SECONDS", "0.05")))
+    """After a relevant change the placement loop waits this long (s) to batch a burst of
+    submissions into one engine pass (placing in priority order against one snapshot)."""
+
+    placement_profile: str = field(default_factory=lambda: _env("PLACEMENT_PROFILE", "default"))
+    """Scoring profile of the placement engine (docs/placement.md)."""
+
+    controllers: bool = field(default_factory=lambda: _env("CONTROLLERS", "true").lower() in ("1", "true", "yes"))
+    """Run the placement/health/status controllers in this process (one active per database)."""

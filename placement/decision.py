@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from placement.fleet import FloatArray, IntArray
+import numpy.typing as npt
+
+from placement.fleet import BoolArray, FloatArray, IntArray
 from placement.model import CAPACITY_TYPES, Reservation, WorkloadRequest
 from placement.plugins.base import ExplainView, Plugin, Query
 from placement.profiles import MAX_SCORE
@@ -56,8 +58,10 @@ class Trace:
     cluster_filters: list[Plugin]
     pool_filters: list[Plugin]
     scorers: list[tuple[Plugin, float]]
-    cluster_code: Any  # int8 per cluster: 0 passed, i = removed by cluster_filters[i-1]
-    pool_code: Any  # int8 per pool: 0 passed, i = removed by pool_filters[i-1]; None if gpu-less
+    # One mask per filter that ran. Static masks are shared with the snapshot's cache, so
+    # keeping them costs nothing; only gpu-fit's is a fresh array per decision.
+    cluster_masks: list[BoolArray]
+    pool_masks: list[BoolArray] | None  # None for a workload that needs no GPUs
     view: ExplainView
     scores: list[FloatArray]
     total: FloatArray
@@ -88,14 +92,16 @@ class Decision:
         a = t.view.arrays
         q = t.query
         out: dict[int, tuple[str, str, str]] = {}
-        ccode = t.cluster_code
+        ccode = first_failed(t.cluster_masks, a.n_clusters)
         for c in np.flatnonzero(ccode):
             plugin = t.cluster_filters[int(ccode[c]) - 1]
             short, detail = plugin.why(q, t.view, int(c))
             out[int(c)] = (plugin.name, short, detail)
-        if t.pool_code is None:
+        if t.pool_masks is None:
             return out
-        pcode = t.pool_code
+        # Per pool, the first pool filter that failed; only read for clusters that passed the
+        # cluster filters (the others are explained by their cluster filter).
+        pcode = first_failed(t.pool_masks, a.n_pools)
         feasible = np.zeros(a.n_clusters, dtype=np.bool_)
         feasible[a.pool_cluster[pcode == 0]] = True
         furthest = np.zeros(a.n_clusters, dtype=np.int64)
@@ -245,6 +251,14 @@ class Decision:
             for x in self.assignments
             if x.pool is not None and x.gpus_per_replica > 0
         ]
+
+
+def first_failed(masks: list[BoolArray], n: int) -> npt.NDArray[np.int8]:
+    """int8 per element: 0 passed every mask, i = the first failed was masks[i-1]."""
+    code = np.zeros(n, dtype=np.int8)
+    for i in range(len(masks), 0, -1):
+        code[~masks[i - 1]] = i
+    return code
 
 
 def best_option(total: FloatArray, rank: IntArray, pool: IntArray) -> int:

@@ -39,14 +39,6 @@ def _ids(mapping: dict[str, int], names: Iterable[str]) -> IntArray:
     return np.array(sorted({mapping[n] for n in names if n in mapping}), dtype=np.int64)
 
 
-def _codes(masks: list[np.ndarray], n: int) -> np.ndarray:
-    """int8 per element: 0 passed every mask, i = first failed masks[i-1]."""
-    code = np.zeros(n, dtype=np.int8)
-    for i in range(len(masks), 0, -1):
-        code[~masks[i - 1]] = i
-    return code
-
-
 class Engine:
     """Places workloads on a fleet with one scoring profile and a list of plugins."""
 
@@ -167,14 +159,13 @@ class PlacementSession:
                 cmask = cmask & m
                 cmasks.append(m)
                 cluster_filters.append(p)
-        ccode = _codes(cmasks, a.n_clusters)
 
         pool_filters: list[Plugin] = []
         if q.gpu_less:
             clusters = np.flatnonzero(cmask)
             opts = Options(clusters, np.full(len(clusters), -1, dtype=np.int64), np.full(len(clusters), w.replicas))
             capacity = opts.replicas
-            pcode = None
+            pmasks_kept: list[np.ndarray] | None = None
             view = ExplainView(a, _EMPTY, _EMPTY, _EMPTY, opts)
         else:
             pmask = cmask[a.pool_cluster]
@@ -189,9 +180,7 @@ class PlacementSession:
                     pmask = pmask & m
                     pmasks.append(m)
                     pool_filters.append(p)
-            # Per pool, the first pool filter that failed; only read for clusters that
-            # passed the cluster filters (the others are explained by their cluster filter).
-            pcode = _codes(pmasks, a.n_pools)
+            pmasks_kept = pmasks
             pools = np.flatnonzero(pmask)
             capcol = st.capacity_for(q.k)
             capacity = capcol[pools]
@@ -213,8 +202,8 @@ class PlacementSession:
             cluster_filters=cluster_filters,
             pool_filters=pool_filters,
             scorers=eng.scorers,
-            cluster_code=ccode,
-            pool_code=pcode,
+            cluster_masks=cmasks,
+            pool_masks=pmasks_kept,
             view=view,
             scores=scores,
             total=total,
@@ -235,9 +224,13 @@ class PlacementSession:
         if w.mode == "Gang" or capacity[best] >= w.replicas or q.gpu_less:
             return [(best, w.replicas)], None
         limit = w.max_clusters or len(opts)
-        # Divisible and the best option is not enough: walk clusters best first.
-        order = np.lexsort((opts.pool, rank, -total))
-        picks = self._fill(order, opts, capacity, w.replicas, limit)
+        # Divisible and the best option is not enough: walk clusters best first. A few picks
+        # by repeated arg-max beat sorting every option; many picks fall back to one sort
+        # (same order, same tie-break, so the same answer).
+        picks = self._fill_by_argmax(opts, capacity, total, rank, w.replicas, limit)
+        if picks is None:
+            order = np.lexsort((opts.pool, rank, -total))
+            picks = self._fill(order, opts, capacity, w.replicas, limit)
         if picks:
             return picks, None
         # Within max_clusters the best-scored clusters lack room; try the roomiest ones.
@@ -249,6 +242,29 @@ class PlacementSession:
         room = int(capacity[firsts[:limit]].sum())
         within = f" within maxClusters {w.max_clusters}" if w.max_clusters else ""
         return [], f"together they have room for {room} of {w.replicas} replicas{within}"
+
+    #: Picks a divisible workload makes by repeated arg-max before sorting all options instead.
+    ARGMAX_PICKS = 8
+
+    def _fill_by_argmax(
+        self, opts: Options, capacity: IntArray, total: np.ndarray, rank: IntArray, replicas: int, limit: int
+    ) -> list[tuple[int, int]] | None:
+        """Greedy best-first fill; [] if it cannot fit within ``limit``, None if it needs
+        more than ARGMAX_PICKS picks (the caller then sorts)."""
+        alive = total.copy()
+        picks: list[tuple[int, int]] = []
+        remaining = replicas
+        while remaining > 0 and len(picks) < limit:
+            if len(picks) == self.ARGMAX_PICKS:
+                return None
+            if not np.isfinite(alive.max()):
+                break
+            i = best_option(alive, rank, opts.pool)
+            r = min(int(capacity[i]), remaining)
+            picks.append((i, r))
+            remaining -= r
+            alive[opts.cluster == opts.cluster[i]] = -np.inf
+        return picks if remaining == 0 else []
 
     @staticmethod
     def _one_per_cluster(order: IntArray, opts: Options) -> IntArray:

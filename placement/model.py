@@ -463,7 +463,8 @@ class FleetSnapshot:
             if c.name in seen:
                 raise PlacementInputError("Cluster", c.name, "metadata.name", "duplicate cluster name")
             seen.add(c.name)
-            if c.site is not None and c.site not in sites:
+            # Without any topology there is nothing a site could refer to; locality is moot.
+            if c.site is not None and sites and c.site not in sites:
                 raise PlacementInputError("Cluster", c.name, "spec.site", f'unknown topology site "{c.site}"')
         for key, ds in self.datasets.items():
             if key != ds.key:

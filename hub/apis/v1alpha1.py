@@ -253,7 +253,7 @@ class WorkloadStatus(_Model):
 class Workload(_Model):
     """A unit of AI work (training job, inference service) to place on a member cluster."""
 
-    api_version: Literal["fleetplane.io/v1alpha1"] = API_VERSION
+    api_version: Literal["fleetplane.io/v1alpha1"] = "fleetplane.io/v1alpha1"
     kind: Literal["Workload"] = "Workload"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: WorkloadSpec
@@ -316,7 +316,7 @@ class ClusterStatus(_Model):
 class Cluster(_Model):
     """A member Kubernetes cluster and its GPU inventory (cluster-scoped)."""
 
-    api_version: Literal["fleetplane.io/v1alpha1"] = API_VERSION
+    api_version: Literal["fleetplane.io/v1alpha1"] = "fleetplane.io/v1alpha1"
     kind: Literal["Cluster"] = "Cluster"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: ClusterSpec = Field(default_factory=ClusterSpec)
@@ -339,7 +339,7 @@ class DatasetSpec(_Model):
 class Dataset(_Model):
     """Data a workload reads, with the sites holding replicas of it."""
 
-    api_version: Literal["fleetplane.io/v1alpha1"] = API_VERSION
+    api_version: Literal["fleetplane.io/v1alpha1"] = "fleetplane.io/v1alpha1"
     kind: Literal["Dataset"] = "Dataset"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: DatasetSpec
@@ -390,7 +390,7 @@ class AssignmentStatus(_Model):
 class Assignment(_Model):
     """A placement of (part of) a Workload on one cluster (namespaced, next to its Workload)."""
 
-    api_version: Literal["fleetplane.io/v1alpha1"] = API_VERSION
+    api_version: Literal["fleetplane.io/v1alpha1"] = "fleetplane.io/v1alpha1"
     kind: Literal["Assignment"] = "Assignment"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: AssignmentSpec
@@ -421,7 +421,7 @@ class TopologySpec(_Model):
 class Topology(_Model):
     """The network between sites (regions, zones, storage), used for data locality (cluster-scoped)."""
 
-    api_version: Literal["fleetplane.io/v1alpha1"] = API_VERSION
+    api_version: Literal["fleetplane.io/v1alpha1"] = "fleetplane.io/v1alpha1"
     kind: Literal["Topology"] = "Topology"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: TopologySpec = Field(default_factory=TopologySpec)

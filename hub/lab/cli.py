@@ -69,7 +69,10 @@ def up(
         console.print(f"try: kubectl --kubeconfig {first.kubeconfig} get nodes -L nvidia.com/gpu.product")
     console.print(f"stop: fleetplane lab down --dir {dir}")
     if foreground:
-        signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+        def on_term(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt  # same clean shutdown as Ctrl-C
+
+        signal.signal(signal.SIGTERM, on_term)
         try:
             while True:
                 time.sleep(1)

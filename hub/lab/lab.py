@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import ssl
 import sys
@@ -40,6 +41,7 @@ from hub.lab.process import LOOPBACK, ProcRecord
 from hub.lab.spoke import LabStartError, SpokeInfo, SpokeSpec, start_etcd, start_spoke
 
 DEFAULT_DIR = Path(".fleetplane/lab")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 STATE_FILE = "lab.json"
 HUB_TIMEOUT = 120.0
 
@@ -61,19 +63,27 @@ def default_spokes(n: int, profiles: list[str] | None = None) -> list[SpokeSpec]
 
 @dataclass
 class HubInfo:
+    """The lab's hub: `url` is HTTPS (what kubeconfigs use), `http_url` plain loopback HTTP."""
+
     url: str
     kubeconfig: str
     data_dir: str
     process: ProcRecord | None = None
+    http_url: str = ""
+
+    @property
+    def token(self) -> str:
+        """The hub's admin bearer token (written by `fleetplane up`)."""
+        return (Path(self.data_dir) / "admin.token").read_text().strip() if self.data_dir else ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"url": self.url, "kubeconfig": self.kubeconfig, "data_dir": self.data_dir,
+        return {"url": self.url, "http_url": self.http_url, "kubeconfig": self.kubeconfig, "data_dir": self.data_dir,
                 "process": self.process.to_dict() if self.process else None}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HubInfo:
         p = d.get("process")
-        return cls(url=d["url"], kubeconfig=d["kubeconfig"], data_dir=d["data_dir"],
+        return cls(url=d["url"], kubeconfig=d["kubeconfig"], data_dir=d["data_dir"], http_url=d.get("http_url", ""),
                    process=ProcRecord.from_dict(p) if p else None)
 
 
@@ -153,6 +163,10 @@ class Lab:
         names = [s.name for s in self.specs]
         if len(set(names)) != len(names):
             raise LabError(f"spoke names must be unique, got {names}")
+        bad = [n for n in names if not _DNS_LABEL.match(n)]
+        if bad:
+            # Spoke names prefix node names and directory names.
+            raise LabError(f"spoke names must be DNS labels (a-z, 0-9, '-', ≤40 chars): {bad}")
         if self.backend == "local" and self.with_hub and importlib.util.find_spec("hub.cli") is None:
             raise LabError("the hub command (python -m hub.cli up) is not available in this checkout; "
                            "start the lab without the hub (--no-hub / with_hub=False)")
@@ -223,19 +237,23 @@ class Lab:
         self._record(rec)
 
     def _start_hub(self) -> HubInfo:
+        """`fleetplane up` on embedded Postgres in RUN_DIR/hub: HTTPS for kubectl on one port,
+        plain HTTP on a second loopback port for the readiness probe (as hub.process does)."""
         port = self.hub_port or process.free_port()
+        http_port = process.free_port()
         data = self.root / "hub"
         data.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "hub.cli", "up", "--data-dir", str(data), "--port", str(port)]
-        rec = process.start("hub", cmd, data / "hub.log", ports=[port], cwd=Path.cwd())
+        cmd = [sys.executable, "-m", "hub.cli", "up", "--data-dir", str(data), "--port", str(port),
+               "--http-port", str(http_port)]
+        rec = process.start("hub", cmd, data / "hub.log", ports=[port, http_port], cwd=Path.cwd())
         self._record(rec)
-        url = f"http://{LOOPBACK}:{port}"
         t0 = time.monotonic()
         while True:
             if not rec.alive():
                 raise LabStartError("hub", "process exited", rec.log)
             try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 and (data / "admin.kubeconfig").exists():
+                if (httpx.get(f"http://{LOOPBACK}:{http_port}/readyz", timeout=2).status_code == 200
+                        and (data / "admin.kubeconfig").exists()):
                     break
             except httpx.HTTPError:
                 pass
@@ -245,9 +263,11 @@ class Lab:
         kcfg = self.root / "kubeconfigs" / "hub.kubeconfig"
         kcfg.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(data / "admin.kubeconfig", kcfg)
-        self.hub = HubInfo(url=url, kubeconfig=str(kcfg), data_dir=str(data), process=rec)
+        kcfg.chmod(0o600)
+        self.hub = HubInfo(url=f"https://{LOOPBACK}:{port}", kubeconfig=str(kcfg), data_dir=str(data), process=rec,
+                           http_url=f"http://{LOOPBACK}:{http_port}")
         self.timings["hub"] = time.monotonic() - t0
-        self.progress(f"hub ready in {self.timings['hub']:.1f}s: {url}")
+        self.progress(f"hub ready in {self.timings['hub']:.1f}s: {self.hub.url}")
         return self.hub
 
     def down(self, grace: float = 10.0) -> DownReport:
@@ -289,6 +309,12 @@ class Lab:
             p = r.process()
             comps.append(ComponentStatus(name=r.name, pid=r.pid, alive=p is not None,
                                          rss_bytes=r.rss_bytes() if p else 0, ports=r.ports, log=r.log))
+        hub_dir = self.root / "hub"
+        if hub_dir.is_dir():
+            db = _db_processes(str(hub_dir))
+            if db:
+                comps.append(ComponentStatus(name="hub/postgres", pid=db[0].pid, alive=True,
+                                             rss_bytes=hub_db_rss_bytes(str(hub_dir)), ports=[], log=""))
         spokes = {}
         for name, d in state.get("spokes", {}).items():
             info = SpokeInfo.from_dict(d)
@@ -380,13 +406,14 @@ def _dedupe(recs: list[ProcRecord]) -> list[ProcRecord]:
     return out
 
 
-def _stop_strays_using(data_dir: str) -> None:
-    """Stop database processes still running on the hub's data dir (a Postgres that
-    daemonized into its own session survives the hub's process group being signalled).
+def _db_processes(data_dir: str) -> list[psutil.Process]:
+    """Database server processes running on a data dir inside the hub's data dir, with
+    their children. Postgres daemonizes into its own session, so signalling the hub's
+    process group does not reach it.
 
-    Matches only processes whose data-directory argument (`-D DIR`, `-DDIR`, `--pgdata=DIR`)
-    lies inside our own run dir, so nothing this lab did not start can match, not even a
-    `tail -f` of a hub log.
+    Matches only processes whose data-directory argument (`-D DIR`, `-DDIR`,
+    `--pgdata=DIR`) lies inside our own run dir, so nothing this lab did not start can
+    match, not even a `tail -f` of a hub log.
     """
     root = data_dir.rstrip("/") + "/"
 
@@ -403,16 +430,23 @@ def _stop_strays_using(data_dir: str) -> None:
                 return True
         return False
 
-    victims = []
+    found: list[psutil.Process] = []
     for p in psutil.process_iter(["cmdline"]):
         try:
             if uses_dir(p.info["cmdline"] or []):
-                victims.append(p)
+                found.append(p)
+                found.extend(p.children(recursive=True))
         except psutil.Error:
             continue
+    return found
+
+
+def _stop_strays_using(data_dir: str) -> None:
+    """Stop what `_db_processes` finds: SIGTERM (Postgres "smart" shutdown), then SIGKILL."""
+    victims = _db_processes(data_dir)
     for p in victims:
         try:
-            p.terminate()  # SIGTERM = Postgres "smart" shutdown
+            p.terminate()
         except psutil.Error:
             pass
     _, alive = psutil.wait_procs(victims, timeout=10)
@@ -421,6 +455,16 @@ def _stop_strays_using(data_dir: str) -> None:
             p.kill()
         except psutil.Error:
             pass
+
+
+def hub_db_rss_bytes(data_dir: str) -> int:
+    total = 0
+    for p in _db_processes(data_dir):
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
 
 
 def _apiserver_ready(info: SpokeInfo) -> bool:

@@ -59,6 +59,7 @@ class Broadcaster:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self.listeners: list[Callable[[Event], None]] = []
         store.on_commit(self.wake)
 
     def wake(self) -> None:
@@ -105,6 +106,8 @@ class Broadcaster:
             for w in self.watchers:
                 if w.resource == ev.resource and w.accept(ev):
                     w.offer(ev)
+            for listener in self.listeners:
+                listener(ev)
 
     async def subscribe(self, resource: str, accept: Callable[[Event], bool], from_rv: int | None) -> tuple[Watcher, list[Event], int]:
         """Register a watcher. Returns it, the back-fill events after from_rv, and the seam rv L.

@@ -116,8 +116,8 @@ class BasePlugin:
         return ""
 
 
-def models_text(q: Query, arrays: FleetArrays) -> str:
-    """"H100", "H100/A100" or "GPUs": how reasons name what the workload asked for."""
-    if not q.workload.models:
-        return "GPUs"
-    return "/".join(q.workload.models)
+def lookup(size: int, ids: IntArray) -> BoolArray:
+    """A boolean table over small integer codes: ``lookup(n, ids)[codes]`` is a fast isin."""
+    table = np.zeros(size, dtype=np.bool_)
+    table[ids] = True
+    return table

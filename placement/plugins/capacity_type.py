@@ -8,7 +8,7 @@ import numpy as np
 
 from placement.fleet import BoolArray, FleetState, FloatArray
 from placement.model import CAPACITY_TYPES
-from placement.plugins.base import BasePlugin, ExplainView, Options, Query, Stage
+from placement.plugins.base import BasePlugin, ExplainView, Options, Query, Stage, lookup
 from placement.profiles import MAX_SCORE
 
 
@@ -19,7 +19,13 @@ class CapacityTypePlugin(BasePlugin):
     def filter(self, q: Query, state: FleetState) -> BoolArray | None:
         if len(q.allowed_caps) == len(CAPACITY_TYPES):
             return None
-        return np.isin(state.arrays.pool_cap, q.allowed_caps)
+        a = state.arrays
+        key = ("capacity-type", tuple(q.allowed_caps.tolist()))
+        mask = a.cache.get(key)
+        if mask is None:
+            mask = lookup(len(CAPACITY_TYPES), q.allowed_caps)[a.pool_cap]
+            a.cache[key] = mask
+        return mask  # type: ignore[return-value]
 
     def why(self, q: Query, view: ExplainView, index: int) -> tuple[str, str]:
         # Reported per cluster: the pools that had the right model only offer disallowed types.
@@ -34,7 +40,8 @@ class CapacityTypePlugin(BasePlugin):
     def score(self, q: Query, state: FleetState, options: Options) -> FloatArray | None:
         if q.gpu_less or q.preferred_caps.size == 0:
             return np.full(len(options), MAX_SCORE)
-        return np.where(np.isin(state.arrays.pool_cap[options.pool], q.preferred_caps), MAX_SCORE, 0.0)
+        preferred = lookup(len(CAPACITY_TYPES), q.preferred_caps)[state.arrays.pool_cap[options.pool]]
+        return np.where(preferred, MAX_SCORE, 0.0)
 
     def detail(self, q: Query, view: ExplainView, option: int) -> str:
         if q.gpu_less:

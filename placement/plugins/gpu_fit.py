@@ -34,7 +34,7 @@ class GpuFit(BasePlugin):
         w = q.workload
         want = "/".join(w.models) if w.models else "GPUs"
         best = int(cap.max()) if len(cap) else 0
-        parts = ", ".join(
+        parts = "; ".join(
             f"{a.pool_names[int(p)]}: {int(f)} free, room for {int(c)}" for p, c, f in zip(pools, cap, free)
         )
         if best == 0:

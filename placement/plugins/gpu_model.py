@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from placement.fleet import BoolArray, FleetState, FloatArray
-from placement.plugins.base import BasePlugin, ExplainView, Options, Query, Stage
+from placement.plugins.base import BasePlugin, ExplainView, Options, Query, Stage, lookup
 from placement.profiles import MAX_SCORE
 
 
@@ -16,13 +16,20 @@ class GpuModel(BasePlugin):
 
     def filter(self, q: Query, state: FleetState) -> BoolArray | None:
         a = state.arrays
-        mask: BoolArray | None = None
-        if q.model_ids is not None:
-            mask = np.isin(a.pool_model, q.model_ids)
-        if q.workload.min_memory_gib > 0:
-            mem = a.pool_memory >= q.workload.min_memory_gib
-            mask = mem if mask is None else mask & mem
-        return mask
+        min_memory = q.workload.min_memory_gib
+        if q.model_ids is None and min_memory <= 0:
+            return None
+        # Static per (models, memory): cached, so the decision can keep a reference for free.
+        key = ("gpu-model", None if q.model_ids is None else tuple(q.model_ids.tolist()), min_memory)
+        mask = a.cache.get(key)
+        if mask is None:
+            mask = np.ones(a.n_pools, dtype=np.bool_)
+            if q.model_ids is not None:
+                mask &= lookup(len(a.model_names), q.model_ids)[a.pool_model]
+            if min_memory > 0:
+                mask &= a.pool_memory >= min_memory
+            a.cache[key] = mask
+        return mask  # type: ignore[return-value]
 
     def why(self, q: Query, view: ExplainView, index: int) -> tuple[str, str]:
         # ``index`` is a cluster here: the engine reports the pool stage per cluster.
@@ -44,7 +51,8 @@ class GpuModel(BasePlugin):
     def score(self, q: Query, state: FleetState, options: Options) -> FloatArray | None:
         if q.gpu_less or q.preferred_model_ids.size == 0:
             return np.full(len(options), MAX_SCORE)
-        preferred = np.isin(state.arrays.pool_model[options.pool], q.preferred_model_ids)
+        a = state.arrays
+        preferred = lookup(len(a.model_names), q.preferred_model_ids)[a.pool_model[options.pool]]
         return np.where(preferred, MAX_SCORE, 0.0)
 
     def detail(self, q: Query, view: ExplainView, option: int) -> str:

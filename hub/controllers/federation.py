@@ -1,0 +1,547 @@
+"""Federation controllers: placement, status aggregation, cluster health and failover, deletion.
+
+One loop, active in ONE hub process per database (a Postgres advisory lock held on a dedicated
+connection). It is event-driven: every committed change to a Workload, Cluster, Assignment,
+Dataset or Topology (seen through the process's watch poller) marks the loop dirty; a pass
+runs after a short debounce. The only timer is the next cluster-heartbeat expiry.
+
+A pass:
+1. Health: a cluster whose heartbeat is older than `cluster_timeout_seconds` gets
+   Ready=False (reason HeartbeatTimeout).
+2. Failover: workloads with `failover: Replace` whose current Assignment sits on a NotReady
+   cluster, or whose Assignment reports reason Preempted (spot interruption), are re-placed
+   with epoch+1; the old Assignment is deleted (its agent-cleanup finalizer keeps it until
+   the old cluster's agent, when back, has removed the stale copy).
+3. Placement: pending workloads, highest priority first, against ONE snapshot of cluster
+   capacity minus in-flight reservations. Each decision is written in ONE transaction: the
+   Workload's status (phase Placed, clusters, epoch, explanation) and its Assignment(s).
+4. Status: each placed Workload's phase and per-cluster status from its Assignments'
+   status, never moving backward (Pending < Placed < Running < Succeeded/Failed).
+5. Deletion: a deleted Workload's Assignments are deleted; its finalizer is released when
+   none is left (each Assignment waits for its agent to confirm cleanup).
+
+Reservations: an Assignment holds its GPUs (pool and nodes in the annotation
+fleetplane.io/reservation) until its cluster's capacity report reflects it — the Assignment is
+Running and the cluster's heartbeat is newer than that status — or until it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+
+from hub.apis import v1alpha1 as v1
+from hub.store.store import Event, Obj, Tx, now_rfc3339
+
+if TYPE_CHECKING:
+    from hub.server import Hub
+
+log = logging.getLogger(__name__)
+
+WORKLOADS = "fleetplane.io/workloads"
+ASSIGNMENTS = "fleetplane.io/assignments"
+CLUSTERS = "fleetplane.io/clusters"
+DATASETS = "fleetplane.io/datasets"
+TOPOLOGIES = "fleetplane.io/topologies"
+WATCHED = {WORKLOADS, ASSIGNMENTS, CLUSTERS, DATASETS, TOPOLOGIES}
+
+WORKLOAD_FINALIZER = "fleetplane.io/placement"
+AGENT_FINALIZER = "fleetplane.io/agent-cleanup"
+RESERVATION_ANNOTATION = "fleetplane.io/reservation"
+LEADER_LOCK_KEY = 0x46504C41  # "FPLA"
+EXPLAIN_ROWS = 50
+
+PHASE_RANK = {None: 0, "Pending": 0, "Placed": 1, "Running": 2, "Succeeded": 3, "Failed": 3}
+TERMINAL_ASSIGNMENT = {"Succeeded", "Failed", "Rejected"}
+
+
+def _parse_time(ts: str | None) -> float | None:
+    if not ts:
+        return None
+    try:
+        return datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
+def _meta(o: Obj) -> dict[str, Any]:
+    return o.setdefault("metadata", {})
+
+
+def _ready(cluster: Obj) -> bool:
+    for c in (cluster.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def scale_manifest(m: Obj, replicas: int, total: int) -> Obj:
+    """Give one cluster its share of a Divisible workload's replicas.
+
+    Deployments/StatefulSets/ReplicaSets: spec.replicas. Jobs: parallelism and completions.
+    Other kinds (PyTorchJob, RayJob …) are applied as written; their own replica fields are
+    the user's to set per cluster (documented in docs/federation.md).
+    """
+    if replicas == total:
+        return m
+    m = copy.deepcopy(m)
+    kind = m.get("kind")
+    spec = m.setdefault("spec", {})
+    if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
+        spec["replicas"] = replicas
+    elif kind == "Job":
+        spec["parallelism"] = replicas
+        spec["completions"] = replicas
+    return m
+
+
+class FederationController:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.store = hub.store
+        self.settings = hub.settings
+        self._dirty = asyncio.Event()
+        self.passes = 0
+        from placement import Engine
+
+        self.engine = Engine(self.settings.placement_profile)
+
+    def _on_event(self, ev: Event) -> None:
+        if ev.resource in WATCHED:
+            self._dirty.set()
+
+    # ------------------------------------------------------------------ leadership
+
+    async def run(self) -> None:
+        self.hub.broadcaster.listeners.append(self._on_event)
+        while True:
+            conn = await self.store.engine.connect()
+            try:
+                got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_KEY})).scalar()
+                await conn.commit()
+                if not got:
+                    await conn.close()
+                    await asyncio.sleep(2)
+                    continue
+                log.info("this hub process runs the federation controllers")
+                await self._lead(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # lost the database or a pass failed badly: step down, retry
+                log.exception("federation controller stopped; retrying")
+                await asyncio.sleep(1)
+            finally:
+                try:
+                    await conn.close()
+                except Exception:
+                    pass
+
+    async def _lead(self, lock_conn: Any) -> None:
+        self._dirty.set()
+        while True:
+            timeout = await self._next_timer()
+            try:
+                await asyncio.wait_for(self._dirty.wait(), timeout=timeout)
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(self.settings.placement_debounce_seconds)
+            self._dirty.clear()
+            await lock_conn.execute(text("SELECT 1"))  # still holding the session lock?
+            await lock_conn.commit()
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("federation pass failed; will retry")
+                await asyncio.sleep(0.5)
+                self._dirty.set()
+
+    async def _next_timer(self) -> float:
+        """Seconds until the earliest Ready cluster's heartbeat expires (bounded)."""
+        clusters, _, _ = await self.store.list(CLUSTERS, namespaces=None)
+        now = time.time()
+        soonest = 30.0
+        for c in clusters:
+            hb = _parse_time((c.get("status") or {}).get("heartbeatTime"))
+            if hb is not None and _ready(c):
+                soonest = min(soonest, max(0.05, hb + self.settings.cluster_timeout_seconds - now + 0.05))
+        return soonest
+
+    # ------------------------------------------------------------------ one pass
+
+    async def reconcile(self) -> None:
+        self.passes += 1
+        clusters, _, _ = await self.store.list(CLUSTERS, namespaces=None)
+        await self._health(clusters)
+        clusters, _, _ = await self.store.list(CLUSTERS, namespaces=None)
+        workloads, _, _ = await self.store.list(WORKLOADS, namespaces=None)
+        assignments, _, _ = await self.store.list(ASSIGNMENTS, namespaces=None)
+        by_workload: dict[tuple[str, str], list[Obj]] = {}
+        for a in assignments:
+            key = (_meta(a).get("namespace", ""), (a.get("spec") or {}).get("workloadRef", {}).get("name", ""))
+            by_workload.setdefault(key, []).append(a)
+        ready = {_meta(c)["name"] for c in clusters if _ready(c)}
+
+        pending: list[Obj] = []
+        for w in workloads:
+            key = (_meta(w).get("namespace", ""), _meta(w)["name"])
+            mine = by_workload.get(key, [])
+            if _meta(w).get("deletionTimestamp"):
+                await self._delete_workload(w, mine)
+                continue
+            if WORKLOAD_FINALIZER not in (_meta(w).get("finalizers") or []):
+                await self._add_finalizer(w)
+            epoch = ((w.get("status") or {}).get("placement") or {}).get("epoch")
+            current = [a for a in mine if a["spec"].get("epoch") == epoch and not _meta(a).get("deletionTimestamp")]
+            phase = (w.get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed"):
+                continue
+            if epoch is None or not current:
+                pending.append(w)
+                continue
+            lost = [a for a in current if a["spec"]["clusterName"] not in ready
+                    or (a.get("status") or {}).get("reason") == "Preempted"]
+            if lost and w["spec"].get("failover", "Replace") == "Replace":
+                await self._fence(w, current, lost)
+                pending.append(await self.store.get(WORKLOADS, key[0], key[1]) or w)
+                continue
+            await self._aggregate(w, current, lost)
+        if pending:
+            await self._place(pending, clusters, assignments)
+
+    # ------------------------------------------------------------------ health
+
+    async def _health(self, clusters: list[Obj]) -> None:
+        now = time.time()
+        for c in clusters:
+            st = c.get("status") or {}
+            hb = _parse_time(st.get("heartbeatTime"))
+            if not _ready(c) or hb is None or now - hb <= self.settings.cluster_timeout_seconds:
+                continue
+            name = _meta(c)["name"]
+
+            async def mark(tx: Tx, name: str = name) -> None:
+                cur = await tx.get(CLUSTERS, "", name)
+                if cur is None or not _ready(cur):
+                    return
+                conds = [x for x in (cur.get("status") or {}).get("conditions") or [] if x.get("type") != "Ready"]
+                conds.append({"type": "Ready", "status": "False", "reason": "HeartbeatTimeout",
+                              "message": f"no heartbeat for more than {self.settings.cluster_timeout_seconds:g}s",
+                              "lastTransitionTime": now_rfc3339()})
+                cur.setdefault("status", {})["conditions"] = conds
+                tx.update(CLUSTERS, cur)
+
+            await self.store.transact(mark)
+            log.warning("cluster %s missed its heartbeat: NotReady", name)
+
+    # ------------------------------------------------------------------ placement
+
+    def _reservations(self, assignments: list[Obj], clusters: dict[str, Obj]) -> list[Any]:
+        from placement import Reservation
+
+        out = []
+        for a in assignments:
+            st = a.get("status") or {}
+            if _meta(a).get("deletionTimestamp") or st.get("phase") in TERMINAL_ASSIGNMENT:
+                continue
+            raw = (_meta(a).get("annotations") or {}).get(RESERVATION_ANNOTATION)
+            if not raw:
+                continue
+            if st.get("phase") == "Running":
+                c = clusters.get(a["spec"]["clusterName"])
+                reported = _parse_time(((c or {}).get("status") or {}).get("heartbeatTime"))
+                running_since = _parse_time(st.get("updatedAt"))
+                if reported and running_since and reported > running_since:
+                    continue  # the capacity report already counts these GPUs
+            try:
+                r = json.loads(raw)
+                out.append(Reservation(workload=f"{_meta(a).get('namespace')}/{a['spec']['workloadRef']['name']}",
+                                       cluster=a["spec"]["clusterName"], pool=r["pool"],
+                                       gpus_per_replica=int(r["gpusPerReplica"]), replicas=int(r["replicas"]),
+                                       nodes=tuple(r.get("nodes") or ())))
+            except (KeyError, ValueError, TypeError):
+                log.warning("ignoring malformed reservation on assignment %s", _meta(a).get("name"))
+        return out
+
+    async def _place(self, pending: list[Obj], clusters: list[Obj], assignments: list[Obj]) -> None:
+        from placement import PlacementInputError
+        from placement.manifests import snapshot_from_api, workload_from_api
+
+        datasets, _, _ = await self.store.list(DATASETS, namespaces=None)
+        topologies, _, _ = await self.store.list(TOPOLOGIES, namespaces=None)
+        try:
+            snapshot = snapshot_from_api([v1.Cluster.model_validate(c) for c in clusters],
+                                         [v1.Dataset.model_validate(d) for d in datasets],
+                                         [v1.Topology.model_validate(t) for t in topologies])
+        except PlacementInputError as exc:
+            for w in pending:
+                await self._set_pending(w, f"fleet inputs are invalid: {exc}")
+            return
+        requests = []
+        by_key: dict[str, Obj] = {}
+        for w in pending:
+            try:
+                req = workload_from_api(v1.Workload.model_validate(w), snapshot)
+            except PlacementInputError as exc:
+                await self._set_pending(w, str(exc))
+                continue
+            except Exception as exc:  # a stored object that no longer validates
+                await self._set_pending(w, f"cannot place: {exc}")
+                continue
+            requests.append(req)
+            by_key[req.key] = w
+        if not requests:
+            return
+        cluster_map = {_meta(c)["name"]: c for c in clusters}
+        decisions = self.engine.place_batch(snapshot, requests, self._reservations(assignments, cluster_map))
+        for d in decisions:
+            w = by_key[d.workload.key]
+            if d.placed:
+                await self._commit_placement(w, d)
+            else:
+                await self._set_pending(w, d.reason, self._record(d))
+
+    def _record(self, d: Any) -> dict[str, Any]:
+        """The placement record stored on the Workload; the explanation keeps the best
+        EXPLAIN_ROWS clusters (feasible first, then removed ones) so objects stay small at
+        thousands of clusters. The what-if REST endpoint returns every cluster."""
+        return {
+            "clusters": [{"name": x.cluster, "replicas": x.replicas, "capacityType": x.capacity_type}
+                         for x in d.assignments],
+            "reason": d.reason,
+            "explanation": d.to_dict(limit=EXPLAIN_ROWS),
+        }
+
+    async def _set_pending(self, w: Obj, reason: str, record: dict[str, Any] | None = None) -> None:
+        ns, name = _meta(w).get("namespace", ""), _meta(w)["name"]
+
+        async def fn(tx: Tx) -> None:
+            cur = await tx.get(WORKLOADS, ns, name)
+            if cur is None or _meta(cur).get("deletionTimestamp"):
+                return
+            st = copy.deepcopy(cur.get("status") or {})
+            placement = copy.deepcopy(st.get("placement") or {})
+            placement["reason"] = reason
+            placement["clusters"] = []
+            if record is not None:
+                placement["explanation"] = record.get("explanation")
+            new_st = {**st, "phase": st.get("phase") if PHASE_RANK.get(st.get("phase"), 0) > 0 else "Pending",
+                      "message": reason, "placement": placement}
+            if new_st.get("phase") == "Pending":
+                new_st["observedGeneration"] = _meta(cur).get("generation")
+            # Only write real changes: our own writes must not wake the loop forever.
+            if _strip_times(new_st) == _strip_times(st):
+                return
+            new_st["placement"]["decidedAt"] = now_rfc3339()
+            cur["status"] = new_st
+            tx.update(WORKLOADS, cur)
+
+        await self.store.transact(fn)
+
+    async def _commit_placement(self, w: Obj, d: Any) -> None:
+        """ONE transaction: the Workload's placement record and its Assignments."""
+        ns, name = _meta(w).get("namespace", ""), _meta(w)["name"]
+        record = self._record(d)
+        reservations = {r.cluster: r for r in d.reservations()}
+
+        async def fn(tx: Tx) -> None:
+            cur = await tx.get(WORKLOADS, ns, name)
+            if cur is None or _meta(cur).get("deletionTimestamp"):
+                return
+            if _meta(cur).get("resourceVersion") != _meta(w).get("resourceVersion"):
+                raise _Retry()  # the workload changed while we decided: decide again
+            st = copy.deepcopy(cur.get("status") or {})
+            epoch = int((st.get("placement") or {}).get("epoch") or 0) + 1
+            record["epoch"] = epoch
+            record["decidedAt"] = now_rfc3339()
+            total = int(cur["spec"].get("replicas", 1))
+            st["placement"] = record
+            st["phase"] = st.get("phase") if PHASE_RANK.get(st.get("phase"), 0) >= 1 else "Placed"
+            st["message"] = "placed on " + ", ".join(f"{x.cluster} ({x.replicas}x {x.gpu_model or 'cpu'} {x.capacity_type or ''})".rstrip() for x in d.assignments)
+            st["clusters"] = [{"name": x.cluster, "phase": "Pending", "epoch": epoch} for x in d.assignments]
+            st["observedGeneration"] = _meta(cur).get("generation")
+            cur["status"] = st
+            tx.update(WORKLOADS, cur)
+            for x in d.assignments:
+                r = reservations.get(x.cluster)
+                annotations = {}
+                if r is not None:
+                    annotations[RESERVATION_ANNOTATION] = json.dumps(
+                        {"pool": r.pool, "gpusPerReplica": r.gpus_per_replica, "replicas": r.replicas, "nodes": list(r.nodes)})
+                asg = {
+                    "apiVersion": v1.API_VERSION, "kind": "Assignment",
+                    "metadata": {
+                        "name": f"{name[:200]}-{x.cluster[:40]}-e{epoch}", "namespace": ns,
+                        "labels": {"fleetplane.io/workload": name[:63], "fleetplane.io/cluster": x.cluster[:63],
+                                   "fleetplane.io/epoch": str(epoch)},
+                        "annotations": annotations,
+                        "finalizers": [AGENT_FINALIZER],
+                        "ownerReferences": [{"apiVersion": v1.API_VERSION, "kind": "Workload", "name": name,
+                                             "uid": _meta(cur)["uid"], "controller": True, "blockOwnerDeletion": True}],
+                    },
+                    "spec": {
+                        "clusterName": x.cluster,
+                        "workloadRef": {"name": name, "uid": _meta(cur)["uid"]},
+                        "epoch": epoch,
+                        "replicas": x.replicas,
+                        "capacityType": x.capacity_type,
+                        "manifests": [scale_manifest(m, x.replicas, total) for m in cur["spec"]["manifests"]],
+                    },
+                    "status": {"phase": "Pending"},
+                }
+                if asg["spec"]["capacityType"] is None:
+                    del asg["spec"]["capacityType"]
+                tx.create(ASSIGNMENTS, asg)
+
+        try:
+            await self.store.transact(fn)
+        except _Retry:
+            self._dirty.set()
+
+    # ------------------------------------------------------------------ failover
+
+    async def _fence(self, w: Obj, current: list[Obj], lost: list[Obj]) -> None:
+        """Supersede the current epoch: delete its Assignments and mark the workload for re-placement."""
+        ns, name = _meta(w).get("namespace", ""), _meta(w)["name"]
+        why = ", ".join(
+            f"{a['spec']['clusterName']} ({'spot interruption' if (a.get('status') or {}).get('reason') == 'Preempted' else 'NotReady'})"
+            for a in lost)
+
+        async def fn(tx: Tx) -> None:
+            cur = await tx.get(WORKLOADS, ns, name)
+            if cur is None:
+                return
+            for a in current:
+                live = await tx.get(ASSIGNMENTS, ns, _meta(a)["name"])
+                if live is None or _meta(live).get("deletionTimestamp"):
+                    continue
+                _meta(live)["deletionTimestamp"] = now_rfc3339()
+                tx.update(ASSIGNMENTS, live)
+            st = copy.deepcopy(cur.get("status") or {})
+            placement = st.get("placement") or {}
+            placement["clusters"] = []
+            placement["reason"] = f"re-placing: lost {why}"
+            st["placement"] = placement  # the epoch stays: the next placement uses epoch+1
+            st["message"] = f"re-placing after losing {why}"
+            cur["status"] = st
+            tx.update(WORKLOADS, cur)
+
+        await self.store.transact(fn)
+        log.warning("workload %s/%s: fenced epoch %s after losing %s", ns, name,
+                    ((w.get("status") or {}).get("placement") or {}).get("epoch"), why)
+
+    # ------------------------------------------------------------------ status
+
+    async def _aggregate(self, w: Obj, current: list[Obj], lost: list[Obj]) -> None:
+        ns, name = _meta(w).get("namespace", ""), _meta(w)["name"]
+        phases = [(a.get("status") or {}).get("phase") or "Pending" for a in current]
+        if any(p in ("Failed", "Rejected") for p in phases):
+            phase = "Failed"
+        elif all(p == "Succeeded" for p in phases):
+            phase = "Succeeded"
+        elif any(p in ("Running", "Succeeded") for p in phases):
+            phase = "Running"
+        else:
+            phase = "Placed"
+        per_cluster = []
+        for a in current:
+            st = a.get("status") or {}
+            entry = {"name": a["spec"]["clusterName"], "phase": st.get("phase") or "Pending", "epoch": a["spec"]["epoch"]}
+            msg = st.get("message") or st.get("reason")
+            if a in lost:
+                msg = f"cluster NotReady (failover: Wait){': ' + msg if msg else ''}"
+            if msg:
+                entry["message"] = msg
+            per_cluster.append(entry)
+
+        async def fn(tx: Tx) -> None:
+            cur = await tx.get(WORKLOADS, ns, name)
+            if cur is None:
+                return
+            st = copy.deepcopy(cur.get("status") or {})
+            old_phase = st.get("phase")
+            new_phase = phase if PHASE_RANK[phase] >= PHASE_RANK.get(old_phase, 0) else old_phase
+            msg = st.get("message")
+            if new_phase in ("Failed",):
+                msg = "; ".join(f"{e['name']}: {e.get('message', e['phase'])}" for e in per_cluster if e["phase"] in ("Failed", "Rejected"))
+            elif new_phase == "Succeeded":
+                msg = "all replicas succeeded"
+            elif new_phase == "Running":
+                msg = "running on " + ", ".join(e["name"] for e in per_cluster if e["phase"] in ("Running", "Succeeded"))
+            new = {**st, "phase": new_phase, "clusters": per_cluster, "message": msg}
+            if new == st:
+                return
+            cur["status"] = new
+            tx.update(WORKLOADS, cur)
+
+        await self.store.transact(fn)
+
+    # ------------------------------------------------------------------ deletion
+
+    async def _add_finalizer(self, w: Obj) -> None:
+        ns, name = _meta(w).get("namespace", ""), _meta(w)["name"]
+
+        async def fn(tx: Tx) -> None:
+            cur = await tx.get(WORKLOADS, ns, name)
+            if cur is None or _meta(cur).get("deletionTimestamp"):
+                return
+            fins = _meta(cur).get("finalizers") or []
+            if WORKLOAD_FINALIZER in fins:
+                return
+            _meta(cur)["finalizers"] = [*fins, WORKLOAD_FINALIZER]
+            tx.update(WORKLOADS, cur)
+
+        await self.store.transact(fn)
+
+    async def _delete_workload(self, w: Obj, mine: list[Obj]) -> None:
+        ns, name = _meta(w).get("namespace", ""), _meta(w)["name"]
+
+        async def fn(tx: Tx) -> None:
+            remaining = 0
+            for a in mine:
+                live = await tx.get(ASSIGNMENTS, ns, _meta(a)["name"])
+                if live is None:
+                    continue
+                remaining += 1
+                if not _meta(live).get("deletionTimestamp"):
+                    _meta(live)["deletionTimestamp"] = now_rfc3339()
+                    tx.update(ASSIGNMENTS, live)
+            if remaining:
+                return
+            cur = await tx.get(WORKLOADS, ns, name)
+            if cur is None:
+                return
+            fins = [f for f in _meta(cur).get("finalizers") or [] if f != WORKLOAD_FINALIZER]
+            if fins == (_meta(cur).get("finalizers") or []):
+                return
+            _meta(cur)["finalizers"] = fins
+            if fins:
+                tx.update(WORKLOADS, cur)
+            else:
+                tx.delete(WORKLOADS, cur)
+
+        await self.store.transact(fn)
+
+
+class _Retry(Exception):
+    pass
+
+
+def _strip_times(st: dict[str, Any]) -> dict[str, Any]:
+    c = copy.deepcopy(st)
+    (c.get("placement") or {}).pop("decidedAt", None)
+    return c
+
+
+async def run_federation(hub: Hub) -> None:
+    if not hub.settings.controllers:
+        return
+    await FederationController(hub).run()

@@ -1,0 +1,209 @@
+"""The hub's federation loop against reported cluster capacity (no spokes needed here).
+
+Cluster status is written through the API exactly as an agent writes it (heartbeat, GPU
+pools with per-node free GPUs); the lab and agent suites check that real agents report it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import start_hub
+from tests.hubtest import HubProcess, Kubectl, manifest, workload
+
+API = "/apis/fleetplane.io/v1alpha1"
+MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pool(model: str, cap: str, price: float, nodes: int, gpus: int, free: list[int] | None = None, mem: int = 80) -> dict:
+    free = free if free is not None else [gpus] * nodes
+    return {"name": f"{model.lower()}-{cap}", "model": model, "memoryGiB": mem, "capacityType": cap,
+            "pricePerGpuHour": price, "gpusPerNode": gpus, "total": nodes * gpus, "allocatable": nodes * gpus,
+            "allocated": nodes * gpus - sum(free), "free": sum(free),
+            "nodes": [{"name": f"{model.lower()}-{cap}-{i}", "gpus": gpus, "free": f} for i, f in enumerate(free)]}
+
+
+def report(c: httpx.Client, name: str, region: str, pools: list[dict], ready: bool = True) -> None:
+    """Write a Cluster's status the way its agent does."""
+    if c.get(f"{API}/clusters/{name}").status_code == 404:
+        r = c.post(f"{API}/clusters", json={"apiVersion": "fleetplane.io/v1alpha1", "kind": "Cluster",
+                                            "metadata": {"name": name}, "spec": {"region": region}})
+        assert r.status_code == 201, r.text
+    status = {"heartbeatTime": now(), "region": region, "gpuPools": pools,
+              "totalGpus": sum(p["allocatable"] for p in pools), "freeGpus": sum(p["free"] for p in pools),
+              "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "AgentReporting"}]}
+    r = c.patch(f"{API}/clusters/{name}/status", content=json.dumps({"status": status}), headers=MERGE)
+    assert r.status_code == 200, r.text
+
+
+def wait_until(fn: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+
+
+def get_wl(c: httpx.Client, name: str, ns: str = "team-a") -> dict:
+    return c.get(f"{API}/namespaces/{ns}/workloads/{name}").json()
+
+
+def wait_until_placed(c: httpx.Client, name: str, ns: str = "team-a") -> dict:
+    return wait_until(lambda: (w := get_wl(c, name, ns)).get("status", {}).get("placement", {}).get("clusters") and w,
+                      what=f"{name} placed")
+
+
+def assignments(c: httpx.Client, name: str, ns: str = "team-a") -> list[dict]:
+    items = c.get(f"{API}/namespaces/{ns}/assignments", params={"fieldSelector": f"spec.workloadRef.name={name}"}).json()["items"]
+    return sorted(items, key=lambda a: a["spec"]["epoch"])
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[HubProcess]:  # type: ignore[no-untyped-def]
+    h = start_hub(tmp_path_factory.mktemp("fed"), fresh_database(), FLEETPLANE_CLUSTER_TIMEOUT_SECONDS="4")
+    stop = threading.Event()
+    with h.client() as c:
+        c.post("/api/v1/namespaces", json={"metadata": {"name": "team-a"}})
+    # Agents heartbeat every second for the clusters named in `alive`.
+    alive: dict[str, tuple[str, list[dict]]] = {}
+    h.alive = alive  # type: ignore[attr-defined]
+
+    def heartbeats() -> None:
+        with h.client() as c:
+            while not stop.wait(1.0):
+                for name, (region, pools) in list(alive.items()):
+                    report(c, name, region, pools)
+
+    t = threading.Thread(target=heartbeats, daemon=True)
+    t.start()
+    yield h
+    stop.set()
+    t.join(5)
+    h.stop()
+
+
+def test_workload_lands_on_reserved_capacity_and_gets_an_assignment(fed: HubProcess, tmp_path_factory: pytest.TempPathFactory) -> None:
+    with fed.client() as c:
+        fed.alive["h100-reserved"] = ("us-east-1", [pool("H100", "reserved", 3.2, 2, 8)])  # type: ignore[attr-defined]
+        fed.alive["a100-spot"] = ("us-west-2", [pool("A100", "spot", 1.1, 4, 8)])  # type: ignore[attr-defined]
+        report(c, "h100-reserved", *fed.alive["h100-reserved"])  # type: ignore[attr-defined]
+        report(c, "a100-spot", *fed.alive["a100-spot"])  # type: ignore[attr-defined]
+        k = Kubectl(fed.kubeconfig, tmp_path_factory.mktemp("kc"))
+        # Non-preemptible work: reserved idle H100 beats cheaper spot A100 (spot not allowed).
+        k("apply", "-f", "-", input=manifest(workload("train", gpus=8, replicas=2)))
+        w = wait_until_placed(c, "train")
+        assert [x["name"] for x in w["status"]["placement"]["clusters"]] == ["h100-reserved"]
+        assert w["status"]["phase"] == "Placed" and w["status"]["placement"]["epoch"] == 1
+        expl = w["status"]["placement"]["explanation"]
+        assert {e["name"] for e in expl["clusters"]} == {"h100-reserved", "a100-spot"}
+        [a] = assignments(c, "train")
+        assert a["spec"]["clusterName"] == "h100-reserved" and a["spec"]["epoch"] == 1 and a["spec"]["replicas"] == 2
+        assert a["spec"]["manifests"][0]["kind"] == "Job"
+        assert "fleetplane.io/agent-cleanup" in a["metadata"]["finalizers"]
+        row = k("get", "wl", "train", "-n", "team-a").splitlines()[1].split()
+        assert row[3] == "Placed" and row[4] == "h100-reserved"
+        assert "h100-reserved" in k("describe", "wl", "train", "-n", "team-a")
+
+
+def test_unplaceable_workload_stays_pending_with_a_reason_then_places_when_capacity_appears(fed: HubProcess) -> None:
+    with fed.client() as c:
+        c.post(f"{API}/namespaces/team-a/workloads", json=workload("needs-l4", gpus=4, models=["L4"]) | {})
+        body = workload("needs-l4", gpus=4)
+        body["spec"]["gpu"]["models"] = ["L4"]
+        c.delete(f"{API}/namespaces/team-a/workloads/needs-l4")
+        wait_until(lambda: c.get(f"{API}/namespaces/team-a/workloads/needs-l4").status_code == 404, what="deleted")
+        assert c.post(f"{API}/namespaces/team-a/workloads", json=body).status_code == 201
+        w = wait_until(lambda: (x := get_wl(c, "needs-l4")).get("status", {}).get("message") and x, what="a reason")
+        assert w["status"]["phase"] == "Pending"
+        assert w["status"]["message"].startswith("0/") and "L4" in w["status"]["message"]
+        fed.alive["l4-ondemand"] = ("eu-west-1", [pool("L4", "on-demand", 0.8, 2, 4, mem=24)])  # type: ignore[attr-defined]
+        report(c, "l4-ondemand", *fed.alive["l4-ondemand"])  # type: ignore[attr-defined]
+        w = wait_until_placed(c, "needs-l4")
+        assert w["status"]["placement"]["clusters"][0]["name"] == "l4-ondemand"
+
+
+def test_a_burst_never_over_assigns_a_cluster(fed: HubProcess) -> None:
+    with fed.client() as c:
+        c.post("/api/v1/namespaces", json={"metadata": {"name": "burst"}})
+        fed.alive["b200-small"] = ("ap-south-1", [pool("B200", "on-demand", 6.0, 3, 8, mem=192)])  # type: ignore[attr-defined]
+        report(c, "b200-small", *fed.alive["b200-small"])  # type: ignore[attr-defined]
+        for i in range(6):  # 6 x 8 GPUs wanted, 3 nodes x 8 free
+            body = workload(f"b{i}", "burst", gpus=8)
+            body["spec"]["gpu"]["models"] = ["B200"]
+            body["spec"]["priority"] = i
+            assert c.post(f"{API}/namespaces/burst/workloads", json=body).status_code == 201
+        wait_until(lambda: sum(1 for i in range(6) if get_wl(c, f"b{i}", "burst").get("status", {}).get("message")) == 6,
+                   what="all decided")
+        time.sleep(1)
+        placed = [i for i in range(6) if get_wl(c, f"b{i}", "burst")["status"]["placement"].get("clusters")]
+        assert sorted(placed) == [3, 4, 5], "exactly three fit, highest priority first"
+        asg = c.get(f"{API}/namespaces/burst/assignments").json()["items"]
+        assert sum(a["spec"]["replicas"] * 8 for a in asg) == 24
+
+
+def test_status_flows_back_and_phase_never_moves_backward(fed: HubProcess) -> None:
+    with fed.client() as c:
+        [a] = assignments(c, "train")
+        url = f"{API}/namespaces/team-a/assignments/{a['metadata']['name']}/status"
+        c.patch(url, content=json.dumps({"status": {"phase": "Running", "updatedAt": now()}}), headers=MERGE)
+        wait_until(lambda: get_wl(c, "train")["status"]["phase"] == "Running", what="Running")
+        c.patch(url, content=json.dumps({"status": {"phase": "Applied"}}), headers=MERGE)
+        time.sleep(1)
+        assert get_wl(c, "train")["status"]["phase"] == "Running", "never backward"
+        c.patch(url, content=json.dumps({"status": {"phase": "Succeeded"}}), headers=MERGE)
+        w = wait_until(lambda: (x := get_wl(c, "train"))["status"]["phase"] == "Succeeded" and x, what="Succeeded")
+        assert w["status"]["clusters"][0] == {"name": "h100-reserved", "phase": "Succeeded", "epoch": 1}
+
+
+def test_silent_cluster_goes_not_ready_and_its_workload_moves_with_a_new_epoch(fed: HubProcess) -> None:
+    with fed.client() as c:
+        fed.alive["h100-east"] = ("us-east-1", [pool("H100", "on-demand", 4.0, 1, 8)])  # type: ignore[attr-defined]
+        fed.alive["h100-west"] = ("us-west-2", [pool("H100", "on-demand", 4.5, 1, 8)])  # type: ignore[attr-defined]
+        for n in ("h100-east", "h100-west"):
+            report(c, n, *fed.alive[n])  # type: ignore[attr-defined]
+        c.post("/api/v1/namespaces", json={"metadata": {"name": "fo"}})
+        body = workload("serve", "fo", gpus=8)
+        body["spec"]["clusterSelector"] = {"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}
+        body["spec"]["gpu"]["models"] = ["H100"]
+        assert c.post(f"{API}/namespaces/fo/workloads", json=body).status_code == 201
+        first = wait_until_placed(c, "serve", "fo")["status"]["placement"]["clusters"][0]["name"]
+        other = "h100-west" if first == "h100-east" else "h100-east"
+        del fed.alive[first]  # type: ignore[attr-defined]  # its agent goes silent
+        w = wait_until(lambda: (x := get_wl(c, "serve", "fo"))["status"]["placement"].get("epoch") == 2
+                       and x["status"]["placement"].get("clusters") and x, timeout=30, what="re-placement")
+        assert w["status"]["placement"]["clusters"][0]["name"] == other
+        cl = c.get(f"{API}/clusters/{first}").json()
+        ready = next(x for x in cl["status"]["conditions"] if x["type"] == "Ready")
+        assert ready["status"] == "False" and ready["reason"] == "HeartbeatTimeout"
+        old, new = assignments(c, "serve", "fo")
+        assert old["spec"]["epoch"] == 1 and old["metadata"].get("deletionTimestamp"), "old epoch fenced"
+        assert new["spec"]["epoch"] == 2 and new["spec"]["clusterName"] == other
+
+
+def test_deleting_a_workload_waits_for_agents_to_clean_up(fed: HubProcess) -> None:
+    with fed.client() as c:
+        [a] = [x for x in assignments(c, "needs-l4")]
+        r = c.delete(f"{API}/namespaces/team-a/workloads/needs-l4")
+        assert r.status_code == 200
+        a = wait_until(lambda: (x := c.get(f"{API}/namespaces/team-a/assignments/{a['metadata']['name']}").json())
+                       ["metadata"].get("deletionTimestamp") and x, what="assignment deleting")
+        assert get_wl(c, "needs-l4")["metadata"]["deletionTimestamp"], "workload held until agents confirm"
+        # The agent confirms cleanup by dropping its finalizer.
+        c.patch(f"{API}/namespaces/team-a/assignments/{a['metadata']['name']}",
+                content=json.dumps({"metadata": {"finalizers": None}}), headers=MERGE)
+        wait_until(lambda: c.get(f"{API}/namespaces/team-a/workloads/needs-l4").status_code == 404, what="workload gone")
