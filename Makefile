@@ -37,3 +37,7 @@ test-unit: venv
 
 clean-venv:
 	rm -rf $(VENV)
+
+## Only the lab suites (real spoke control planes).
+test-lab: venv k8s-binaries
+	$(BIN)/pytest -m lab tests/lab $(PYTEST_ARGS)

@@ -43,15 +43,17 @@ def fresh_database(postgres):  # type: ignore[no-untyped-def]
 
 
 def start_hub(tmp: Path, url: str, **env: str) -> HubProcess:
-    hub = HubProcess(tmp, url, free_port(), free_port())
-    hub.extra_env = env  # type: ignore[attr-defined]
-    return hub.start()
+    return HubProcess(tmp, url, free_port(), free_port(), extra_env=dict(env)).start()
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[HubProcess]:  # type: ignore[no-untyped-def]
-    """A real hub process on its own database, shared by a test module."""
-    h = start_hub(tmp_path_factory.mktemp("hub"), fresh_database())
+    """A real hub process on its own database, shared by a test module.
+
+    API-only: its federation controllers are off, so the API suites see exactly the writes
+    they make. Federation suites start their own hub with controllers on.
+    """
+    h = start_hub(tmp_path_factory.mktemp("hub"), fresh_database(), FLEETPLANE_CONTROLLERS="false")
     yield h
     h.stop()
 

@@ -27,11 +27,11 @@ WATCHERS = 6
 @pytest.fixture(scope="module")
 def hubs(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[tuple[HubProcess, HubProcess]]:  # type: ignore[no-untyped-def]
     url = fresh_database()
-    a = start_hub(tmp_path_factory.mktemp("hub-a"), url, FLEETPLANE_BOOKMARK_SECONDS="0.5")
+    a = start_hub(tmp_path_factory.mktemp("hub-a"), url, FLEETPLANE_BOOKMARK_SECONDS="0.5", FLEETPLANE_CONTROLLERS="false")
     # The second replica shares the database and the admin token.
     b_dir = tmp_path_factory.mktemp("hub-b")
     (b_dir / "admin.token").write_text(a.admin_token)
-    b = start_hub(b_dir, url, FLEETPLANE_BOOKMARK_SECONDS="0.5")
+    b = start_hub(b_dir, url, FLEETPLANE_BOOKMARK_SECONDS="0.5", FLEETPLANE_CONTROLLERS="false")
     with a.client() as c:
         assert c.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).status_code == 201
     yield a, b

@@ -91,3 +91,21 @@ def test_missing_binaries_fail_with_a_hint_to_run_make_k8s_binaries(tmp_path: Pa
     lab = Lab(tmp_path / "lab", spokes=[SpokeSpec("spoke-1")], with_hub=False, bin_dir=tmp_path / "empty")
     with pytest.raises(BinariesMissing, match="make k8s-binaries"):
         lab.up()
+
+
+def test_lab_down_stops_a_database_left_on_the_hub_data_dir_but_not_a_reader_of_its_log(tmp_path: Path) -> None:
+    """A Postgres that daemonized out of the hub's process group must still go; a user's
+    `tail -f` of the hub log (it only mentions the path) must not."""
+    run = tmp_path / "lab"
+    (run / "hub" / "pg").mkdir(parents=True)
+    sleeper = "import time; time.sleep(120)"
+    db = subprocess.Popen([sys.executable, "-c", sleeper, "-D", str(run / "hub" / "pg")], start_new_session=True)
+    reader = subprocess.Popen([sys.executable, "-c", sleeper, str(run / "hub" / "hub.log")], start_new_session=True)
+    try:
+        Lab.attach(run).down()
+        assert db.wait(timeout=15) is not None
+        assert reader.poll() is None
+    finally:
+        for p in (db, reader):
+            p.kill()
+            p.wait()
