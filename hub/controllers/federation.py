@@ -322,25 +322,17 @@ class FederationController:
 
     async def _set_pending(self, w: Obj, reason: str, record: dict[str, Any] | None = None) -> None:
         ns, name = _meta(w).get("namespace", ""), _meta(w)["name"]
+        # Decide on the listed copy first: most passes change nothing, and then no row is locked.
+        if _pending_status(w, reason, record) is None:
+            return
 
         async def fn(tx: Tx) -> None:
             cur = await tx.get(WORKLOADS, ns, name)
             if cur is None or _meta(cur).get("deletionTimestamp"):
                 return
-            st = copy.deepcopy(cur.get("status") or {})
-            placement = copy.deepcopy(st.get("placement") or {})
-            placement["reason"] = reason
-            placement["clusters"] = []
-            if record is not None:
-                placement["explanation"] = record.get("explanation")
-            new_st = {**st, "phase": st.get("phase") if PHASE_RANK.get(st.get("phase"), 0) > 0 else "Pending",
-                      "message": reason, "placement": placement}
-            if new_st.get("phase") == "Pending":
-                new_st["observedGeneration"] = _meta(cur).get("generation")
-            # Only write real changes: our own writes must not wake the loop forever.
-            if _strip_times(new_st) == _strip_times(st):
+            new_st = _pending_status(cur, reason, record)
+            if new_st is None:
                 return
-            new_st["placement"]["decidedAt"] = now_rfc3339()
             cur["status"] = new_st
             tx.update(WORKLOADS, cur)
 
@@ -462,22 +454,15 @@ class FederationController:
                 entry["message"] = msg
             per_cluster.append(entry)
 
+        if _aggregated_status(w, phase, per_cluster) is None:
+            return
+
         async def fn(tx: Tx) -> None:
             cur = await tx.get(WORKLOADS, ns, name)
             if cur is None:
                 return
-            st = copy.deepcopy(cur.get("status") or {})
-            old_phase = st.get("phase")
-            new_phase = phase if PHASE_RANK[phase] >= PHASE_RANK.get(old_phase, 0) else old_phase
-            msg = st.get("message")
-            if new_phase in ("Failed",):
-                msg = "; ".join(f"{e['name']}: {e.get('message', e['phase'])}" for e in per_cluster if e["phase"] in ("Failed", "Rejected"))
-            elif new_phase == "Succeeded":
-                msg = "all replicas succeeded"
-            elif new_phase == "Running":
-                msg = "running on " + ", ".join(e["name"] for e in per_cluster if e["phase"] in ("Running", "Succeeded"))
-            new = {**st, "phase": new_phase, "clusters": per_cluster, "message": msg}
-            if new == st:
+            new = _aggregated_status(cur, phase, per_cluster)
+            if new is None:
                 return
             cur["status"] = new
             tx.update(WORKLOADS, cur)
@@ -533,6 +518,44 @@ class FederationController:
 
 class _Retry(Exception):
     pass
+
+
+def _aggregated_status(cur: Obj, phase: str, per_cluster: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The workload status from its Assignments, never moving the phase backward; None if unchanged."""
+    st = copy.deepcopy(cur.get("status") or {})
+    old_phase = st.get("phase")
+    new_phase = phase if PHASE_RANK[phase] >= PHASE_RANK.get(old_phase, 0) else old_phase
+    msg = st.get("message")
+    if new_phase == "Failed":
+        msg = "; ".join(f"{e['name']}: {e.get('message', e['phase'])}" for e in per_cluster
+                        if e["phase"] in ("Failed", "Rejected"))
+    elif new_phase == "Succeeded":
+        msg = "all replicas succeeded"
+    elif new_phase == "Running":
+        msg = "running on " + ", ".join(e["name"] for e in per_cluster if e["phase"] in ("Running", "Succeeded"))
+    new = {**st, "phase": new_phase, "clusters": per_cluster, "message": msg}
+    return None if new == st else new
+
+
+def _pending_status(cur: Obj, reason: str, record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The status of a workload the engine could not place, or None if it already says so.
+
+    Only real changes are written: our own writes wake the loop, so writing identical status
+    would keep it busy forever."""
+    st = copy.deepcopy(cur.get("status") or {})
+    placement = copy.deepcopy(st.get("placement") or {})
+    placement["reason"] = reason
+    placement["clusters"] = []
+    if record is not None:
+        placement["explanation"] = record.get("explanation")
+    new_st = {**st, "phase": st.get("phase") if PHASE_RANK.get(st.get("phase"), 0) > 0 else "Pending",
+              "message": reason, "placement": placement}
+    if new_st.get("phase") == "Pending":
+        new_st["observedGeneration"] = _meta(cur).get("generation")
+    if _strip_times(new_st) == _strip_times(st):
+        return None
+    new_st["placement"]["decidedAt"] = now_rfc3339()
+    return new_st
 
 
 def _strip_times(st: dict[str, Any]) -> dict[str, Any]:
