@@ -637,7 +637,7 @@ async def do_patch(request: Request, t: Target) -> Response:
     q = request.query_params
     fv = q.get("fieldValidation", "Warn")
     if ct == "application/apply-patch+yaml":
-        manager = q.get("fieldManager")
+        manager = q.get("fieldManager") or ""
         if not manager:
             raise bad_request("PATCH with application/apply-patch+yaml requires the fieldManager query parameter")
         force = q.get("force") in ("true", "1")
@@ -659,7 +659,7 @@ async def do_patch(request: Request, t: Target) -> Response:
             _meta(validated)["managedFields"] = mf
             return validated, warnings
 
-        def mutate(old: Obj) -> tuple[Obj, list[str]]:
+        def apply_mutate(old: Obj) -> tuple[Obj, list[str]]:
             new = fieldmanager.apply(old, applied, manager, res.api_version, force=force, resource=res.plural)
             if "status" in old:
                 new["status"] = copy.deepcopy(old["status"])
@@ -674,7 +674,7 @@ async def do_patch(request: Request, t: Target) -> Response:
                 return old, warnings
             return validated, warnings
 
-        return await _write_existing(request, t, mutate, verb="patch", create_if_missing=create)
+        return await _write_existing(request, t, apply_mutate, verb="patch", create_if_missing=create)
 
     manager = _manager(request, "unknown")
     if ct == "application/merge-patch+json" or (ct == "application/strategic-merge-patch+json" and res.strategic_merge):

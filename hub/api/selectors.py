@@ -21,7 +21,9 @@ _KEY = r"[A-Za-z0-9][A-Za-z0-9./_-]*"
 
 def _split_top(expr: str) -> list[str]:
     """Split on commas that are not inside parentheses."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in expr:
         if ch == "(":
             depth += 1
@@ -40,31 +42,32 @@ def parse_label_selector(expr: str | None) -> Pred | None:
     if not expr:
         return None
     reqs: list[Callable[[dict[str, str]], bool]] = []
+
+    def in_set(k: str, vs: set[str], negate: bool) -> Callable[[dict[str, str]], bool]:
+        return lambda l: (l.get(k) in vs) != negate
+
+    def equals(k: str, v: str, negate: bool) -> Callable[[dict[str, str]], bool]:
+        return lambda l: (l.get(k) == v) != negate
+
+    def exists(k: str, negate: bool) -> Callable[[dict[str, str]], bool]:
+        return lambda l: (k in l) != negate
+
     for part in _split_top(expr):
         m = _SET.match(part)
         if m:
             key, op = m.group(2), m.group(3)
             values = {v.strip() for v in m.group(4).split(",") if v.strip()}
-            if op == "in":
-                reqs.append(lambda l, k=key, vs=values: l.get(k) in vs)
-            else:
-                reqs.append(lambda l, k=key, vs=values: l.get(k) not in vs)
+            reqs.append(in_set(key, values, op == "notin"))
             continue
         m2 = re.match(rf"^({_KEY})\s*(==|=|!=)\s*([A-Za-z0-9._-]*)$", part)
         if m2:
             key, op, val = m2.groups()
-            if op == "!=":
-                reqs.append(lambda l, k=key, v=val: l.get(k) != v)
-            else:
-                reqs.append(lambda l, k=key, v=val: l.get(k) == v)
+            reqs.append(equals(key, val, op == "!="))
             continue
         m3 = re.match(rf"^(!?)({_KEY})$", part)
         if m3:
             neg, key = m3.groups()
-            if neg:
-                reqs.append(lambda l, k=key: k not in l)
-            else:
-                reqs.append(lambda l, k=key: k in l)
+            reqs.append(exists(key, bool(neg)))
             continue
         raise bad_request(f'unable to parse requirement: invalid label selector "{part}"')
 

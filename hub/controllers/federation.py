@@ -368,7 +368,7 @@ class FederationController:
                 if r is not None:
                     annotations[RESERVATION_ANNOTATION] = json.dumps(
                         {"pool": r.pool, "gpusPerReplica": r.gpus_per_replica, "replicas": r.replicas, "nodes": list(r.nodes)})
-                asg = {
+                asg: Obj = {
                     "apiVersion": v1.API_VERSION, "kind": "Assignment",
                     "metadata": {
                         "name": f"{name[:200]}-{x.cluster[:40]}-e{epoch}", "namespace": ns,

@@ -13,6 +13,7 @@ write, and lock order is always objects → counter (no deadlocks between writer
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import time
 import uuid
@@ -243,7 +244,7 @@ class Store:
                             out.append(obj)
                             if limit and len(out) >= limit:
                                 break
-                    if limit and len(out) >= limit:
+                    if limit and len(out) >= limit and after is not None:
                         # Is there anything after this item? Only then hand out a continue token.
                         more_sql = "SELECT 1 FROM objects WHERE resource = :r AND (namespace, name) > (:ans, :an)"
                         more_params: dict[str, Any] = {"r": resource, "ans": after[0], "an": after[1]}
@@ -257,7 +258,7 @@ class Store:
                         break
         return out, rv, next_token
 
-    async def events_after(self, rv: int, upto: int, resource: str | None = None) -> list[Event]:
+    async def events_after(self, rv: int, upto: int, resource: str | None = None) -> builtins.list[Event]:
         sql = "SELECT rv, resource, namespace, name, type, data FROM events WHERE rv > :a AND rv <= :b"
         params: dict[str, Any] = {"a": rv, "b": upto}
         if resource:
@@ -268,7 +269,7 @@ class Store:
             rows = (await conn.execute(text(sql), params)).all()
         return [Event(r[0], r[1], r[2], r[3], r[4], dict(r[5])) for r in rows]
 
-    async def poll_events(self, after_rv: int, limit: int = 2000) -> list[Event]:
+    async def poll_events(self, after_rv: int, limit: int = 2000) -> builtins.list[Event]:
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
