@@ -91,7 +91,11 @@ def _validation_status(exc: RequestValidationError) -> ApiError:
         field = ""
         for p in loc:
             field += f"[{p}]" if isinstance(p, int) else ("." if field else "") + str(p)
-        causes.append({"reason": "FieldValueInvalid", "field": field, "message": str(e.get("msg", "invalid"))})
+        msg = str(e.get("msg", "invalid"))
+        if not field and e.get("loc", ())[:1] == ("body",):
+            # The body was not JSON at all (curl -d sends form encoding unless told otherwise).
+            msg = "request body must be a JSON object; send it with Content-Type: application/json"
+        causes.append({"reason": "FieldValueInvalid", "field": field, "message": msg})
     parts = "; ".join(f"{c['field']}: {c['message']}" if c["field"] else c["message"] for c in causes)
     return ApiError(422, "Invalid", f"request is invalid: {parts}", causes=causes)
 
@@ -188,7 +192,8 @@ class WorkloadView(_View):
 class WorkloadList(_View):
     items: list[WorkloadView]
     resource_version: str = Field(description="Store resourceVersion the list is consistent with (watch from it).")
-    continue_: str | None = Field(default=None, alias="continue", description="Pass as ?continue= for the next page.")
+    continue_token: str | None = Field(default=None, serialization_alias="continue",
+                                       description="Pass as ?continue= for the next page.")
 
 
 class PoolView(_View):
@@ -197,7 +202,7 @@ class PoolView(_View):
     capacity_type: str
     price_per_gpu_hour: float | None = Field(
         default=None, description="USD per GPU-hour; the cluster's spec.prices default when the pool reports none.")
-    memory_gi_b: int | None = Field(default=None, alias="memoryGiB")
+    memory_gi_b: int | None = None  # camelCase: memoryGiB
     total: int
     free: int
     nodes: int = Field(description="Nodes the agent reported in this pool.")
@@ -426,7 +431,7 @@ async def list_all_workloads(
 ) -> WorkloadList:
     items, rv, nxt = await _list(request, WORKLOAD, limit=limit, cont=cont)
     return WorkloadList(items=[workload_view(o, explain=explain) for o in items], resource_version=str(rv),
-                        continue_=nxt)
+                        continue_token=nxt)
 
 
 @router.get("/namespaces/{namespace}/workloads", tags=["workloads"], response_model=WorkloadList,
@@ -441,7 +446,7 @@ async def list_workloads(
     await _visible_namespace(request, namespace)
     items, rv, nxt = await _list(request, WORKLOAD, namespaces=[namespace], limit=limit, cont=cont)
     return WorkloadList(items=[workload_view(o, explain=explain) for o in items], resource_version=str(rv),
-                        continue_=nxt)
+                        continue_token=nxt)
 
 
 @router.get("/namespaces/{namespace}/workloads/{name}", tags=["workloads"], response_model=WorkloadView,
