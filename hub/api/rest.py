@@ -8,7 +8,7 @@ docs/rest.md). It adds no semantics of its own:
 - Every read is scoped by `hub.auth.read_scope`, the one tenant filter: a team sees its own
   namespaces only (others answer 404) and, like on the Kubernetes API, every Cluster.
 - What-if runs `placement.Engine` on the live snapshot minus in-flight reservations (the
-  federation controller's own `_reservations` rule) and writes nothing.
+  federation controller's own `reservations` rule) and writes nothing.
 
 Errors are Kubernetes `Status` objects, as on the Kubernetes API, including the 422 FastAPI
 would otherwise answer in its own shape (see `_StatusRoute`).
@@ -556,17 +556,16 @@ async def whatif(
     """
     from placement import Engine, PlacementInputError
     from placement.cli import report
-    from placement.manifests import snapshot_from_api, workload_from_api
+    from placement.manifests import workload_from_api
 
-    from hub.controllers.federation import FederationController
+    from hub.controllers.federation import build_snapshot, reservations
 
     hub, subject = _hub(request), _subject(request)
     if not read_scope(subject, WORKLOAD).visible:
         raise forbidden(f'{subject.kind} "{subject.name}" cannot run what-if: it may not submit workloads')
     objs, warnings = _whatif_objects(body, subject, field_validation)
-    controller = FederationController(hub)  # its engine uses the hub's profile; nothing is started
     try:
-        engine = controller.engine if body.profile is None else Engine(body.profile)
+        engine = Engine(body.profile or hub.settings.placement_profile)
     except PlacementInputError as exc:
         raise ApiError(422, "Invalid", f"profile: {exc.detail}",
                        causes=[{"reason": "FieldValueNotSupported", "field": "profile", "message": exc.detail}]) from None
@@ -578,17 +577,12 @@ async def whatif(
     datasets, _, _ = await _list(request, DATASET)
     topologies, _, _ = await _list(request, TOPOLOGY)
     assignments, _, _ = await hub.store.list(ASSIGNMENT.key, namespaces=None)
-    reservations = controller._reservations(assignments, {c["metadata"]["name"]: c for c in clusters})
+    held = reservations(assignments, {c["metadata"]["name"]: c for c in clusters})
 
     def decide() -> dict[str, Any]:
         # Off the event loop: a big fleet takes the engine a while, and the loop also serves
         # the API, watches and the controllers.
-        try:
-            snapshot = snapshot_from_api([v1.Cluster.model_validate(c) for c in clusters],
-                                         [v1.Dataset.model_validate(d) for d in datasets],
-                                         [v1.Topology.model_validate(t) for t in topologies])
-        except PlacementInputError as exc:
-            raise ApiError(500, "InternalError", f"the stored fleet is invalid, fix it first: {exc}") from None
+        snapshot, _problems = build_snapshot(clusters, datasets, topologies)
         requests = []
         for i, o in enumerate(objs):
             try:
@@ -597,9 +591,9 @@ async def whatif(
                 field = f"workloads[{i}].{exc.field}" if exc.field else f"workloads[{i}]"
                 raise invalid(WORKLOAD.kind, WORKLOAD.group, o["metadata"]["name"],
                               [{"reason": "FieldValueInvalid", "field": field, "message": exc.detail}]) from None
-        decisions = engine.place_batch(snapshot, requests, reservations)
+        decisions = engine.place_batch(snapshot, requests, held)
         return report(decisions, engine.profile.name) | {
-            "snapshot": {"clusters": len(snapshot.clusters), "reservations": len(reservations)}}
+            "snapshot": {"clusters": len(snapshot.clusters), "reservations": len(held)}}
 
     out = await asyncio.to_thread(decide)
     return WhatIfReport.model_validate(out | {"warnings": warnings})

@@ -245,46 +245,17 @@ class FederationController:
     # ------------------------------------------------------------------ placement
 
     def _reservations(self, assignments: list[Obj], clusters: dict[str, Obj]) -> list[Any]:
-        from placement import Reservation
-
-        out = []
-        for a in assignments:
-            st = a.get("status") or {}
-            if _meta(a).get("deletionTimestamp") or st.get("phase") in TERMINAL_ASSIGNMENT:
-                continue
-            raw = (_meta(a).get("annotations") or {}).get(RESERVATION_ANNOTATION)
-            if not raw:
-                continue
-            if st.get("phase") == "Running":
-                c = clusters.get(a["spec"]["clusterName"])
-                reported = _parse_time(((c or {}).get("status") or {}).get("heartbeatTime"))
-                running_since = _parse_time(st.get("updatedAt"))
-                if reported and running_since and reported > running_since:
-                    continue  # the capacity report already counts these GPUs
-            try:
-                r = json.loads(raw)
-                out.append(Reservation(workload=f"{_meta(a).get('namespace')}/{a['spec']['workloadRef']['name']}",
-                                       cluster=a["spec"]["clusterName"], pool=r["pool"],
-                                       gpus_per_replica=int(r["gpusPerReplica"]), replicas=int(r["replicas"]),
-                                       nodes=tuple(r.get("nodes") or ())))
-            except (KeyError, ValueError, TypeError):
-                log.warning("ignoring malformed reservation on assignment %s", _meta(a).get("name"))
-        return out
+        return reservations(assignments, clusters)
 
     async def _place(self, pending: list[Obj], clusters: list[Obj], assignments: list[Obj]) -> None:
         from placement import PlacementInputError
-        from placement.manifests import snapshot_from_api, workload_from_api
+        from placement.manifests import workload_from_api
 
         datasets, _, _ = await self.store.list(DATASETS, namespaces=None)
         topologies, _, _ = await self.store.list(TOPOLOGIES, namespaces=None)
-        try:
-            snapshot = snapshot_from_api([v1.Cluster.model_validate(c) for c in clusters],
-                                         [v1.Dataset.model_validate(d) for d in datasets],
-                                         [v1.Topology.model_validate(t) for t in topologies])
-        except PlacementInputError as exc:
-            for w in pending:
-                await self._set_pending(w, f"fleet inputs are invalid: {exc}")
-            return
+        snapshot, problems = build_snapshot(clusters, datasets, topologies)
+        for p in problems:
+            log.warning("left out of the placement snapshot: %s", p)
         requests = []
         by_key: dict[str, Obj] = {}
         for w in pending:
@@ -514,6 +485,74 @@ class FederationController:
                 tx.delete(WORKLOADS, cur)
 
         await self.store.transact(fn)
+
+
+def reservations(assignments: list[Obj], clusters: dict[str, Obj]) -> list[Any]:
+    """In-flight placements the clusters' capacity reports do not show yet (see module doc)."""
+    from placement import Reservation
+
+    out = []
+    for a in assignments:
+        st = a.get("status") or {}
+        if _meta(a).get("deletionTimestamp") or st.get("phase") in TERMINAL_ASSIGNMENT:
+            continue
+        raw = (_meta(a).get("annotations") or {}).get(RESERVATION_ANNOTATION)
+        if not raw:
+            continue
+        if st.get("phase") == "Running":
+            c = clusters.get(a["spec"]["clusterName"])
+            reported = _parse_time(((c or {}).get("status") or {}).get("heartbeatTime"))
+            running_since = _parse_time(st.get("updatedAt"))
+            if reported and running_since and reported > running_since:
+                continue  # the capacity report already counts these GPUs
+        try:
+            r = json.loads(raw)
+            out.append(Reservation(workload=f"{_meta(a).get('namespace')}/{a['spec']['workloadRef']['name']}",
+                                   cluster=a["spec"]["clusterName"], pool=r["pool"],
+                                   gpus_per_replica=int(r["gpusPerReplica"]), replicas=int(r["replicas"]),
+                                   nodes=tuple(r.get("nodes") or ())))
+        except (KeyError, ValueError, TypeError):
+            log.warning("ignoring malformed reservation on assignment %s", _meta(a).get("name"))
+    return out
+
+
+def build_snapshot(clusters: list[Obj], datasets: list[Obj], topologies: list[Obj]) -> tuple[Any, list[str]]:
+    """The engine's snapshot of the stored fleet, and the problems that kept objects out of it.
+
+    One team's bad Dataset (or a Cluster naming an unknown site) must not stop placement for
+    everyone: invalid objects are left out one by one, workloads that need them then get a
+    precise "unknown Dataset" reason, and the problems are logged.
+    """
+    from placement import PlacementInputError
+    from placement.manifests import snapshot_from_api
+
+    cs = [v1.Cluster.model_validate(c) for c in clusters]
+    ds = [v1.Dataset.model_validate(d) for d in datasets]
+    ts = [v1.Topology.model_validate(t) for t in topologies]
+    try:
+        return snapshot_from_api(cs, ds, ts), []
+    except PlacementInputError:
+        pass
+    problems: list[str] = []
+    try:
+        snapshot_from_api([], [], ts)
+    except PlacementInputError as exc:
+        problems.append(str(exc))
+        ts = []
+    good_c, good_d = [], []
+    for c in cs:
+        try:
+            snapshot_from_api([c], [], ts)
+            good_c.append(c)
+        except PlacementInputError as exc:
+            problems.append(str(exc))
+    for d in ds:
+        try:
+            snapshot_from_api([], [d], ts)
+            good_d.append(d)
+        except PlacementInputError as exc:
+            problems.append(str(exc))
+    return snapshot_from_api(good_c, good_d, ts), problems
 
 
 class _Retry(Exception):

@@ -207,3 +207,27 @@ def test_deleting_a_workload_waits_for_agents_to_clean_up(fed: HubProcess) -> No
         c.patch(f"{API}/namespaces/team-a/assignments/{a['metadata']['name']}",
                 content=json.dumps({"metadata": {"finalizers": None}}), headers=MERGE)
         wait_until(lambda: c.get(f"{API}/namespaces/team-a/workloads/needs-l4").status_code == 404, what="workload gone")
+
+
+def test_one_teams_bad_dataset_does_not_block_other_placements(fed: HubProcess) -> None:
+    with fed.client() as c:
+        c.post("/api/v1/namespaces", json={"metadata": {"name": "careless"}})
+        topo = {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Topology", "metadata": {"name": "net"},
+                "spec": {"sites": [{"name": "us-east-1", "type": "region"}, {"name": "eu-west-1", "type": "region"}],
+                         "links": [{"from": "us-east-1", "to": "eu-west-1", "bandwidthGbps": 10, "egressCostPerGB": 0.02}]}}
+        assert c.post(f"{API}/topologies", json=topo).status_code == 201
+        bad = {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Dataset", "metadata": {"name": "lost"},
+               "spec": {"sizeGiB": 100, "locations": [{"site": "mars-1"}]}}
+        assert c.post(f"{API}/namespaces/careless/datasets", json=bad).status_code == 201
+        uses_it = workload("reads-lost", "careless", gpus=1)
+        uses_it["spec"]["datasets"] = [{"name": "lost"}]
+        assert c.post(f"{API}/namespaces/careless/workloads", json=uses_it).status_code == 201
+        fed.alive["l4-extra"] = ("eu-west-1", [pool("L4", "on-demand", 0.7, 1, 4, mem=24)])  # type: ignore[attr-defined]
+        report(c, "l4-extra", *fed.alive["l4-extra"])  # type: ignore[attr-defined]
+        body = workload("innocent", "team-a", gpus=1)
+        body["spec"]["gpu"]["models"] = ["L4"]
+        assert c.post(f"{API}/namespaces/team-a/workloads", json=body).status_code == 201
+        assert wait_until_placed(c, "innocent")["status"]["phase"] == "Placed"
+        w = wait_until(lambda: (x := get_wl(c, "reads-lost", "careless")).get("status", {}).get("message") and x,
+                       what="a reason for the careless workload")
+        assert 'unknown Dataset "careless/lost"' in w["status"]["message"]
