@@ -26,7 +26,7 @@ k8s-binaries:
 
 lint: venv
 	$(BIN)/lint-imports
-	$(BIN)/mypy hub placement
+	$(BIN)/mypy hub placement spoke-agent/spoke_agent
 
 ## Everything CI runs: install, build what the tests need, lint, the whole suite.
 test: venv k8s-binaries lint

@@ -172,8 +172,11 @@ class Authenticator:
 
 
 def check_change(subject: Subject, res: Any, old: Obj, new: Obj, subresource: str) -> None:
-    """Agents may write status, and on an Assignment's main resource only drop finalizers."""
-    if subject.kind != "agent" or subresource == "status":
+    """Agents may write status; on an Assignment's main resource they may only drop finalizers.
+
+    Their own Cluster's spec and labels are theirs to describe (region, backend: simulated …);
+    visibility already limits them to that one Cluster."""
+    if subject.kind != "agent" or subresource == "status" or getattr(res, "kind", "") == "Cluster":
         return
 
     def essence(o: Obj) -> Obj:

@@ -286,6 +286,7 @@ class GPUPool(_Model):
     free: int = Field(default=0, ge=0)
     nodes: list[GPUNode] | None = None
     zone: str | None = None
+    taints: list[Taint] | None = Field(default=None, description="Taints every node of the pool carries.")
 
 
 class ClusterSpec(_Model):

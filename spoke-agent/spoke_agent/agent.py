@@ -111,7 +111,15 @@ class Agent:
     async def mark_backend(self) -> None:
         """Label the Cluster with its backend, so a simulated spoke is never mistaken for a real one."""
         name = self.backend.name
-        await self.hub.patch_cluster(self.cluster_name, {"metadata": {"labels": {BACKEND_LABEL: name}}, "spec": {"backend": name}})
+        try:
+            await self.hub.patch_cluster(self.cluster_name, {"metadata": {"labels": {BACKEND_LABEL: name}}, "spec": {"backend": name}})
+        except PermanentError as e:
+            if e.reason != "Forbidden":
+                raise
+            # Some hubs let an agent write only its Cluster's status; the status still says
+            # which backend this is (Ready reason, agentVersion suffix), so carry on.
+            log.warning("cluster %s: hub does not let the agent set spec.backend/labels (%s); "
+                        "the backend is shown in status only", self.cluster_name, e)
 
     # ------------------------------------------------------------ capacity reporting
 
@@ -192,14 +200,16 @@ class Agent:
                 self.ready.set()
                 log.info("cluster %s: agent ready (%s backend)", self.cluster_name, self.backend.name)
             done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            # kopf handles SIGINT/SIGTERM itself when it runs in the main thread: its operator
+            # task ending (and it cancelling tasks on the way out) is a normal stop.
+            stopping = stop.is_set() or (operator is not None and operator.done())
             for t in done:
-                if t is stopper:
+                if t is stopper or t.cancelled():
                     continue
-                if not t.cancelled() and t.exception():
+                if t.exception():
                     raise t.exception()  # type: ignore[misc]
-                if t is operator:
-                    continue  # kopf took SIGINT/SIGTERM in the main thread: a normal stop
-                raise PermanentError(f"agent task {t.get_name()} ended unexpectedly")
+                if not stopping:
+                    raise PermanentError(f"agent task {t.get_name()} ended unexpectedly")
         finally:
             for t in tasks:
                 t.cancel()

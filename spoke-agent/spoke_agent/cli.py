@@ -34,6 +34,7 @@ def agent_command(
     state_secret: Optional[str] = typer.Option(None, "--state-secret", help="namespace/name of the Secret holding the credential (default from config: fleetplane-system/fleetplane-agent)."),
     state_file: Optional[str] = typer.Option(None, "--state-file", help="Simulated backend: file to keep the credential in across restarts."),
     heartbeat_seconds: Optional[float] = typer.Option(None, "--heartbeat-seconds", help="Seconds between capacity reports without changes (default 15)."),
+    hub_ca: Optional[str] = typer.Option(None, "--hub-ca", envvar="FLEETPLANE_HUB_CA", help="PEM file of the CA that signed the hub's certificate (default: system CAs)."),
     insecure_hub: bool = typer.Option(False, "--insecure-skip-tls-verify", help="Do not verify the hub's TLS certificate (lab only)."),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING."),
 ) -> None:
@@ -54,7 +55,7 @@ def agent_command(
         state_secret=state_secret,
         state_file=state_file,
         heartbeat_seconds=heartbeat_seconds,
-        hub_verify=not insecure_hub,
+        hub_verify=False if insecure_hub else (hub_ca or True),
     )
     try:
         run_agent(options)

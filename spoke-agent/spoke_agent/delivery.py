@@ -304,11 +304,13 @@ class Delivery:
     async def _finalize(self, key: str, a: dict[str, Any]) -> None:
         meta = a.get("metadata") or {}
         ns, name = meta.get("namespace") or "", meta.get("name") or ""
+        rv = meta.get("resourceVersion")
         if self.applied.get(key):
             try:
-                await self.hub.patch_assignment_status(
+                updated = await self.hub.patch_assignment_status(
                     ns, name, {"phase": "Deleting", "reason": None, "message": "deleting objects on the cluster", "updatedAt": now_rfc3339()}
                 )
+                rv = (updated.get("metadata") or {}).get("resourceVersion") or rv  # our own write moved it
             except PermanentError:
                 pass
         await self._delete_all(key)
@@ -317,7 +319,7 @@ class Delivery:
             rest = [f for f in finalizers if f != CLEANUP_FINALIZER]
             try:
                 await self.hub.patch_assignment(
-                    ns, name, {"metadata": {"finalizers": rest, "resourceVersion": meta.get("resourceVersion")}}
+                    ns, name, {"metadata": {"finalizers": rest, "resourceVersion": rv}}
                 )
             except PermanentError as e:
                 if "404" not in str(e) and "NotFound" not in str(e):

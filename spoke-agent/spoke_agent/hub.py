@@ -54,10 +54,14 @@ class HubClient:
         token: str | None = None,
         settings: HubSettings | None = None,
         *,
-        verify: bool | str = True,
+        verify: bool | str | Any = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
+        if isinstance(verify, str):
+            import ssl
+
+            verify = ssl.create_default_context(cafile=verify)  # type: ignore[assignment]
         self.settings = settings or HubSettings()
         self._verify = verify
         self._transport = transport

@@ -78,7 +78,11 @@ def _tempfile(content: bytes) -> str:
     with os.fdopen(fd, "wb") as f:
         f.write(content)
     os.chmod(path, 0o600)
-    atexit.register(lambda: os.path.exists(path) and os.unlink(path))
+    def cleanup() -> None:
+        if os.path.exists(path):
+            os.unlink(path)
+
+    atexit.register(cleanup)
     return path
 
 

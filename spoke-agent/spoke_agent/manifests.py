@@ -8,7 +8,7 @@ templates so the agent can find the pods a Job or Deployment creates.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,7 @@ def target_namespace(manifest: Mapping[str, Any], assignment_namespace: str) -> 
 
 
 def policy_violations(
-    manifests: list[Mapping[str, Any]],
+    manifests: Sequence[Mapping[str, Any]],
     assignment_namespace: str,
     settings: DeliverySettings,
     namespaced: Mapping[tuple[str, str], bool] | None = None,

@@ -11,7 +11,7 @@ reclaim) and the workload is waiting to run again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +85,7 @@ def pod_pending_reason(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | N
     return None
 
 
-def job_phase(body: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> tuple[str, str | None, str | None]:
+def job_phase(body: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> tuple[str, str | None, str | None]:
     """(phase, reason, message) of a batch/v1 Job."""
     conds = _conditions(body)
     status = body.get("status") or {}
@@ -111,7 +111,7 @@ def job_phase(body: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> tuple[s
     return "Pending", None, "waiting for the Job's pods to start"
 
 
-def deployment_phase(body: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> tuple[str, str | None, str | None]:
+def deployment_phase(body: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> tuple[str, str | None, str | None]:
     """(phase, reason, message) of an apps/v1 Deployment or StatefulSet (never terminal)."""
     conds = _conditions(body)
     spec = body.get("spec") or {}
@@ -145,7 +145,7 @@ def object_phase(
     name: str,
     namespace: str | None,
     body: Mapping[str, Any] | None,
-    pods: list[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
 ) -> ObjectPhase:
     """Phase of one applied object; `pods` are the Assignment's pods (used for Job/Deployment reasons)."""
     if body is None:

@@ -93,6 +93,7 @@ class KubernetesBackend:
         settings.scanning.disabled = True  # no CRD/namespace scanning: fewer permissions and watches
         settings.peering.standalone = True
         settings.peering.clusterwide = True
+        settings.queueing.idle_timeout = 1.0  # s; per-object workers exit sooner (1,000 Jobs = 1,000 workers)
         settings.watching.inactivity_timeout = 70.0  # kopf's default, justified by kube's 60 s bookmarks
         settings.watching.server_timeout = 300  # renew watches every 5 min so a silent break heals
         for group, _version, plural, _kind in WATCHED:
@@ -130,18 +131,20 @@ class KubernetesBackend:
         def login(**_: Any) -> kopf.ConnectionInfo:
             return conn.kopf_connection_info()
 
+        # Handlers are coroutines on purpose: kopf runs plain functions in a thread pool, which
+        # would mutate the caches and asyncio events from other threads (and cost RSS per thread).
         @kopf.on.event("", "v1", "nodes", registry=registry)
-        def node_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+        async def node_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
             self._node_event(event.get("type"), body)
 
         @kopf.on.event("", "v1", "pods", registry=registry)
-        def pod_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+        async def pod_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
             self._pod_event(event.get("type"), body)
 
         for group, version, plural, _kind in WATCHED:
 
             @kopf.on.event(group, version, plural, registry=registry, id=f"{plural}-event")
-            def workload_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+            async def workload_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
                 self._workload_event(event.get("type"), body)
 
     # ------------------------------------------------------------ caches (called from kopf handlers)
