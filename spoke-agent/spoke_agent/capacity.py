@@ -219,7 +219,11 @@ def slim_node(node: Mapping[str, Any]) -> dict[str, Any]:
     spec = node.get("spec") or {}
     status = node.get("status") or {}
     return {
-        "metadata": {"name": meta.get("name"), "labels": dict(meta.get("labels") or {})},
+        "metadata": {
+            "name": meta.get("name"),
+            "labels": dict(meta.get("labels") or {}),
+            "annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if k == PRICE_ANNOTATION},
+        },
         "spec": {"unschedulable": bool(spec.get("unschedulable")), "taints": list(spec.get("taints") or [])},
         "status": {
             "capacity": dict(status.get("capacity") or {}),
@@ -265,6 +269,7 @@ class NodeGPUs:
     allocated: int
     ready: bool
     schedulable: bool
+    price: float | None = None
 
     @property
     def free(self) -> int:
@@ -311,6 +316,14 @@ class Pool:
         common = set.intersection(*keys)
         return [{"key": k, "value": v, "effect": e} for k, v, e in sorted(common, key=str)]
 
+    @property
+    def price_per_gpu_hour(self) -> float | None:
+        """The most common price its nodes advertise (annotation fleetplane.io/price-per-gpu-hour)."""
+        prices = Counter(n.price for n in self.nodes if n.price is not None)
+        if not prices:
+            return None
+        return sorted(prices.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
     def to_api(self, report_nodes: bool = True) -> dict[str, Any]:
         """The pool as a GPUPool (hub.apis.v1alpha1) dict, camelCase."""
         out: dict[str, Any] = {
@@ -328,6 +341,10 @@ class Pool:
             out["memoryGiB"] = self.memory_gib
         if self.zone:
             out["zone"] = self.zone
+        if (price := self.price_per_gpu_hour) is not None:
+            out["pricePerGpuHour"] = price
+        if taints := self.taints:
+            out["taints"] = [{k: v for k, v in t.items() if v is not None} for t in taints]
         if report_nodes:
             out["nodes"] = [
                 {
@@ -368,6 +385,20 @@ class Capacity:
         if self.zone:
             out["zone"] = self.zone
         return out
+
+
+PRICE_ANNOTATION = "fleetplane.io/price-per-gpu-hour"
+
+
+def _price(meta: Mapping[str, Any]) -> float | None:
+    """USD per GPU-hour from the node's price annotation (set by the lab, Karpenter users or an
+    admission hook); absent or unparsable → unknown, and placement falls back to Cluster prices."""
+    raw = (meta.get("annotations") or {}).get(PRICE_ANNOTATION)
+    try:
+        value = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and value >= 0 else None
 
 
 def _most_common(values: Iterable[str | None]) -> str | None:
@@ -429,6 +460,7 @@ def compute_capacity(
                 allocated=allocated.get((meta.get("name", ""), resource), 0),
                 ready=node_ready(node),
                 schedulable=node_schedulable(node),
+                price=_price(meta),
             )
             key = (gpus.pool, resource, gpus.model, gpus.capacity_type)
             pool = pools.setdefault(key, Pool(name=gpus.pool, model=gpus.model, capacity_type=gpus.capacity_type))

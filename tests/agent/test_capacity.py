@@ -125,3 +125,16 @@ def test_slim_copies_give_the_same_capacity_as_full_objects() -> None:
     full = compute_capacity([n.body for n in nodes], pods).to_status()
     slim = compute_capacity([slim_node(n.body) for n in nodes], [p for p in (slim_pod(p, ["nvidia.com/gpu"]) for p in pods) if p]).to_status()
     assert full == slim
+
+
+def test_pool_price_and_common_taints_are_reported_from_nodes() -> None:
+    nodes = []
+    for i in range(3):
+        n = a_node(f"h{i}").gpus(8).product("H100").label("karpenter.sh/capacity-type", "spot").taint("nvidia.com/gpu").body
+        # Two nodes advertise 2.1 $/GPU-h, one 9.9: the pool reports the common price.
+        n["metadata"]["annotations"] = {"fleetplane.io/price-per-gpu-hour": "9.9" if i == 2 else "2.1"}
+        nodes.append(slim_node(n))
+    [pool] = compute_capacity(nodes, []).to_status()["gpuPools"]
+    assert pool["pricePerGpuHour"] == 2.1
+    assert pool["taints"] == [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]
+    ClusterStatus.model_validate({"gpuPools": [pool]})

@@ -12,7 +12,7 @@ Profile (YAML):
 
     cluster: {region: us-east-1, zone: us-east-1a, kubernetesVersion: v1.32.4-simulated}
     pools:
-      - {name: h100-spot, model: H100, memoryGiB: 80, capacityType: spot, nodes: 2, gpusPerNode: 8}
+      - {name: h100-spot, model: H100, memoryGiB: 80, capacityType: spot, nodes: 2, gpusPerNode: 8, pricePerGpuHour: 2.1}
     jobs: {durationSeconds: 30, startDelaySeconds: 1}
 
 A Job's run time can be set per manifest with the annotation
@@ -50,6 +50,7 @@ class PoolProfile:
     nodes: int = 1
     gpus_per_node: int = 8
     zone: str | None = None
+    price_per_gpu_hour: float | None = None
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Profile:
                 nodes=int(p.get("nodes", 1)),
                 gpus_per_node=int(p.get("gpusPerNode", 8)),
                 zone=p.get("zone") or cluster.get("zone"),
+                price_per_gpu_hour=float(p["pricePerGpuHour"]) if p.get("pricePerGpuHour") is not None else None,
             )
             for p in data.get("pools") or []
         ]
@@ -149,8 +151,11 @@ class SimulatedBackend:
                 if profile.region:
                     labels["topology.kubernetes.io/region"] = profile.region
                 gpus = str(pool.gpus_per_node)
+                annotations = {}
+                if pool.price_per_gpu_hour is not None:
+                    annotations["fleetplane.io/price-per-gpu-hour"] = str(pool.price_per_gpu_hour)
                 self.nodes[name] = {
-                    "metadata": {"name": name, "labels": labels},
+                    "metadata": {"name": name, "labels": labels, "annotations": annotations},
                     "spec": {"unschedulable": False, "taints": []},
                     "status": {
                         "capacity": {"nvidia.com/gpu": gpus},
