@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
-## Start the hub on its embedded Postgres (data in .fleetplane/), print how to use kubectl.
+## Start the hub on its embedded Postgres (data in .fleetplane/) with a small SIMULATED demo
+## fleet and sample workloads; print how to use kubectl.
 up: venv
-	$(BIN)/fleetplane up
+	$(BIN)/fleetplane up --demo
 
 ## Build kube-apiserver & co., etcd and kwok from Go modules into ~/.cache/fleetplane (no-op when present).
 k8s-binaries:

@@ -127,12 +127,11 @@ def up(
     except ImportError:
         pass
     if demo:
-        try:
-            from hub.demo import register_demo
+        from hub.demo import register_demo
 
-            register_demo(fastapi_app, settings)
-        except ImportError:
-            typer.echo("demo fleet is not available in this build", err=True)
+        register_demo(fastapi_app, data_dir, server, cert, token)
+        typer.echo("Demo: 3 SIMULATED clusters (in-memory, not Kubernetes) and sample workloads in namespace demo:")
+        typer.echo("  kubectl get clusters; kubectl get workloads -n demo; kubectl describe workload llm-pretrain -n demo")
     configs = [uvicorn.Config(fastapi_app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2,
                               ssl_certfile=str(cert), ssl_keyfile=str(key))]
     if http_port:

@@ -363,6 +363,12 @@ class AssignmentSpec(_Model):
     epoch: int = Field(ge=0, description="Fencing epoch; agents drop Assignments older than one already seen.")
     replicas: int = Field(default=1, ge=0)
     capacity_type: CapacityType | None = None
+    gpu_model: str | None = Field(default=None, description="GPU model of the pool placement chose.")
+    node_names: list[str] | None = Field(
+        default=None,
+        description="Nodes of the pool placement chose (model x capacity type). The agent pins the "
+        "pods of the manifests to them, so non-preemptible work never lands on spot nodes.",
+    )
     manifests: list[dict[str, Any]] = Field(
         default_factory=list,
         json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},

@@ -82,15 +82,13 @@ def _ready(cluster: Obj) -> bool:
     return False
 
 
-def scale_manifest(m: Obj, replicas: int, total: int) -> Obj:
-    """Give one cluster its share of a Divisible workload's replicas.
+def scale_manifest(m: Obj, replicas: int) -> Obj:
+    """Give one cluster its replicas: Workload.spec.replicas is the source of truth.
 
     Deployments/StatefulSets/ReplicaSets: spec.replicas. Jobs: parallelism and completions.
     Other kinds (PyTorchJob, RayJob …) are applied as written; their own replica fields are
-    the user's to set per cluster (documented in docs/federation.md).
+    the user's to set (documented in docs/federation.md).
     """
-    if replicas == total:
-        return m
     m = copy.deepcopy(m)
     kind = m.get("kind")
     spec = m.setdefault("spec", {})
@@ -276,7 +274,7 @@ class FederationController:
         for d in decisions:
             w = by_key[d.workload.key]
             if d.placed:
-                await self._commit_placement(w, d)
+                await self._commit_placement(w, d, cluster_map)
             else:
                 await self._set_pending(w, d.reason, self._record(d))
 
@@ -309,11 +307,13 @@ class FederationController:
 
         await self.store.transact(fn)
 
-    async def _commit_placement(self, w: Obj, d: Any) -> None:
+    async def _commit_placement(self, w: Obj, d: Any, clusters: dict[str, Obj]) -> None:
         """ONE transaction: the Workload's placement record and its Assignments."""
         ns, name = _meta(w).get("namespace", ""), _meta(w)["name"]
         record = self._record(d)
         reservations = {r.cluster: r for r in d.reservations()}
+        pool_nodes = {x.cluster: nodes for x in d.assignments
+                      if x.pool is not None and (nodes := _pool_node_names(clusters.get(x.cluster), x.pool)) is not None}
 
         async def fn(tx: Tx) -> None:
             cur = await tx.get(WORKLOADS, ns, name)
@@ -325,7 +325,6 @@ class FederationController:
             epoch = int((st.get("placement") or {}).get("epoch") or 0) + 1
             record["epoch"] = epoch
             record["decidedAt"] = now_rfc3339()
-            total = int(cur["spec"].get("replicas", 1))
             st["placement"] = record
             st["phase"] = st.get("phase") if PHASE_RANK.get(st.get("phase"), 0) >= 1 else "Placed"
             st["message"] = "placed on " + ", ".join(f"{x.cluster} ({x.replicas}x {x.gpu_model or 'cpu'} {x.capacity_type or ''})".rstrip() for x in d.assignments)
@@ -356,10 +355,15 @@ class FederationController:
                         "epoch": epoch,
                         "replicas": x.replicas,
                         "capacityType": x.capacity_type,
-                        "manifests": [scale_manifest(m, x.replicas, total) for m in cur["spec"]["manifests"]],
+                        "manifests": [scale_manifest(m, x.replicas) for m in cur["spec"]["manifests"]],
                     },
                     "status": {"phase": "Pending"},
                 }
+                if x.gpu_model:
+                    asg["spec"]["gpuModel"] = x.gpu_model
+                pinned = pool_nodes.get(x.cluster)
+                if pinned is not None:
+                    asg["spec"]["nodeNames"] = pinned
                 if asg["spec"]["capacityType"] is None:
                     del asg["spec"]["capacityType"]
                 tx.create(ASSIGNMENTS, asg)
@@ -485,6 +489,20 @@ class FederationController:
                 tx.delete(WORKLOADS, cur)
 
         await self.store.transact(fn)
+
+
+def _pool_node_names(cluster: Obj | None, pool: str) -> list[str] | None:
+    """Names of the nodes of a reported pool, named the way placement.manifests names pools."""
+    used: set[str] = set()
+    for i, p in enumerate(((cluster or {}).get("status") or {}).get("gpuPools") or []):
+        name = p.get("name") or f"{str(p.get('model', '')).lower()}-{p.get('capacityType')}"
+        if name in used:
+            name = f"{name}-{i}"
+        used.add(name)
+        if name == pool:
+            nodes = [n["name"] for n in p.get("nodes") or [] if n.get("name")]
+            return sorted(nodes) if nodes else None
+    return None
 
 
 def reservations(assignments: list[Obj], clusters: dict[str, Obj]) -> list[Any]:

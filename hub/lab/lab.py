@@ -135,6 +135,7 @@ class Lab:
         hub_port: int | None = None,
         backend: str = "local",
         progress: Callable[[str], None] | None = None,
+        hub_env: dict[str, str] | None = None,
     ) -> None:
         self.root = Path(root_dir).absolute()
         self.specs = spokes if spokes is not None else default_spokes(2)
@@ -144,6 +145,9 @@ class Lab:
         self.hub_port = hub_port
         self.backend = backend
         self.progress = progress or (lambda msg: None)
+        # Extra environment for the hub process only (e.g. FLEETPLANE_CLUSTER_TIMEOUT_SECONDS
+        # for fast failover tests); spokes never see it.
+        self.hub_env = dict(hub_env or {})
         self.spokes: dict[str, SpokeInfo] = {}
         self.hub: HubInfo | None = None
         self.shared: list[ProcRecord] = []  # processes not owned by one spoke (shared etcd)
@@ -245,7 +249,8 @@ class Lab:
         data.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "hub.cli", "up", "--data-dir", str(data), "--port", str(port),
                "--http-port", str(http_port)]
-        rec = process.start("hub", cmd, data / "hub.log", ports=[port, http_port], cwd=Path.cwd())
+        env = {**os.environ, **self.hub_env} if self.hub_env else None
+        rec = process.start("hub", cmd, data / "hub.log", ports=[port, http_port], env=env, cwd=Path.cwd())
         self._record(rec)
         t0 = time.monotonic()
         while True:

@@ -263,6 +263,7 @@ class Delivery:
                 workload=(spec.get("workloadRef") or {}).get("name") or name,
                 epoch=epoch,
                 namespaced=namespaced[(m["apiVersion"], m["kind"])],
+                node_names=spec.get("nodeNames"),
             )
             for m in manifests
         ]

@@ -82,6 +82,36 @@ def policy_violations(
     return problems
 
 
+def pin_to_nodes(template_spec: dict[str, Any], nodes: list[str]) -> None:
+    """Require the pods of a template to run on `nodes` (the pool placement chose).
+
+    A required nodeAffinity term with matchFields metadata.name works whatever GPU or
+    capacity-type labels the cluster's nodes carry. It is ANDed into every existing term, so
+    the workload's own affinity still applies.
+    """
+    requirement = {"key": "metadata.name", "operator": "In", "values": list(nodes)}
+    affinity = template_spec.setdefault("affinity", {}).setdefault("nodeAffinity", {})
+    required = affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
+    terms = required.setdefault("nodeSelectorTerms", [])
+    if not terms:
+        terms.append({})
+    for term in terms:
+        fields = [f for f in term.get("matchFields") or [] if f.get("key") != "metadata.name"]
+        term["matchFields"] = [*fields, requirement]
+
+
+def pinned_nodes(template_spec: Mapping[str, Any]) -> set[str] | None:
+    """The node names a template is pinned to by pin_to_nodes (None: not pinned)."""
+    terms = (((template_spec.get("affinity") or {}).get("nodeAffinity") or {})
+             .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+    allowed: set[str] | None = None
+    for term in terms:
+        for f in term.get("matchFields") or []:
+            if f.get("key") == "metadata.name" and f.get("operator") == "In":
+                allowed = (allowed or set()) | set(f.get("values") or [])
+    return allowed
+
+
 def decorate(
     manifest: Mapping[str, Any],
     *,
@@ -90,6 +120,7 @@ def decorate(
     workload: str,
     epoch: int,
     namespaced: bool = True,
+    node_names: list[str] | None = None,
 ) -> dict[str, Any]:
     """A copy of `manifest` ready for server-side apply, labelled as the agent's."""
     obj = copy.deepcopy(dict(manifest))
@@ -111,4 +142,6 @@ def decorate(
         template = obj.setdefault("spec", {}).setdefault("template", {})
         # Only the assignment label: a Job's template is immutable, and the epoch changes.
         template.setdefault("metadata", {}).setdefault("labels", {})[ASSIGNMENT_LABEL] = a_label
+        if node_names is not None:
+            pin_to_nodes(template.setdefault("spec", {}), node_names)
     return obj

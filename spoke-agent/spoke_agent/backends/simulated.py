@@ -34,7 +34,7 @@ import yaml
 from ..capacity import Capacity, compute_capacity, pod_gpu_request
 from ..errors import PermanentError
 from ..labels import ASSIGNMENT_LABEL
-from ..manifests import ObjectRef, group_of
+from ..manifests import ObjectRef, group_of, pinned_nodes
 from ..phase import AssignmentPhase, Interruption, assignment_phase, object_phase
 
 DURATION_ANNOTATION = "fleetplane.io/simulated-duration-seconds"
@@ -102,6 +102,7 @@ class SimPod:
     phase: str = "Pending"
     reason: str | None = None
     message: str | None = None
+    allowed_nodes: set[str] | None = None  # from the template's matchFields pinning
 
     def body(self) -> dict[str, Any]:
         conditions = []
@@ -206,7 +207,8 @@ class SimulatedBackend:
             for pod in sim.pods:
                 if pod.node is not None or pod.phase != "Pending":
                     continue
-                fits = sorted((f, n) for n, f in free.items() if f >= pod.gpus)
+                fits = sorted((f, n) for n, f in free.items()
+                              if f >= pod.gpus and (pod.allowed_nodes is None or n in pod.allowed_nodes))
                 if not fits:
                     if pod.reason != "Unschedulable":
                         pod.reason = "Unschedulable"
@@ -307,7 +309,8 @@ class SimulatedBackend:
             template = spec.get("template") or {}
             count = int(spec.get("parallelism", 1) if ref.kind == "Job" else spec.get("replicas", 1) or 0)
             gpus = pod_gpu_request(template, "nvidia.com/gpu")
-            sim.pods = [SimPod(f"{ref.name}-{i}", label, gpus) for i in range(count)]
+            allowed = pinned_nodes(template.get("spec") or {})
+            sim.pods = [SimPod(f"{ref.name}-{i}", label, gpus, allowed_nodes=allowed) for i in range(count)]
         elif (group, ref.kind) == ("", "Pod"):
             sim.pods = [SimPod(ref.name, label, pod_gpu_request(obj, "nvidia.com/gpu"))]
         self.objects[ref] = sim
