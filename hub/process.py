@@ -30,6 +30,7 @@ class HubProcess:
     http_port: int
     proc: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -61,7 +62,8 @@ class HubProcess:
         env.update(self.extra_env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [*FLEETPLANE, "up", "--data-dir", str(self.data_dir), "--port", str(self.port), "--http-port", str(self.http_port)],
+            [*FLEETPLANE, "up", "--data-dir", str(self.data_dir), "--port", str(self.port), "--http-port", str(self.http_port),
+             *self.extra_args],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
