@@ -231,3 +231,27 @@ def test_one_teams_bad_dataset_does_not_block_other_placements(fed: HubProcess) 
         w = wait_until(lambda: (x := get_wl(c, "reads-lost", "careless")).get("status", {}).get("message") and x,
                        what="a reason for the careless workload")
         assert 'unknown Dataset "careless/lost"' in w["status"]["message"]
+
+
+def test_a_spot_interruption_requeues_the_workload_with_a_new_epoch(fed: HubProcess) -> None:
+    with fed.client() as c:
+        fed.alive["a100-spot-2"] = ("us-west-2", [pool("A100", "spot", 1.0, 2, 8)])  # type: ignore[attr-defined]
+        report(c, "a100-spot-2", *fed.alive["a100-spot-2"])  # type: ignore[attr-defined]
+        c.post("/api/v1/namespaces", json={"metadata": {"name": "spotty"}})
+        body = workload("cheap", "spotty", gpus=8)
+        body["spec"]["gpu"]["models"] = ["A100"]
+        body["spec"]["capacityTypes"] = {"allowed": ["spot"], "preferred": ["spot"]}
+        assert c.post(f"{API}/namespaces/spotty/workloads", json=body).status_code == 201
+        first = wait_until_placed(c, "cheap", "spotty")
+        [a] = assignments(c, "cheap", "spotty")
+        # The agent reports that the spot node under the replica was reclaimed.
+        c.patch(f"{API}/namespaces/spotty/assignments/{a['metadata']['name']}/status",
+                content=json.dumps({"status": {"phase": "Failed", "reason": "Preempted",
+                                               "message": "spot node a100-spot-2-a100-spot-0 was reclaimed"}}),
+                headers=MERGE)
+        w = wait_until(lambda: (x := get_wl(c, "cheap", "spotty"))["status"]["placement"].get("epoch") == 2
+                       and x["status"]["placement"].get("clusters") and x, what="requeued with epoch 2")
+        assert first["status"]["placement"]["epoch"] == 1
+        assert w["status"]["phase"] != "Failed", "a preemption is not the workload's failure"
+        old, new = assignments(c, "cheap", "spotty")
+        assert old["metadata"].get("deletionTimestamp") and new["spec"]["epoch"] == 2
