@@ -41,4 +41,4 @@ def test_simulated_scheduler_never_binds_outside_the_pinned_pool() -> None:
         return nodes
 
     nodes = asyncio.run(run())
-    assert sorted(nodes, key=str) == ["c-od-0", None], "the second pod waits rather than land on spot"
+    assert sorted(nodes, key=str) == [None, "c-od-0"], "the second pod waits rather than land on spot"
