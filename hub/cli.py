@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -144,7 +145,14 @@ def up(
     async def serve_all() -> None:
         await asyncio.gather(*(uvicorn.Server(c).serve() for c in configs))
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that kills
+    # the process before atexit runs, and atexit is where embedded Postgres is stopped.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     asyncio.run(serve_all())
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @db_app.command("upgrade")
