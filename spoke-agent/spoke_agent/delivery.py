@@ -44,6 +44,11 @@ log = logging.getLogger("fleetplane.agent.delivery")
 STATUS_KEYS = ("phase", "reason", "message", "observedEpoch", "objects")
 
 
+DELETE_RECHECK_SECONDS = 1.0
+"""How often (s) the agent checks that deleted objects are really gone before it releases an
+Assignment's finalizer. Pod termination takes seconds; one GET per object per second is cheap."""
+
+
 def now_rfc3339() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -216,7 +221,8 @@ class Delivery:
             await self._finalize(key, a)
             return
         if self.fence.is_stale(a):
-            await self._delete_all(key)
+            if not await self._delete_all(key):
+                self.reconcile_q.add_after(key, DELETE_RECHECK_SECONDS)
             self.applied_hash.pop(key, None)
             highest = self.fence.highest(EpochFence.workload_key(a))
             self.outcome[key] = {
@@ -295,18 +301,30 @@ class Delivery:
         self.applied_hash[key] = digest
         self.status_q.add(key)
 
-    async def _delete_all(self, key: str) -> None:
+    async def _delete_all(self, key: str) -> bool:
+        """Delete everything applied for an Assignment; True once all of it is really gone.
+
+        Foreground deletion keeps a Job until its pods have terminated (their grace period
+        included), so "gone" means no copy runs any more — the condition for releasing the
+        Assignment's finalizer, which is the moment the hub treats the old epoch as fenced.
+        """
+        remaining: set[ObjectRef] = set()
         for ref in sorted(self.applied.get(key, set()), key=str):
-            await self.backend.delete(ref)
+            await self.backend.delete(ref, foreground=True)
             self.stats["deletes"] += 1
-            self.applied[key].discard(ref)
+            if await self.backend.exists(ref):
+                remaining.add(ref)
+        if remaining:
+            self.applied[key] = remaining
+            return False
         self.applied.pop(key, None)
+        return True
 
     async def _finalize(self, key: str, a: dict[str, Any]) -> None:
         meta = a.get("metadata") or {}
         ns, name = meta.get("namespace") or "", meta.get("name") or ""
         rv = meta.get("resourceVersion")
-        if self.applied.get(key):
+        if self.applied.get(key) and (a.get("status") or {}).get("phase") != "Deleting":
             try:
                 updated = await self.hub.patch_assignment_status(
                     ns, name, {"phase": "Deleting", "reason": None, "message": "deleting objects on the cluster", "updatedAt": now_rfc3339()}
@@ -314,7 +332,10 @@ class Delivery:
                 rv = (updated.get("metadata") or {}).get("resourceVersion") or rv  # our own write moved it
             except PermanentError:
                 pass
-        await self._delete_all(key)
+        if not await self._delete_all(key):
+            # Pods are still terminating: keep the finalizer (the old copy may still run).
+            self.reconcile_q.add_after(key, DELETE_RECHECK_SECONDS)
+            return
         finalizers = list(meta.get("finalizers") or [])
         if CLEANUP_FINALIZER in finalizers:
             rest = [f for f in finalizers if f != CLEANUP_FINALIZER]

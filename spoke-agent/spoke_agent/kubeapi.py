@@ -137,15 +137,27 @@ class KubeAPI:
                 return None
             raise
 
-    async def delete(self, ref: ObjectRef) -> bool:
-        """Delete with background propagation (a Job's pods go too); False if already gone."""
+    async def delete(self, ref: ObjectRef, foreground: bool = False) -> bool:
+        """Delete; False if already gone. Background propagation by default (a Job's pods go
+        too); foreground keeps the object until its dependents (pods) have really terminated,
+        which is what fencing needs: the object existing means a copy may still run."""
         try:
             await self._request(
                 "DELETE",
                 await self.url(ref),
-                content=json.dumps({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}),
+                content=json.dumps({"kind": "DeleteOptions", "apiVersion": "v1",
+                                    "propagationPolicy": "Foreground" if foreground else "Background"}),
                 headers={"Content-Type": "application/json"},
             )
+            return True
+        except KubeAPIError as e:
+            if e.code == 404:
+                return False
+            raise
+
+    async def exists(self, ref: ObjectRef) -> bool:
+        try:
+            await self._request("GET", await self.url(ref))
             return True
         except KubeAPIError as e:
             if e.code == 404:

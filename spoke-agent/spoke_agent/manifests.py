@@ -85,19 +85,20 @@ def policy_violations(
 def pin_to_nodes(template_spec: dict[str, Any], nodes: list[str]) -> None:
     """Require the pods of a template to run on `nodes` (the pool placement chose).
 
-    A required nodeAffinity term with matchFields metadata.name works whatever GPU or
-    capacity-type labels the cluster's nodes carry. It is ANDed into every existing term, so
-    the workload's own affinity still applies.
+    Node-affinity matchFields on metadata.name take exactly ONE value, so this makes one term
+    per node (terms are ORed) and keeps each existing term's own conditions in every copy
+    (conditions inside a term are ANDed): the workload's affinity still applies, whatever GPU
+    or capacity-type labels the cluster's nodes carry.
     """
-    requirement = {"key": "metadata.name", "operator": "In", "values": list(nodes)}
     affinity = template_spec.setdefault("affinity", {}).setdefault("nodeAffinity", {})
     required = affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
-    terms = required.setdefault("nodeSelectorTerms", [])
-    if not terms:
-        terms.append({})
-    for term in terms:
-        fields = [f for f in term.get("matchFields") or [] if f.get("key") != "metadata.name"]
-        term["matchFields"] = [*fields, requirement]
+    terms = required.get("nodeSelectorTerms") or [{}]
+    required["nodeSelectorTerms"] = [
+        {**term, "matchFields": [*[f for f in term.get("matchFields") or [] if f.get("key") != "metadata.name"],
+                                 {"key": "metadata.name", "operator": "In", "values": [node]}]}
+        for term in terms
+        for node in nodes
+    ]
 
 
 def pinned_nodes(template_spec: Mapping[str, Any]) -> set[str] | None:

@@ -14,11 +14,14 @@ JOB = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "train"},
            "containers": [{"name": "c", "image": "x", "resources": {"limits": {"nvidia.com/gpu": 8}}}]}}}}
 
 
-def test_decorate_adds_a_node_name_requirement_to_every_existing_term() -> None:
+def test_decorate_makes_one_single_valued_term_per_node_keeping_the_users_conditions() -> None:
     obj = decorate(JOB, assignment_namespace="ns", assignment_name="a", workload="w", epoch=1, node_names=["n1", "n2"])
-    [term] = obj["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
-    assert term["matchExpressions"] == [{"key": "team", "operator": "In", "values": ["a"]}], "the user's affinity still applies"
-    assert term["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": ["n1", "n2"]}]
+    terms = obj["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert len(terms) == 2
+    for term, node in zip(terms, ["n1", "n2"]):
+        assert term["matchExpressions"] == [{"key": "team", "operator": "In", "values": ["a"]}], "the user's affinity still applies"
+        # The apiserver accepts exactly one value for a metadata.name field selector.
+        assert term["matchFields"] == [{"key": "metadata.name", "operator": "In", "values": [node]}]
     assert pinned_nodes(obj["spec"]["template"]["spec"]) == {"n1", "n2"}
     unpinned = decorate(JOB, assignment_namespace="ns", assignment_name="a", workload="w", epoch=1)
     assert pinned_nodes(unpinned["spec"]["template"]["spec"]) is None

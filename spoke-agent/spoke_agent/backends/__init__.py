@@ -39,8 +39,12 @@ class Backend(Protocol):
     async def apply(self, obj: Mapping[str, Any]) -> None:
         """Server-side apply; raises PermanentError (bad input) or TemporaryError."""
 
-    async def delete(self, ref: ObjectRef) -> bool:
-        """Delete; False if it was already gone."""
+    async def delete(self, ref: ObjectRef, foreground: bool = False) -> bool:
+        """Delete; False if it was already gone. foreground: keep the object until its
+        dependents (pods) have terminated."""
+
+    async def exists(self, ref: ObjectRef) -> bool:
+        """Whether the object is still there (also while it is being deleted)."""
 
     async def list_managed(self, allowed: list[tuple[str, str]]) -> list[dict[str, Any]]:
         """Every object carrying the fleetplane.io/assignment label, among kinds (group, kind)."""

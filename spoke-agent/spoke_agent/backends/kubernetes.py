@@ -265,9 +265,15 @@ class KubernetesBackend:
                     raise e2.classify() from e2
             raise e.classify() from e
 
-    async def delete(self, ref: ObjectRef) -> bool:
+    async def delete(self, ref: ObjectRef, foreground: bool = False) -> bool:
         try:
-            return await self.api.delete(ref)
+            return await self.api.delete(ref, foreground=foreground)
+        except KubeAPIError as e:
+            raise e.classify() from e
+
+    async def exists(self, ref: ObjectRef) -> bool:
+        try:
+            return await self.api.exists(ref)
         except KubeAPIError as e:
             raise e.classify() from e
 

@@ -316,7 +316,10 @@ class SimulatedBackend:
         self.objects[ref] = sim
         self._schedule()
 
-    async def delete(self, ref: ObjectRef) -> bool:
+    async def exists(self, ref: ObjectRef) -> bool:
+        return ref in self.objects
+
+    async def delete(self, ref: ObjectRef, foreground: bool = False) -> bool:
         sim = self.objects.pop(ref, None)
         if sim is None:
             return False
