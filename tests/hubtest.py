@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ import yaml
 
 from hub.process import FLEETPLANE, REPO, HubProcess, free_port
 
-__all__ = ["FLEETPLANE", "REPO", "HubProcess", "Kubectl", "free_port", "manifest", "workload"]
+__all__ = ["FLEETPLANE", "REPO", "HubProcess", "Kubectl", "free_port", "manifest", "wait_until", "workload"]
 
 @dataclass
 class Kubectl:
@@ -61,3 +63,15 @@ def workload(name: str, namespace: str = "team-a", *, gpus: int = 1, replicas: i
         },
     }
     return body
+
+
+def wait_until(fn: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
+    """Poll fn until it returns something truthy; fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")

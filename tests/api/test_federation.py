@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import start_hub
-from tests.hubtest import HubProcess, Kubectl, manifest, workload
+from tests.hubtest import wait_until, HubProcess, Kubectl, manifest, workload
 
 API = "/apis/fleetplane.io/v1alpha1"
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -46,17 +46,6 @@ def report(c: httpx.Client, name: str, region: str, pools: list[dict], ready: bo
               "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "AgentReporting"}]}
     r = c.patch(f"{API}/clusters/{name}/status", content=json.dumps({"status": status}), headers=MERGE)
     assert r.status_code == 200, r.text
-
-
-def wait_until(fn: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
 
 
 def get_wl(c: httpx.Client, name: str, ns: str = "team-a") -> dict:
