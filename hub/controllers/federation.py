@@ -57,6 +57,7 @@ AGENT_FINALIZER = "fleetplane.io/agent-cleanup"
 RESERVATION_ANNOTATION = "fleetplane.io/reservation"
 LEADER_LOCK_KEY = 0x46504C41  # "FPLA"
 EXPLAIN_ROWS = 50
+COMMIT_BATCH = 50
 
 PHASE_RANK = {None: 0, "Pending": 0, "Placed": 1, "Running": 2, "Succeeded": 3, "Failed": 3}
 TERMINAL_ASSIGNMENT = {"Succeeded", "Failed", "Rejected"}
@@ -106,14 +107,23 @@ class FederationController:
         self.store = hub.store
         self.settings = hub.settings
         self._dirty = asyncio.Event()
+        self._cluster_digests: dict[str, int] = {}
         self.passes = 0
         from placement import Engine
 
         self.engine = Engine(self.settings.placement_profile)
 
     def _on_event(self, ev: Event) -> None:
-        if ev.resource in WATCHED:
-            self._dirty.set()
+        if ev.resource not in WATCHED:
+            return
+        if ev.resource == CLUSTERS and ev.type == "MODIFIED":
+            # Heartbeats arrive every few seconds from every cluster; only a change in what
+            # placement reads (spec, labels, conditions, capacity) needs a pass. Expiry has its timer.
+            digest = _cluster_digest(ev.object)
+            if self._cluster_digests.get(ev.name) == digest:
+                return
+            self._cluster_digests[ev.name] = digest
+        self._dirty.set()
 
     # ------------------------------------------------------------------ leadership
 
@@ -195,9 +205,10 @@ class FederationController:
             if _meta(w).get("deletionTimestamp"):
                 await self._delete_workload(w, mine)
                 continue
-            if WORKLOAD_FINALIZER not in (_meta(w).get("finalizers") or []):
-                await self._add_finalizer(w)
             epoch = ((w.get("status") or {}).get("placement") or {}).get("epoch")
+            if epoch is not None and WORKLOAD_FINALIZER not in (_meta(w).get("finalizers") or []):
+                # Placement adds it in its own transaction; this only mends older objects.
+                await self._add_finalizer(w)
             current = [a for a in mine if a["spec"].get("epoch") == epoch and not _meta(a).get("deletionTimestamp")]
             phase = (w.get("status") or {}).get("phase")
             if phase in ("Succeeded", "Failed"):
@@ -271,12 +282,12 @@ class FederationController:
             return
         cluster_map = {_meta(c)["name"]: c for c in clusters}
         decisions = self.engine.place_batch(snapshot, requests, self._reservations(assignments, cluster_map))
+        placed = [(by_key[d.workload.key], d) for d in decisions if d.placed]
+        for i in range(0, len(placed), COMMIT_BATCH):
+            await self._commit_placements(placed[i:i + COMMIT_BATCH], cluster_map)
         for d in decisions:
-            w = by_key[d.workload.key]
-            if d.placed:
-                await self._commit_placement(w, d, cluster_map)
-            else:
-                await self._set_pending(w, d.reason, self._record(d))
+            if not d.placed:
+                await self._set_pending(by_key[d.workload.key], d.reason, self._record(d))
 
     def _record(self, d: Any) -> dict[str, Any]:
         """The placement record stored on the Workload; the explanation keeps the best
@@ -307,71 +318,86 @@ class FederationController:
 
         await self.store.transact(fn)
 
-    async def _commit_placement(self, w: Obj, d: Any, clusters: dict[str, Obj]) -> None:
-        """ONE transaction: the Workload's placement record and its Assignments."""
+    async def _commit_placements(self, batch: list[tuple[Obj, Any]], clusters: dict[str, Obj]) -> None:
+        """ONE transaction per batch: each Workload's placement record, finalizer and Assignments.
+
+        Batching matters at scale: thousands of one-decision transactions saturate the event
+        loop long before Postgres is busy (bench/results/federation.md)."""
+        stale: list[bool] = []
+
+        async def fn(tx: Tx) -> None:
+            for w, d in batch:
+                if not await self._stage_placement(tx, w, d, clusters):
+                    stale.append(True)
+
+        await self.store.transact(fn)
+        if stale:
+            self._dirty.set()  # those workloads changed while we decided: decide again
+
+    async def _stage_placement(self, tx: Tx, w: Obj, d: Any, clusters: dict[str, Obj]) -> bool:
+        """Stage one decision in tx; False if the workload changed since it was listed."""
         ns, name = _meta(w).get("namespace", ""), _meta(w)["name"]
         record = self._record(d)
         reservations = {r.cluster: r for r in d.reservations()}
         pool_nodes = {x.cluster: nodes for x in d.assignments
                       if x.pool is not None and (nodes := _pool_node_names(clusters.get(x.cluster), x.pool)) is not None}
 
-        async def fn(tx: Tx) -> None:
-            cur = await tx.get(WORKLOADS, ns, name)
-            if cur is None or _meta(cur).get("deletionTimestamp"):
-                return
-            if _meta(cur).get("resourceVersion") != _meta(w).get("resourceVersion"):
-                raise _Retry()  # the workload changed while we decided: decide again
-            st = copy.deepcopy(cur.get("status") or {})
-            epoch = int((st.get("placement") or {}).get("epoch") or 0) + 1
-            record["epoch"] = epoch
-            record["decidedAt"] = now_rfc3339()
-            st["placement"] = record
-            st["phase"] = st.get("phase") if PHASE_RANK.get(st.get("phase"), 0) >= 1 else "Placed"
-            st["message"] = "placed on " + ", ".join(f"{x.cluster} ({x.replicas}x {x.gpu_model or 'cpu'} {x.capacity_type or ''})".rstrip() for x in d.assignments)
-            st["clusters"] = [{"name": x.cluster, "phase": "Pending", "epoch": epoch} for x in d.assignments]
-            st["observedGeneration"] = _meta(cur).get("generation")
-            cur["status"] = st
-            tx.update(WORKLOADS, cur)
-            for x in d.assignments:
-                r = reservations.get(x.cluster)
-                annotations = {}
-                if r is not None:
-                    annotations[RESERVATION_ANNOTATION] = json.dumps(
-                        {"pool": r.pool, "gpusPerReplica": r.gpus_per_replica, "replicas": r.replicas, "nodes": list(r.nodes)})
-                asg: Obj = {
-                    "apiVersion": v1.API_VERSION, "kind": "Assignment",
-                    "metadata": {
-                        "name": f"{name[:200]}-{x.cluster[:40]}-e{epoch}", "namespace": ns,
-                        "labels": {"fleetplane.io/workload": name[:63], "fleetplane.io/cluster": x.cluster[:63],
-                                   "fleetplane.io/epoch": str(epoch)},
-                        "annotations": annotations,
-                        "finalizers": [AGENT_FINALIZER],
-                        "ownerReferences": [{"apiVersion": v1.API_VERSION, "kind": "Workload", "name": name,
-                                             "uid": _meta(cur)["uid"], "controller": True, "blockOwnerDeletion": True}],
-                    },
-                    "spec": {
-                        "clusterName": x.cluster,
-                        "workloadRef": {"name": name, "uid": _meta(cur)["uid"]},
-                        "epoch": epoch,
-                        "replicas": x.replicas,
-                        "capacityType": x.capacity_type,
-                        "manifests": [scale_manifest(m, x.replicas) for m in cur["spec"]["manifests"]],
-                    },
-                    "status": {"phase": "Pending"},
-                }
-                if x.gpu_model:
-                    asg["spec"]["gpuModel"] = x.gpu_model
-                pinned = pool_nodes.get(x.cluster)
-                if pinned is not None:
-                    asg["spec"]["nodeNames"] = pinned
-                if asg["spec"]["capacityType"] is None:
-                    del asg["spec"]["capacityType"]
-                tx.create(ASSIGNMENTS, asg)
+        cur = await tx.get(WORKLOADS, ns, name)
+        if cur is None or _meta(cur).get("deletionTimestamp"):
+            return True
+        if _meta(cur).get("resourceVersion") != _meta(w).get("resourceVersion"):
+            return False
+        fins = _meta(cur).get("finalizers") or []
+        if WORKLOAD_FINALIZER not in fins:
+            _meta(cur)["finalizers"] = [*fins, WORKLOAD_FINALIZER]
+        st = copy.deepcopy(cur.get("status") or {})
+        epoch = int((st.get("placement") or {}).get("epoch") or 0) + 1
+        record["epoch"] = epoch
+        record["decidedAt"] = now_rfc3339()
+        st["placement"] = record
+        st["phase"] = st.get("phase") if PHASE_RANK.get(st.get("phase"), 0) >= 1 else "Placed"
+        st["message"] = "placed on " + ", ".join(f"{x.cluster} ({x.replicas}x {x.gpu_model or 'cpu'} {x.capacity_type or ''})".rstrip() for x in d.assignments)
+        st["clusters"] = [{"name": x.cluster, "phase": "Pending", "epoch": epoch} for x in d.assignments]
+        st["observedGeneration"] = _meta(cur).get("generation")
+        cur["status"] = st
+        tx.update(WORKLOADS, cur)
+        for x in d.assignments:
+            r = reservations.get(x.cluster)
+            annotations = {}
+            if r is not None:
+                annotations[RESERVATION_ANNOTATION] = json.dumps(
+                    {"pool": r.pool, "gpusPerReplica": r.gpus_per_replica, "replicas": r.replicas, "nodes": list(r.nodes)})
+            asg: Obj = {
+                "apiVersion": v1.API_VERSION, "kind": "Assignment",
+                "metadata": {
+                    "name": f"{name[:200]}-{x.cluster[:40]}-e{epoch}", "namespace": ns,
+                    "labels": {"fleetplane.io/workload": name[:63], "fleetplane.io/cluster": x.cluster[:63],
+                               "fleetplane.io/epoch": str(epoch)},
+                    "annotations": annotations,
+                    "finalizers": [AGENT_FINALIZER],
+                    "ownerReferences": [{"apiVersion": v1.API_VERSION, "kind": "Workload", "name": name,
+                                         "uid": _meta(cur)["uid"], "controller": True, "blockOwnerDeletion": True}],
+                },
+                "spec": {
+                    "clusterName": x.cluster,
+                    "workloadRef": {"name": name, "uid": _meta(cur)["uid"]},
+                    "epoch": epoch,
+                    "replicas": x.replicas,
+                    "capacityType": x.capacity_type,
+                    "manifests": [scale_manifest(m, x.replicas) for m in cur["spec"]["manifests"]],
+                },
+                "status": {"phase": "Pending"},
+            }
+            if x.gpu_model:
+                asg["spec"]["gpuModel"] = x.gpu_model
+            pinned = pool_nodes.get(x.cluster)
+            if pinned is not None:
+                asg["spec"]["nodeNames"] = pinned
+            if asg["spec"]["capacityType"] is None:
+                del asg["spec"]["capacityType"]
+            tx.create(ASSIGNMENTS, asg)
 
-        try:
-            await self.store.transact(fn)
-        except _Retry:
-            self._dirty.set()
+        return True
 
     # ------------------------------------------------------------------ failover
 
@@ -491,6 +517,13 @@ class FederationController:
         await self.store.transact(fn)
 
 
+def _cluster_digest(c: Obj) -> int:
+    st = {k: v for k, v in (c.get("status") or {}).items() if k != "heartbeatTime"}
+    conds = [{k: v for k, v in x.items() if k != "lastTransitionTime"} for x in st.pop("conditions", None) or []]
+    meta = c.get("metadata") or {}
+    return hash(json.dumps([c.get("spec"), meta.get("labels"), meta.get("deletionTimestamp"), st, conds], sort_keys=True))
+
+
 def _pool_node_names(cluster: Obj | None, pool: str) -> list[str] | None:
     """Names of the nodes of a reported pool, named the way placement.manifests names pools."""
     used: set[str] = set()
@@ -572,9 +605,6 @@ def build_snapshot(clusters: list[Obj], datasets: list[Obj], topologies: list[Ob
             problems.append(str(exc))
     return snapshot_from_api(good_c, good_d, ts), problems
 
-
-class _Retry(Exception):
-    pass
 
 
 def _aggregated_status(cur: Obj, phase: str, per_cluster: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -104,6 +104,9 @@ class HubClient:
             "/v1/clusters/join",
             f"join cluster {cluster_name}",
             json={"joinToken": join_token, "clusterName": cluster_name},
+            # A join token is single-use: if the hub redeems it but the answer times out, a
+            # retry is refused. Wait long rather than retry (a loaded hub answered in >10 s).
+            timeout=max(60.0, self.settings.request_timeout_seconds),
         )
         token = body.get("token")
         if not token:

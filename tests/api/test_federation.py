@@ -129,15 +129,18 @@ def test_unplaceable_workload_stays_pending_with_a_reason_then_places_when_capac
 def test_a_burst_never_over_assigns_a_cluster(fed: HubProcess) -> None:
     with fed.client() as c:
         c.post("/api/v1/namespaces", json={"metadata": {"name": "burst"}})
-        fed.alive["b200-small"] = ("ap-south-1", [pool("B200", "on-demand", 6.0, 3, 8, mem=192)])  # type: ignore[attr-defined]
-        report(c, "b200-small", *fed.alive["b200-small"])  # type: ignore[attr-defined]
-        for i in range(6):  # 6 x 8 GPUs wanted, 3 nodes x 8 free
+        for i in range(6):  # 6 x 8 GPUs wanted, 3 nodes x 8 free once the cluster appears
             body = workload(f"b{i}", "burst", gpus=8)
             body["spec"]["gpu"]["models"] = ["B200"]
             body["spec"]["priority"] = i
             assert c.post(f"{API}/namespaces/burst/workloads", json=body).status_code == 201
-        wait_until(lambda: sum(1 for i in range(6) if get_wl(c, f"b{i}", "burst").get("status", {}).get("message")) == 6,
-                   what="all decided")
+        wait_until(lambda: all(get_wl(c, f"b{i}", "burst").get("status", {}).get("phase") == "Pending" for i in range(6)),
+                   what="all pending before capacity exists")
+        # Capacity appears: one pass places the whole backlog in priority order.
+        fed.alive["b200-small"] = ("ap-south-1", [pool("B200", "on-demand", 6.0, 3, 8, mem=192)])  # type: ignore[attr-defined]
+        report(c, "b200-small", *fed.alive["b200-small"])  # type: ignore[attr-defined]
+        wait_until(lambda: sum(1 for i in range(6) if get_wl(c, f"b{i}", "burst")["status"]["placement"].get("clusters")) == 3,
+                   what="three placed")
         time.sleep(1)
         placed = [i for i in range(6) if get_wl(c, f"b{i}", "burst")["status"]["placement"].get("clusters")]
         assert sorted(placed) == [3, 4, 5], "exactly three fit, highest priority first"
