@@ -166,6 +166,8 @@ class Decision:
         opts = t.view.options
         rows: list[dict[str, Any]] = []
         for rank, i in enumerate(self.ranked_options(), start=1):
+            if limit is not None and len(rows) >= limit:
+                break  # plugin details are the costly part: build only the rows kept
             c = int(opts.cluster[i])
             p = int(opts.pool[i])
             plugins = []
@@ -194,6 +196,8 @@ class Decision:
                 }
             )
         for ci, (name, short, detail) in sorted(self._removed.items(), key=lambda kv: a.cluster_names[kv[0]]):
+            if limit is not None and len(rows) >= limit:
+                break
             rows.append({"name": a.cluster_names[ci], "feasible": False, "filter": name, "reason": short, "detail": detail})
         return rows if limit is None else rows[:limit]
 
