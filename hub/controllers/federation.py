@@ -108,6 +108,7 @@ class FederationController:
         self.settings = hub.settings
         self._dirty = asyncio.Event()
         self._cluster_digests: dict[str, int] = {}
+        self._last_clusters: list[Obj] = []
         self.passes = 0
         from placement import Engine
 
@@ -173,8 +174,11 @@ class FederationController:
                 self._dirty.set()
 
     async def _next_timer(self) -> float:
-        """Seconds until the earliest Ready cluster's heartbeat expires (bounded)."""
-        clusters, _, _ = await self.store.list(CLUSTERS, namespaces=None)
+        """Seconds until the earliest Ready cluster's heartbeat expires (bounded).
+
+        Uses the clusters the last pass listed: heartbeats since then only push expiry later,
+        so the timer may fire early (a cheap pass that finds nothing expired), never late."""
+        clusters = self._last_clusters
         now = time.time()
         soonest = 30.0
         for c in clusters:
@@ -188,8 +192,9 @@ class FederationController:
     async def reconcile(self) -> None:
         self.passes += 1
         clusters, _, _ = await self.store.list(CLUSTERS, namespaces=None)
-        await self._health(clusters)
-        clusters, _, _ = await self.store.list(CLUSTERS, namespaces=None)
+        if await self._health(clusters):
+            clusters, _, _ = await self.store.list(CLUSTERS, namespaces=None)
+        self._last_clusters = clusters
         workloads, _, _ = await self.store.list(WORKLOADS, namespaces=None)
         assignments, _, _ = await self.store.list(ASSIGNMENTS, namespaces=None)
         by_workload: dict[tuple[str, str], list[Obj]] = {}
@@ -228,8 +233,10 @@ class FederationController:
 
     # ------------------------------------------------------------------ health
 
-    async def _health(self, clusters: list[Obj]) -> None:
+    async def _health(self, clusters: list[Obj]) -> bool:
+        """Mark clusters with an expired heartbeat NotReady; True if any was marked."""
         now = time.time()
+        marked = False
         for c in clusters:
             st = c.get("status") or {}
             hb = _parse_time(st.get("heartbeatTime"))
@@ -249,7 +256,9 @@ class FederationController:
                 tx.update(CLUSTERS, cur)
 
             await self.store.transact(mark)
+            marked = True
             log.warning("cluster %s missed its heartbeat: NotReady", name)
+        return marked
 
     # ------------------------------------------------------------------ placement
 
