@@ -185,7 +185,7 @@ def hub_launcher(out: str, argv: list[str]) -> None:
         setattr(owner, name, w)
 
     FC = fed.FederationController
-    for n in ("reconcile", "_health", "_place", "_commit_placements", "_stage_placement", "_set_pending", "_aggregate",
+    for n in ("reconcile", "_health", "_place", "_commit_placements", "_stage_placement", "_set_pending", "_write_aggregates",
               "_add_finalizer", "_delete_workload", "_fence", "_next_timer"):
         if hasattr(FC, n):  # the controller evolves; time what exists
             wrap_async(FC, n)

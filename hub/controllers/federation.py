@@ -204,6 +204,7 @@ class FederationController:
         ready = {_meta(c)["name"] for c in clusters if _ready(c)}
 
         pending: list[Obj] = []
+        updates: list[tuple[str, str, str, list[dict[str, Any]]]] = []
         for w in workloads:
             key = (_meta(w).get("namespace", ""), _meta(w)["name"])
             mine = by_workload.get(key, [])
@@ -227,7 +228,9 @@ class FederationController:
                 await self._fence(w, current, lost)
                 pending.append(await self.store.get(WORKLOADS, key[0], key[1]) or w)
                 continue
-            await self._aggregate(w, current, lost)
+            if (update := self._aggregate(w, current, lost)) is not None:
+                updates.append(update)
+        await self._write_aggregates(updates)
         if pending:
             await self._place(pending, clusters, assignments)
 
@@ -442,7 +445,8 @@ class FederationController:
 
     # ------------------------------------------------------------------ status
 
-    async def _aggregate(self, w: Obj, current: list[Obj], lost: list[Obj]) -> None:
+    def _aggregate(self, w: Obj, current: list[Obj], lost: list[Obj]) -> tuple[str, str, str, list[dict[str, Any]]] | None:
+        """The status update a placed workload needs from its Assignments, or None."""
         ns, name = _meta(w).get("namespace", ""), _meta(w)["name"]
         phases = [(a.get("status") or {}).get("phase") or "Pending" for a in current]
         if any(p in ("Failed", "Rejected") for p in phases):
@@ -465,19 +469,25 @@ class FederationController:
             per_cluster.append(entry)
 
         if _aggregated_status(w, phase, per_cluster) is None:
-            return
+            return None
+        return ns, name, phase, per_cluster
 
-        async def fn(tx: Tx) -> None:
-            cur = await tx.get(WORKLOADS, ns, name)
-            if cur is None:
-                return
-            new = _aggregated_status(cur, phase, per_cluster)
-            if new is None:
-                return
-            cur["status"] = new
-            tx.update(WORKLOADS, cur)
+    async def _write_aggregates(self, updates: list[tuple[str, str, str, list[dict[str, Any]]]]) -> None:
+        """Write status updates COMMIT_BATCH per transaction, re-checked on the locked row."""
+        for i in range(0, len(updates), COMMIT_BATCH):
+            chunk = updates[i:i + COMMIT_BATCH]
 
-        await self.store.transact(fn)
+            async def fn(tx: Tx, chunk: list[tuple[str, str, str, list[dict[str, Any]]]] = chunk) -> None:
+                for ns, name, phase, per_cluster in chunk:
+                    cur = await tx.get(WORKLOADS, ns, name)
+                    if cur is None:
+                        continue
+                    new = _aggregated_status(cur, phase, per_cluster)
+                    if new is not None:
+                        cur["status"] = new
+                        tx.update(WORKLOADS, cur)
+
+            await self.store.transact(fn)
 
     # ------------------------------------------------------------------ deletion
 
