@@ -13,8 +13,9 @@ A pass:
    with epoch+1; the old Assignment is deleted (its agent-cleanup finalizer keeps it until
    the old cluster's agent, when back, has removed the stale copy).
 3. Placement: pending workloads, highest priority first, against ONE snapshot of cluster
-   capacity minus in-flight reservations. Each decision is written in ONE transaction: the
-   Workload's status (phase Placed, clusters, epoch, explanation) and its Assignment(s).
+   capacity minus in-flight reservations. Each decision is written atomically — the
+   Workload's status (phase Placed, clusters, epoch, explanation), its finalizer and its
+   Assignment(s) — with up to COMMIT_BATCH decisions per transaction.
 4. Status: each placed Workload's phase and per-cluster status from its Assignments'
    status, never moving backward (Pending < Placed < Running < Succeeded/Failed).
 5. Deletion: a deleted Workload's Assignments are deleted; its finalizer is released when
