@@ -15,6 +15,7 @@ Tokens are stored as SHA-256 hashes; the plain token is shown once when created.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -123,7 +124,7 @@ async def create_token(store: Store, kind: str, subject: str, namespaces: list[s
                 "INSERT INTO tokens (token_sha256, kind, subject, namespaces) "
                 "VALUES (:h, :k, :s, CAST(:n AS jsonb))"
             ),
-            {"h": _hash(token), "k": kind, "s": subject, "n": None if namespaces is None else __import__("json").dumps(namespaces)},
+            {"h": _hash(token), "k": kind, "s": subject, "n": None if namespaces is None else json.dumps(namespaces)},
         )
     return token
 

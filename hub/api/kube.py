@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import jsonpatch
+from sqlalchemy import text
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -773,7 +774,7 @@ async def _cascade(tx: Tx, res: Resource, owner: Obj, policy: str) -> None:
     if res.kind == "Namespace":
         # Deleting a namespace deletes its content (objects with finalizers get marked).
         rows = await tx.conn.execute(
-            __import__("sqlalchemy").text("SELECT resource, data FROM objects WHERE namespace = :ns FOR UPDATE"),
+            text("SELECT resource, data FROM objects WHERE namespace = :ns FOR UPDATE"),
             {"ns": _meta(owner)["name"]},
         )
         for resource, data in rows.all():

@@ -170,3 +170,12 @@ def test_table_lists_clusters_with_gpu_columns(kubectl: Kubectl) -> None:
     header, row = kubectl("get", "clusters", "east").splitlines()[:2]
     assert header.split() == ["NAME", "READY", "REGION", "GPUS", "FREE", "BACKEND", "AGE"]
     assert row.split()[:6] == ["east", "True", "us-east-1", "16", "12", "kubernetes"]
+
+
+def test_deleting_a_namespace_deletes_its_content(kubectl: Kubectl) -> None:
+    kubectl("create", "namespace", "scratch")
+    kubectl("create", "-f", "-", input=manifest(workload("temp", "scratch", gpus=1)))
+    kubectl("delete", "namespace", "scratch")
+    assert "NotFound" in kubectl.fails("get", "ns", "scratch")
+    assert kubectl("get", "wl", "-n", "scratch", "-o", "name").strip() == ""
+    assert "NotFound" in kubectl.fails("create", "-f", "-", input=manifest(workload("late", "scratch", gpus=1)))
