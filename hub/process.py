@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,12 @@ from pathlib import Path
 
 import httpx
 
+from hub.lab.process import free_port
+
+__all__ = ["FLEETPLANE", "REPO", "HubProcess", "free_port"]
+
 REPO = Path(__file__).resolve().parent.parent
 FLEETPLANE = [sys.executable, "-m", "hub.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

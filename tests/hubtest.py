@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from hub.lab.testing import wait_until as lab_wait_until
 from hub.process import FLEETPLANE, REPO, HubProcess, free_port
 
 __all__ = ["FLEETPLANE", "REPO", "HubProcess", "Kubectl", "free_port", "manifest", "wait_until", "workload"]
@@ -67,11 +67,4 @@ def workload(name: str, namespace: str = "team-a", *, gpus: int = 1, replicas: i
 
 def wait_until(fn: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:
     """Poll fn until it returns something truthy; fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+    return lab_wait_until(what, fn, timeout, interval=0.1)

@@ -8,11 +8,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,29 +18,16 @@ from typing import Any, TypeVar
 
 import httpx
 
+from hub.lab.process import free_port
+from hub.lab.testing import wait_until as lab_wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            got = probe()
-        except Exception as e:  # noqa: BLE001 - keep polling, report the last error
-            got, last = None, e
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what} (last error: {last!r})")
-        time.sleep(interval)
+    # Agent tests poll through a busy spoke and hub: any error means "not yet".
+    return lab_wait_until(what, probe, timeout, interval, retry_on=(Exception,))
 
 
 def env() -> dict[str, str]:

@@ -35,6 +35,7 @@ import yaml
 
 from hub.lab import Lab, SpokeSpec
 from hub.lab.spoke import SpokeInfo
+from hub.lab.testing import wait_until as lab_wait_until
 from tests.agent.lab_fixtures import AgentProcess, env, kubectl, kubectl_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,20 +60,9 @@ T = TypeVar("T")
 
 
 def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25) -> T:
-    """Poll `probe` until it returns something truthy. A failed HTTP call is retried (the
-    machine is busy); an AssertionError from the probe fails at once."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while True:
-        try:
-            got = probe()
-        except (httpx.HTTPError, subprocess.SubprocessError) as e:
-            got, last = None, e
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what} (last error: {last!r})")
-        time.sleep(interval)
+    """A failed HTTP call or kubectl run is retried (the machine is busy); an AssertionError
+    from the probe fails at once."""
+    return lab_wait_until(what, probe, timeout, interval, retry_on=(httpx.HTTPError, subprocess.SubprocessError))
 
 
 @dataclass
