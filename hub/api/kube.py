@@ -262,14 +262,13 @@ def _check_kind(res: Resource, obj: Any) -> Obj:
     return obj
 
 
-def _finalize_if_done(tx: Tx, res: Resource, obj: Obj) -> str:
-    """An object being deleted whose last finalizer went away is removed for real."""
+def _stage_write(tx: Tx, res: Resource, obj: Obj) -> None:
+    """Stage an update; an object being deleted whose last finalizer went away is removed for real."""
     meta = _meta(obj)
     if meta.get("deletionTimestamp") and not meta.get("finalizers"):
         tx.delete(res.key, obj)
-        return "deleted"
-    tx.update(res.key, obj)
-    return "updated"
+    else:
+        tx.update(res.key, obj)
 
 
 # ------------------------------------------------------------------ Tables
@@ -537,8 +536,7 @@ async def _write_existing(
             return old
         if dry:
             return new
-        if _finalize_if_done(tx, res, new) == "deleted":
-            return new
+        _stage_write(tx, res, new)
         return new
 
     obj = await app.store.transact(fn)
