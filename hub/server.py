@@ -1,45 +1,45 @@
-"""The hub process: FastAPI app, its lifecycle, auth middleware, health and metrics.
+"""The hub process: builds every layer and wires them into one FastAPI app (the composition root).
 
-`create_app(settings, url)` builds the app on an already-migrated database; `serve()` runs it
-with uvicorn. Routes: the Kubernetes-compatible API (hub.api.kube), the join endpoint, the
-REST API under /v1 (hub.api.rest), /healthz, /readyz, /metrics.
+`create_app(settings, url)` builds the app on an already-migrated database; hub.cli runs it with
+uvicorn. Routes: the Kubernetes-compatible API (hub.web.kube), the join endpoint (hub.web.join),
+the REST API under /v1 (hub.web.rest), /healthz, /readyz, /metrics. Background tasks: the watch
+poller, event compaction, the federation controller (one active per database), and whatever
+entry points add with `add_background` (the demo fleet).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.api import kube
-from hub.auth import Authenticator, create_token, redeem_join_token
-from hub.config import Settings
-from hub.errors import ApiError, bad_request, unauthorized
-from hub.store.store import Store, Tx, now_rfc3339
+from hub.controllers.federation import run_federation
+from hub.registry.lifecycle import Registry
+from hub.settings import Settings
+from hub.store.leader import LeaderLock
+from hub.store.store import Store
 from hub.store.watch import Broadcaster
+from hub.web import authn, join, kube
+from hub.web.authn import Authenticator
+from hub.web.context import HubContext
+from hub.web.rest import routes as rest
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = {"/healthz", "/readyz", "/livez", "/metrics", "/v1/clusters/join"}
+Background = Callable[[HubContext], Awaitable[None]]
 
 
-@dataclass
-class Hub:
-    settings: Settings
-    store: Store
-    broadcaster: Broadcaster
-    auth: Authenticator
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    ready: bool = False
+def add_background(app: FastAPI, task: Background) -> None:
+    """Run `task(hub)` for the life of the app (started after the hub's own tasks)."""
+    app.state.background.append(task)
 
 
-async def _compactor(hub: Hub) -> None:
+async def _compactor(hub: HubContext) -> None:
     interval = max(1.0, min(60.0, hub.settings.event_retention_seconds / 10))
     while True:
         await asyncio.sleep(interval)
@@ -51,29 +51,30 @@ async def _compactor(hub: Hub) -> None:
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     store = Store(database_url)
-    hub = Hub(
-        settings=settings,
-        store=store,
-        broadcaster=Broadcaster(store, poll_seconds=settings.watch_poll_seconds,
-                                ring_size=settings.watch_cache_events, queue_limit=settings.watch_queue_limit),
-        auth=Authenticator(store),
-    )
+    broadcaster = Broadcaster(store, poll_seconds=settings.watch_poll_seconds,
+                              ring_size=settings.watch_cache_events, queue_limit=settings.watch_queue_limit)
+    registry = Registry(store, broadcaster)
+    hub = HubContext(settings=settings, registry=registry, authenticator=Authenticator(store), store=store)
+    tasks: list[asyncio.Task[Any]] = []
+
+    async def federation(_: HubContext) -> None:
+        await run_federation(registry, settings, LeaderLock(store))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await hub.broadcaster.start()
-        hub.tasks.append(asyncio.create_task(_compactor(hub), name="compactor"))
-        for starter in getattr(app.state, "controllers", []):
-            hub.tasks.append(asyncio.create_task(starter(hub), name=getattr(starter, "__name__", "controller")))
+        await broadcaster.start()
+        tasks.append(asyncio.create_task(_compactor(hub), name="compactor"))
+        for task in [federation, *app.state.background]:
+            tasks.append(asyncio.create_task(task(hub), name=getattr(task, "__name__", "background")))
         hub.ready = True
         try:
             yield
         finally:
             hub.ready = False
-            for t in hub.tasks:
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(*hub.tasks, return_exceptions=True)
-            await hub.broadcaster.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await broadcaster.stop()
             await store.close()
 
     app = FastAPI(
@@ -85,20 +86,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         description="REST API under /v1; the Kubernetes-compatible API is served under /api and /apis.",
     )
     app.state.hub = hub
-    app.state.controllers = []
-
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next: Any) -> Response:
-        path = request.url.path
-        if path in OPEN_PATHS or path.startswith("/docs") or path == "/openapi.json":
-            return await call_next(request)
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        subject = await hub.auth.subject(token) if token else None
-        if subject is None:
-            return JSONResponse(unauthorized().status(), status_code=401)
-        request.state.subject = subject
-        return await call_next(request)
+    app.state.background = []
+    app.middleware("http")(authn.middleware(hub.authenticator))
 
     @app.get("/healthz", include_in_schema=False)
     @app.get("/livez", include_in_schema=False)
@@ -119,37 +108,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/clusters/join", tags=["clusters"])
-    async def join(request: Request) -> JSONResponse:
-        """Exchange a single-use join token for the cluster's own credential; registers the Cluster."""
-        try:
-            body = await request.json()
-        except Exception:
-            return JSONResponse(bad_request("join: body must be JSON {joinToken, clusterName}").status(), status_code=400)
-        token, cluster = (body or {}).get("joinToken"), (body or {}).get("clusterName")
-        if not isinstance(token, str) or not isinstance(cluster, str) or not cluster:
-            return JSONResponse(bad_request("join: joinToken and clusterName are required strings").status(), status_code=400)
-        if not await redeem_join_token(store, token, cluster):
-            err = ApiError(401, "Unauthorized", f'join token for cluster "{cluster}" is invalid or already used')
-            return JSONResponse(err.status(), status_code=401)
-        credential = await create_token(store, "agent", cluster)
-
-        async def ensure_cluster(tx: Tx) -> None:
-            if await tx.get("fleetplane.io/clusters", "", cluster) is None:
-                obj = {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Cluster",
-                       "metadata": {"name": cluster, "annotations": {"fleetplane.io/joined-at": now_rfc3339()}},
-                       "spec": {"backend": "kubernetes"}}
-                tx.create("fleetplane.io/clusters", obj)
-
-        await store.transact(ensure_cluster)
-        return JSONResponse({"clusterName": cluster, "token": credential})
-
-    try:
-        from hub.api import rest
-
-        app.include_router(rest.router)
-    except ImportError:  # the REST API module is optional while it is being built
-        pass
+    app.include_router(join.router)
+    app.include_router(rest.router)
     app.include_router(kube.router)
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]

@@ -231,14 +231,17 @@ class Decision:
             "clusters": self.cluster_explanations(limit),
         }
 
-    def to_placement_record(self) -> dict[str, Any]:
-        """The ``status.placement`` of the Workload wire type (PlacementRecord), minus epoch/time."""
+    def to_placement_record(self, explain_limit: int | None = None) -> dict[str, Any]:
+        """The ``status.placement`` of the Workload wire type (PlacementRecord), minus epoch/time.
+
+        ``explain_limit`` keeps the explanation to the best N clusters (feasible first, then
+        removed ones), so stored objects stay small at thousands of clusters."""
         return {
             "clusters": [
                 {"name": x.cluster, "replicas": x.replicas, "capacityType": x.capacity_type} for x in self.assignments
             ],
             "reason": self.reason,
-            "explanation": self.to_dict(),
+            "explanation": self.to_dict(limit=explain_limit),
         }
 
     def reservations(self) -> list[Reservation]:

@@ -28,7 +28,8 @@ from typing import Any, cast
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from hub.apis import v1alpha1 as v1
+from fleetplane_types import v1alpha1 as v1
+from fleetplane_types.names import READY_CONDITION
 from placement.catalogue import canonical_model, catalogue_memory, known_models
 from placement.errors import PlacementInputError
 from placement.model import (
@@ -163,7 +164,7 @@ def _cap(value: object) -> CapacityType:
 
 def _ready(c: v1.Cluster) -> tuple[bool, str | None]:
     for cond in (c.status.conditions if c.status else None) or []:
-        if cond.type == "Ready":
+        if cond.type == READY_CONDITION:
             if cond.status == "True":
                 return True, None
             return False, cond.reason or cond.message or f"Ready={cond.status}"

@@ -1,6 +1,6 @@
 """The engine's typed inputs: a fleet snapshot, a topology, datasets, workloads, reservations.
 
-These are plain frozen dataclasses, independent of the wire types in ``hub.apis`` (the
+These are plain frozen dataclasses, independent of the wire types in ``fleetplane_types`` (the
 converters in :mod:`placement.manifests` map one to the other). Each validates itself on
 construction and raises :class:`~placement.errors.PlacementInputError` naming the object and
 field, so the engine never has to second-guess its input.

@@ -21,7 +21,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
     import os
     import tempfile
 
-    from hub.db import EmbeddedPostgres
+    from hub.store.database import EmbeddedPostgres
 
     # Not under pytest's tmp dir: that is 0700 root-only, and Postgres runs as its own user.
     d = Path(tempfile.mkdtemp(prefix="fleetplane-test-pg-"))
@@ -32,7 +32,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
 @pytest.fixture(scope="session")
 def fresh_database(postgres):  # type: ignore[no-untyped-def]
     """A factory: a new, empty, migrated database URL on the session's server."""
-    from hub.db import upgrade
+    from hub.store.database import upgrade
 
     def make() -> str:
         url = postgres.create_database(f"fp_test_{next(_db_counter)}")

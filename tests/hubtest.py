@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from hub.lab.testing import wait_until as lab_wait_until
-from hub.process import FLEETPLANE, REPO, HubProcess, free_port
+from fleetplane_testing import wait_until as lab_wait_until
+from fleetplane_testing import FLEETPLANE, REPO, HubProcess, free_port
 
 __all__ = ["FLEETPLANE", "REPO", "HubProcess", "Kubectl", "free_port", "manifest", "wait_until", "workload"]
 

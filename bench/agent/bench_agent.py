@@ -79,7 +79,7 @@ def main() -> None:
             (tmp / "profile.yaml").write_text(yaml.safe_dump(PROFILE))
             extra = ["--backend", "simulated", "--profile", str(tmp / "profile.yaml"), "--state-file", str(tmp / "state.json")]
         else:
-            from hub.lab import Lab, SpokeSpec
+            from fleetplane_lab import Lab, SpokeSpec
 
             lab = Lab(tmp / "lab", spokes=[SpokeSpec(name=cluster, profiles=["l4-ondemand"])], with_hub=False).up()
             kc = lab.spokes[cluster].kubeconfig

@@ -20,9 +20,9 @@ from typing import Any
 
 import psutil
 
-from hub.lab import Lab, default_spokes, require_binaries
-from hub.lab.lab import hub_db_rss_bytes
-from hub.lab.process import ProcRecord
+from fleetplane_lab import Lab, default_spokes, require_binaries
+from fleetplane_lab.lab import hub_db_rss_bytes
+from fleetplane_lab.process import ProcRecord
 
 OUT = Path(__file__).with_name("results.json")
 
@@ -58,8 +58,8 @@ def one_run(n: int, shared_etcd: bool, settle: float, with_hub: bool = False) ->
             pss_total = sum(pss(r) for s in lab.spokes.values() for r in s.processes) + sum(pss(r) for r in lab.shared)
             spoke_timings = {name: s.timings for name, s in lab.spokes.items()}
             hub_rss = 0
-            if lab.hub and lab.hub.process:
-                hub_rss = lab.hub.process.rss_bytes() + hub_db_rss_bytes(lab.hub.data_dir)
+            if lab.hub and lab.fleetplane_testing.hubprocess:
+                hub_rss = lab.fleetplane_testing.hubprocess.rss_bytes() + hub_db_rss_bytes(lab.hub.data_dir)
         finally:
             t1 = time.monotonic()
             rep = lab.down()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The lab on a Docker host: a kind hub cluster and N kind spoke clusters, each spoke with kwok
 # (in-cluster, pinned release) and the same fake GPU nodes as the local backend, rendered from
-# hub/lab/profiles by `python -m hub.lab.profiles`.
+# fleetplane_lab/profiles by `python -m fleetplane_lab.profiles`.
 #
 #   deploy/kind/lab-kind.sh up   --spokes N [--dir RUN_DIR] [--prefix fleetplane] [--no-hub]
 #   deploy/kind/lab-kind.sh up   --spoke spoke-1:us-east-1:h100-reserved,l4-ondemand [--spoke ...]
@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
 done
 kcfgs="$dir/kubeconfigs"
 
-# Same default mix and regions as hub/lab/lab.py default_spokes().
+# Same default mix and regions as fleetplane_lab/lab.py default_spokes().
 mixes=("h100-reserved l4-ondemand" "a100-spot l4-ondemand" "h100-reserved a100-spot")
 regions=(us-east-1 us-west-2 eu-west-1 eu-central-1 ap-northeast-1 ap-southeast-2)
 
@@ -59,10 +59,10 @@ add_gpu_nodes() {  # spoke-name kubeconfig region profiles...
   "${k[@]}" apply -f "https://github.com/kubernetes-sigs/kwok/releases/download/${KWOK_VERSION}/stage-fast.yaml"
   # The lab's pod stages (same names, so they replace the fast ones): pod-complete honours
   # the pod-complete.stage.kwok.x-k8s.io/delay annotation, as in the local backend.
-  "${k[@]}" apply -f "$repo/hub/lab/kwok-stages.yaml"
+  "${k[@]}" apply -f "$repo/fleetplane_lab/kwok-stages.yaml"
   "${k[@]}" -n kube-system rollout status deployment/kwok-controller --timeout=180s
   local nodes; nodes="$(mktemp)"
-  (cd "$repo" && "$PYTHON" -m hub.lab.profiles "$name" "$@" --region "$region") >"$nodes"
+  (cd "$repo" && "$PYTHON" -m fleetplane_lab.profiles "$name" "$@" --region "$region") >"$nodes"
   "${k[@]}" create -f "$nodes" 2>&1 | grep -v AlreadyExists || true
   # Status on create is kept by the apiserver, but patch it explicitly as well: capacity
   # must never be missing, and `kubectl create` of an existing node leaves the old status.

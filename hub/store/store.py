@@ -1,9 +1,10 @@
 """Postgres object store with Kubernetes semantics.
 
 Owns: reading and writing objects, handing out resourceVersions in commit order, the event
-log and its compaction floor. It knows nothing about HTTP or validation; the API layer calls
+log and its compaction floor. It knows nothing about HTTP or validation; the registry calls
 `transact()` with a function that reads (locking rows) and stages writes, and the store
-assigns resourceVersions and writes objects plus events in the same transaction.
+assigns resourceVersions and writes objects plus events in the same transaction. It raises
+`hub.store.errors` only; the layers above map them to `Status`.
 
 Why a counter row: see `hub.store.schema`. Every transaction takes its resourceVersions LAST
 (after all row locks it needs), so the counter lock is held only for the few statements that
@@ -26,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hub import metrics
-from hub.errors import ApiError, bad_request
+from hub.store.errors import AlreadyExistsError, InvalidContinueToken
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -56,10 +57,33 @@ class _Write:
 
 @dataclass
 class Tx:
-    """One store transaction: locked reads, then staged writes applied at commit."""
+    """One store transaction: locked reads, then staged writes applied at commit.
+
+    Writes to the same object within one transaction are coalesced into one (an insert then
+    an update is one insert of the final object; an update then a delete is one delete), so a
+    multi-step lifecycle change — add a finalizer, then write status — is one row write and
+    one watch event, with the final state."""
 
     conn: AsyncConnection
     writes: list[_Write] = field(default_factory=list)
+    _staged: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def _stage(self, w: _Write) -> None:
+        meta = w.obj["metadata"]
+        key = (w.resource, meta.get("namespace") or "", meta["name"])
+        i = self._staged.get(key)
+        prev = self.writes[i] if i is not None else None
+        if prev is not None and prev.op != "delete" and w.op != "insert":
+            if prev.op == "insert" and w.op == "delete":
+                # Created and deleted in one transaction: nothing to write.
+                self.writes[i] = _Write("noop", w.resource, w.obj, "")
+                del self._staged[key]
+                return
+            op, event = (prev.op, prev.event_type) if w.op == "update" else (w.op, w.event_type)
+            self.writes[i] = _Write(op, w.resource, w.obj, event)
+            return
+        self._staged[key] = len(self.writes)
+        self.writes.append(w)
 
     async def get(self, resource: str, namespace: str, name: str, *, lock: bool = True) -> Obj | None:
         sql = "SELECT data FROM objects WHERE resource = :r AND namespace = :ns AND name = :n"
@@ -79,20 +103,27 @@ class Tx:
         )
         return [(r[0], dict(r[1])) for r in rows]
 
+    async def namespace_contents(self, namespace: str) -> list[tuple[str, Obj]]:
+        """Every object in a namespace (locked), for deleting the namespace's content."""
+        rows = await self.conn.execute(
+            text("SELECT resource, data FROM objects WHERE namespace = :ns FOR UPDATE"), {"ns": namespace}
+        )
+        return [(r[0], dict(r[1])) for r in rows.all()]
+
     def create(self, resource: str, obj: Obj) -> Obj:
         meta = obj.setdefault("metadata", {})
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         meta.setdefault("generation", 1)
-        self.writes.append(_Write("insert", resource, obj, "ADDED"))
+        self._stage(_Write("insert", resource, obj, "ADDED"))
         return obj
 
     def update(self, resource: str, obj: Obj) -> Obj:
-        self.writes.append(_Write("update", resource, obj, "MODIFIED"))
+        self._stage(_Write("update", resource, obj, "MODIFIED"))
         return obj
 
     def delete(self, resource: str, obj: Obj) -> Obj:
-        self.writes.append(_Write("delete", resource, obj, "DELETED"))
+        self._stage(_Write("delete", resource, obj, "DELETED"))
         return obj
 
 
@@ -106,7 +137,7 @@ def decode_continue(token: str) -> tuple[int, str, str]:
         d = json.loads(base64.urlsafe_b64decode(token.encode()))
         return int(d["rv"]), str(d["ns"]), str(d["n"])
     except Exception as exc:  # any malformed token is the client's fault
-        raise bad_request(f"invalid continue token: {exc}") from exc
+        raise InvalidContinueToken(f"invalid continue token: {exc}") from exc
 
 
 class Store:
@@ -137,7 +168,10 @@ class Store:
         return result
 
     async def _apply(self, tx: Tx) -> None:
+        tx.writes = [w for w in tx.writes if w.op != "noop"]
         n = len(tx.writes)
+        if n == 0:
+            return
         top = (
             await tx.conn.execute(text("UPDATE rv_counter SET rv = rv + :n WHERE id = 1 RETURNING rv"), {"n": n})
         ).scalar_one()
@@ -158,10 +192,7 @@ class Store:
                     )
                 ).first()
                 if inserted is None:
-                    from hub.errors import already_exists
-
-                    group, plural = _split(w.resource)
-                    raise already_exists(plural, group, meta["name"])
+                    raise AlreadyExistsError(w.resource, ns, meta["name"])
             elif w.op == "update":
                 await tx.conn.execute(
                     text(
@@ -315,12 +346,4 @@ class Store:
         return int(floor)
 
 
-def _split(resource: str) -> tuple[str, str]:
-    """'fleetplane.io/workloads' → ('fleetplane.io', 'workloads'); 'namespaces' → ('', 'namespaces')."""
-    if "/" in resource:
-        g, p = resource.split("/", 1)
-        return g, p
-    return "", resource
-
-
-__all__ = ["ApiError", "Event", "Obj", "Store", "Tx", "now_rfc3339"]
+__all__ = ["Event", "Obj", "Store", "Tx", "now_rfc3339"]

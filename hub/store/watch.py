@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from hub.errors import gone
+from hub.store.errors import ResourceVersionTooOld
 from hub.store.store import Event, Store
 
 log = logging.getLogger(__name__)
@@ -130,14 +130,14 @@ class Broadcaster:
     async def _backfill(self, resource: str, accept: Callable[[Event], bool], from_rv: int, seam: int) -> list[Event]:
         floor = await self.store.compacted_rv()
         if from_rv < floor:
-            raise gone(f"too old resource version: {from_rv} ({floor})")
+            raise ResourceVersionTooOld(from_rv, floor)
         if self.ring and self.ring[0].rv <= from_rv + 1:
             evs = [e for e in self.ring if from_rv < e.rv <= seam and e.resource == resource]
         else:
             evs = await self.store.events_after(from_rv, seam, resource)
             # Compaction may have raced the read: re-check the floor after it.
             if from_rv < await self.store.compacted_rv():
-                raise gone(f"too old resource version: {from_rv}")
+                raise ResourceVersionTooOld(from_rv)
         return [e for e in evs if accept(e)]
 
     def unsubscribe(self, w: Watcher) -> None:

@@ -6,7 +6,7 @@ Layers (imports go downwards only):
   delivery               hub watch, reconcile, fencing, status
   hub / backends         I/O: the hub protocol (httpx); the spoke (kopf + httpx) or a simulated one
   capacity / phase / manifests / fencing / labels / settings   pure logic, no I/O
-The agent imports nothing from the hub but `hub.apis`.
+The agent imports nothing from the hub but `fleetplane_types`.
 """
 
 __version__ = "0.1.0"

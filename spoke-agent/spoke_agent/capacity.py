@@ -14,6 +14,9 @@ slimmed copies (see `slim_node` / `slim_pod`) so a big cluster does not cost the
 
 from __future__ import annotations
 
+from fleetplane_types import names
+from fleetplane_types.names import CAPACITY_TYPE_LABEL, NODE_POOL_LABEL
+
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -28,7 +31,7 @@ GKE_ACCELERATOR = "cloud.google.com/gke-accelerator"
 KARPENTER_GPU_NAME = "karpenter.k8s.aws/instance-gpu-name"
 KARPENTER_GPU_MEMORY_MIB = "karpenter.k8s.aws/instance-gpu-memory"
 
-FLEETPLANE_CAPACITY_TYPE = "fleetplane.io/capacity-type"  # explicit override, any cloud
+FLEETPLANE_CAPACITY_TYPE = CAPACITY_TYPE_LABEL  # explicit override, any cloud
 KARPENTER_CAPACITY_TYPE = "karpenter.sh/capacity-type"  # spot | on-demand | reserved
 EKS_CAPACITY_TYPE = "eks.amazonaws.com/capacityType"  # ON_DEMAND | SPOT | CAPACITY_BLOCK
 GKE_SPOT = "cloud.google.com/gke-spot"  # "true"
@@ -37,7 +40,7 @@ GKE_RESERVATION = "cloud.google.com/reservation-name"
 AKS_PRIORITY = "kubernetes.azure.com/scalesetpriority"  # spot | regular
 
 POOL_LABELS = (
-    "fleetplane.io/node-pool",
+    NODE_POOL_LABEL,
     "karpenter.sh/nodepool",
     "eks.amazonaws.com/nodegroup",
     "cloud.google.com/gke-nodepool",
@@ -325,7 +328,7 @@ class Pool:
         return sorted(prices.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
     def to_api(self, report_nodes: bool = True) -> dict[str, Any]:
-        """The pool as a GPUPool (hub.apis.v1alpha1) dict, camelCase."""
+        """The pool as a GPUPool (fleetplane_types.v1alpha1) dict, camelCase."""
         out: dict[str, Any] = {
             "model": self.model,
             "capacityType": self.capacity_type,
@@ -387,7 +390,7 @@ class Capacity:
         return out
 
 
-PRICE_ANNOTATION = "fleetplane.io/price-per-gpu-hour"
+PRICE_ANNOTATION = names.PRICE_ANNOTATION
 
 
 def _price(meta: Mapping[str, Any]) -> float | None:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from hub.apis.v1alpha1 import API_VERSION
+from fleetplane_types.names import API_VERSION
 
 from .errors import Expired, JoinRefused, PermanentError, TemporaryError
 from .settings import HubSettings

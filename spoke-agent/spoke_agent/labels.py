@@ -10,12 +10,21 @@ from __future__ import annotations
 import hashlib
 import re
 
-ASSIGNMENT_LABEL = "fleetplane.io/assignment"
-WORKLOAD_LABEL = "fleetplane.io/workload"
-EPOCH_LABEL = "fleetplane.io/epoch"
-ASSIGNMENT_ANNOTATION = "fleetplane.io/assignment"  # the full "<ns>/<name>", never truncated
-BACKEND_LABEL = "fleetplane.io/backend"
-CLEANUP_FINALIZER = "fleetplane.io/agent-cleanup"
+from fleetplane_types.names import (
+    AGENT_CLEANUP_FINALIZER as CLEANUP_FINALIZER,
+)
+from fleetplane_types.names import (
+    ASSIGNMENT_ANNOTATION,
+    ASSIGNMENT_LABEL,
+    BACKEND_LABEL,
+    EPOCH_LABEL,
+    WORKLOAD_LABEL,
+)
+
+__all__ = [
+    "ASSIGNMENT_ANNOTATION", "ASSIGNMENT_LABEL", "BACKEND_LABEL", "CLEANUP_FINALIZER", "EPOCH_LABEL", "WORKLOAD_LABEL",
+    "assignment_key", "assignment_label", "label_value",
+]
 
 _LABEL_VALUE_MAX = 63
 _INVALID = re.compile(r"[^A-Za-z0-9_.-]")

@@ -1,4 +1,4 @@
-"""Agent tests: make `spoke_agent` (spoke-agent/) and `hub.apis` importable without an install."""
+"""Agent tests: make `spoke_agent` (spoke-agent/) and `fleetplane_types` importable without an install."""
 
 from __future__ import annotations
 

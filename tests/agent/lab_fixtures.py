@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from hub.lab.process import free_port
-from hub.lab.testing import wait_until as lab_wait_until
+from fleetplane_testing import free_port
+from fleetplane_testing import wait_until as lab_wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -49,7 +49,7 @@ class Hub:
 
     def join_token(self, cluster: str) -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "hub.cli", "cluster", "join-token", "create", cluster, "--data-dir", str(self.data_dir)],
+            [sys.executable, "-m", "fleetplane", "cluster", "join-token", "create", cluster, "--data-dir", str(self.data_dir)],
             check=True, capture_output=True, text=True, env=env(), cwd=ROOT,
         )
         return out.stdout.strip().splitlines()[-1]
@@ -113,7 +113,7 @@ def start_hub(data_dir: Path | None = None) -> Hub:
     data_dir.mkdir(parents=True, exist_ok=True)
     log = open(data_dir / "hub.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "up", "--data-dir", str(data_dir), "--port", str(port)],
+        [sys.executable, "-m", "fleetplane", "up", "--data-dir", str(data_dir), "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, env=env(), cwd=ROOT, start_new_session=True,
     )
     ca = data_dir / "hub-cert.pem"

@@ -48,8 +48,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 @pytest.fixture(scope="module")
 def spoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from hub.lab import Lab, SpokeSpec
-    from hub.lab.testing import require_lab_binaries
+    from fleetplane_lab import Lab, SpokeSpec
+    from fleetplane_lab.fixtures import require_lab_binaries
 
     require_lab_binaries()
     lab = Lab(tmp_path_factory.mktemp("lab"), spokes=[SpokeSpec(name=CLUSTER, profiles=["a100-spot", "l4-ondemand"], region="us-east-1")], with_hub=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.apis.v1alpha1 import ClusterStatus
+from fleetplane_types.v1alpha1 import ClusterStatus
 from spoke_agent.capacity import capacity_type, compute_capacity, gpu_memory_gib, gpu_model, pod_gpu_request, slim_node, slim_pod
 
 from .builders import a_node, a_pod

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hub.apis.v1alpha1 import AssignmentStatus
+from fleetplane_types.v1alpha1 import AssignmentStatus
 from spoke_agent.fencing import EpochFence
 from spoke_agent.labels import ASSIGNMENT_LABEL, EPOCH_LABEL, WORKLOAD_LABEL, assignment_label, label_value
 from spoke_agent.manifests import decorate, policy_violations

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.lab.testing import require_lab_binaries
+from fleetplane_lab.fixtures import require_lab_binaries
 
 from .fleet import NS, Fleet, start_fleet, stop_fleet
 

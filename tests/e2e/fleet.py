@@ -33,9 +33,9 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
-from hub.lab import Lab, SpokeSpec
-from hub.lab.spoke import SpokeInfo
-from hub.lab.testing import wait_until as lab_wait_until
+from fleetplane_lab import Lab, SpokeSpec
+from fleetplane_lab.spoke import SpokeInfo
+from fleetplane_testing import wait_until as lab_wait_until
 from tests.agent.lab_fixtures import AgentProcess, env, kubectl, kubectl_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +104,7 @@ class Fleet:
     def join_token(self, cluster: str) -> str:
         """`python -m hub.cli cluster join-token create NAME` against the lab hub's database."""
         out = subprocess.run(
-            [sys.executable, "-m", "hub.cli", "cluster", "join-token", "create", cluster,
+            [sys.executable, "-m", "fleetplane", "cluster", "join-token", "create", cluster,
              "--data-dir", str(self.hub_data_dir)],
             check=True, capture_output=True, text=True, env=env(), cwd=ROOT, timeout=120,
         )
@@ -191,7 +191,7 @@ def gpu_job(name: str, gpus: int, delay: str | None = None, grace_seconds: int |
     """A batch/v1 Job with one pod asking for `gpus` GPUs. kwok keeps the pod Running for
     `delay` (else it completes at once) and, once deleted, keeps it terminating for
     `grace_seconds`, as a kubelet does through the termination grace period (else it
-    vanishes at once). See hub/lab/kwok-stages.yaml."""
+    vanishes at once). See fleetplane_lab/kwok-stages.yaml."""
     annotations = {KWOK_RUN_FOR: delay} if delay else {}
     pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [
         {"name": "main", "image": "trainer:1.0", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]}

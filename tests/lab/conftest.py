@@ -1,6 +1,6 @@
 """Fixtures for the lab tests: two real spokes, started once per module and shared.
 
-Targets, in order of precedence (see hub/lab/testing.py):
+Targets, in order of precedence (see fleetplane_lab/testing.py):
 - FLEETPLANE_LAB_KUBECONFIGS=a.kubeconfig,b.kubeconfig (or name=path,...): any existing
   clusters with GPU nodes labelled like the lab's (kind spokes, a real fleet). Nothing is
   started or stopped.
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub.lab import Lab, default_spokes
-from hub.lab.testing import SpokeHandle, external_kubeconfigs, lab_backend, require_lab_binaries
+from fleetplane_lab import Lab, default_spokes
+from fleetplane_lab.fixtures import SpokeHandle, external_kubeconfigs, lab_backend, require_lab_binaries
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from hub.lab.testing import SpokeHandle as Spoke
-from hub.lab.testing import wait_until
+from fleetplane_lab.fixtures import SpokeHandle as Spoke
+from fleetplane_testing import wait_until
 
 pytestmark = pytest.mark.lab
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hub.lab import BinariesMissing, Lab, LabStartError, SpokeSpec
-from hub.lab.process import ProcRecord, port_in_use
-from hub.lab.testing import require_lab_binaries
+from fleetplane_lab import BinariesMissing, Lab, LabStartError, SpokeSpec
+from fleetplane_lab.process import ProcRecord, port_in_use
+from fleetplane_lab.fixtures import require_lab_binaries
 
 pytestmark = pytest.mark.lab
 
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the lab CLI as a user would, in a separate process (so state must go via the run dir)."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "hub.lab", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "fleetplane_lab", *args], capture_output=True, text=True,
                           timeout=300, env=env, cwd=REPO)
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.lab import available_profiles, default_spokes, render_nodes
-from hub.lab.profiles import ProfileError
+from fleetplane_lab import available_profiles, default_spokes, render_nodes
+from fleetplane_lab.profiles import ProfileError
 
 
 def test_bundled_profiles_cover_reserved_spot_and_on_demand_capacity() -> None:

@@ -21,6 +21,8 @@ fleetplane.io/simulated-duration-seconds.
 
 from __future__ import annotations
 
+from fleetplane_types import names
+
 import asyncio
 import copy
 import json
@@ -37,7 +39,7 @@ from ..labels import ASSIGNMENT_LABEL
 from ..manifests import ObjectRef, group_of, pinned_nodes
 from ..phase import AssignmentPhase, Interruption, assignment_phase, object_phase
 
-DURATION_ANNOTATION = "fleetplane.io/simulated-duration-seconds"
+DURATION_ANNOTATION = names.SIMULATED_DURATION_ANNOTATION
 CLUSTER_SCOPED = {("", "Namespace"), ("rbac.authorization.k8s.io", "ClusterRole"), ("rbac.authorization.k8s.io", "ClusterRoleBinding"), ("", "Node")}
 
 
@@ -140,10 +142,10 @@ class SimulatedBackend:
             for i in range(pool.nodes):
                 name = f"{cluster_name}-{pool.name}-{i}"
                 labels = {
-                    "fleetplane.io/node-pool": pool.name,
-                    "fleetplane.io/capacity-type": pool.capacity_type,
+                    names.NODE_POOL_LABEL: pool.name,
+                    names.CAPACITY_TYPE_LABEL: pool.capacity_type,
                     "nvidia.com/gpu.product": pool.model,
-                    "fleetplane.io/simulated": "true",
+                    names.SIMULATED_LABEL: "true",
                 }
                 if pool.memory_gib:
                     labels["nvidia.com/gpu.memory"] = str(pool.memory_gib * 1024)
@@ -154,7 +156,7 @@ class SimulatedBackend:
                 gpus = str(pool.gpus_per_node)
                 annotations = {}
                 if pool.price_per_gpu_hour is not None:
-                    annotations["fleetplane.io/price-per-gpu-hour"] = str(pool.price_per_gpu_hour)
+                    annotations[names.PRICE_ANNOTATION] = str(pool.price_per_gpu_hour)
                 self.nodes[name] = {
                     "metadata": {"name": name, "labels": labels, "annotations": annotations},
                     "spec": {"unschedulable": False, "taints": []},
@@ -258,7 +260,7 @@ class SimulatedBackend:
     def reclaim_node(self, node: str) -> None:
         """A spot reclaim: the node vanishes; its pods are lost and rescheduled if they can be."""
         gone = self.nodes.pop(node)
-        ctype = gone["metadata"]["labels"].get("fleetplane.io/capacity-type", "on-demand")
+        ctype = gone["metadata"]["labels"].get(names.CAPACITY_TYPE_LABEL, "on-demand")
         for sim in self.objects.values():
             hit = [p for p in sim.pods if p.node == node and p.phase in ("Pending", "Running")]
             for pod in hit:

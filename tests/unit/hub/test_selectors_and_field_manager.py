@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub.api import fieldmanager
-from hub.api.selectors import parse_field_selector, parse_label_selector
+from hub.registry import fieldmanager
+from hub.registry.selectors import parse_field_selector, parse_label_selector
 from hub.errors import ApiError
 
 OBJ = {"metadata": {"name": "w", "namespace": "ns", "labels": {"app": "llm", "tier": "gold"}},

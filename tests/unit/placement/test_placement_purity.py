@@ -1,11 +1,12 @@
-"""placement stays pure: no I/O library and no hub module except hub.apis (see .importlinter)."""
+"""placement stays pure: no I/O library, and of the project only fleetplane_types (see .importlinter)."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-FORBIDDEN = {"sqlalchemy", "fastapi", "starlette", "uvicorn", "httpx", "kopf", "kubernetes", "psycopg", "alembic", "spoke_agent"}
+FORBIDDEN = {"sqlalchemy", "fastapi", "starlette", "uvicorn", "httpx", "kopf", "kubernetes", "psycopg", "alembic",
+             "hub", "spoke_agent", "fleetplane", "fleetplane_lab", "fleetplane_testing"}
 PLACEMENT = Path(__file__).resolve().parents[3] / "placement"
 
 
@@ -19,11 +20,11 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_placement_imports_no_io_library_and_only_hub_apis_from_the_hub() -> None:
+def test_placement_imports_no_io_library_and_of_the_project_only_the_wire_types() -> None:
     offenders = []
     for path in sorted(PLACEMENT.rglob("*.py")):
         for mod in imported_modules(path):
             root = mod.split(".")[0]
-            if root in FORBIDDEN or (root == "hub" and not (mod == "hub.apis" or mod.startswith("hub.apis."))):
+            if root in FORBIDDEN:
                 offenders.append(f"{path.relative_to(PLACEMENT.parent)}: {mod}")
     assert offenders == []

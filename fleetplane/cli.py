@@ -1,0 +1,99 @@
+"""`fleetplane`: the one command. It assembles the commands of each package that is installed.
+
+- the hub (`up`, `db`, `token`, `cluster`) when the hub's dependencies are installed
+  (`pip install fleetplane[hub]`);
+- `place` (the what-if planner) with the placement engine's (`fleetplane[placement]`, part of hub);
+- `agent` with the spoke agent's (`fleetplane[agent]`);
+- `lab` with the lab's (`fleetplane[lab]`).
+
+Which packages are installed is decided by looking for their third-party dependencies, never by
+catching ImportError around the project's own modules: a typo in our code must fail loudly.
+A command whose extra is missing is still listed and says which extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Fleetplane: place AI workloads across Kubernetes clusters.", no_args_is_help=True)
+
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "hub": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg", "pydantic_settings", "jsonpatch",
+            "prometheus_client", "cryptography", "numpy", "networkx"),
+    "placement": ("numpy", "networkx"),
+    "agent": ("kopf", "httpx"),
+    "lab": ("httpx", "psutil"),
+}
+
+
+def installed(extra: str) -> bool:
+    """Are the third-party packages of this extra importable?"""
+    return all(importlib.util.find_spec(m) is not None for m in EXTRAS[extra])
+
+
+def _missing(name: str, extra: str) -> None:
+    @app.command(name, help=f"(not installed: pip install 'fleetplane[{extra}]')",
+                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def missing() -> None:
+        typer.echo(f"fleetplane {name}: this installation lacks it; install it with: pip install 'fleetplane[{extra}]'",
+                   err=True)
+        raise typer.Exit(2)
+
+
+if installed("hub"):
+    from fleetplane import demo
+    from hub import cli as hub_cli
+    from hub.settings import DEFAULT_PORT, Settings
+
+    hub_cli.register(app)
+
+    @app.command()
+    def up(
+        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Embedded Postgres data and kubeconfigs "
+                                                "(env FLEETPLANE_DATA_DIR; default .fleetplane)."),
+        port: Optional[int] = typer.Option(None, "--port", help=f"HTTPS port (env FLEETPLANE_PORT; default {DEFAULT_PORT}). "
+                                           "kubectl sends tokens only over TLS."),
+        http_port: Optional[int] = typer.Option(None, "--http-port", help="Also serve plain HTTP here (loopback tools)."),
+        host: Optional[str] = typer.Option(None, "--host", help="Listen address (env FLEETPLANE_HOST; default 127.0.0.1)."),
+        database_url: Optional[str] = typer.Option(None, "--database-url", help="Use this Postgres instead of the "
+                                                   "embedded one (env FLEETPLANE_DATABASE_URL)."),
+        with_demo: bool = typer.Option(False, "--demo", help="Also start a small SIMULATED fleet with sample workloads."),
+    ) -> None:
+        """Run the hub (embedded Postgres unless a database URL is given)."""
+        settings = Settings.load(data_dir=data_dir, port=port, http_port=http_port, host=host,
+                                 database_url=database_url)
+        hub_cli.run_hub(settings, before_serve=demo.before_serve(settings.data_dir) if with_demo else None)
+else:
+    for _name in ("up", "db", "token", "cluster"):
+        _missing(_name, "hub")
+
+if installed("placement"):
+    from placement.cli import place_command
+
+    app.command("place", help="What-if: place workloads on a fleet described by manifests (no hub needed).")(place_command)
+else:
+    _missing("place", "placement")
+
+if installed("agent"):
+    from spoke_agent.cli import agent_command
+
+    app.command("agent", help="Run the spoke agent.")(agent_command)
+else:
+    _missing("agent", "agent")
+
+if installed("lab"):
+    from fleetplane_lab.cli import lab_app
+
+    app.add_typer(lab_app, name="lab", help="Local multi-cluster lab: hub + real spoke control planes.")
+else:
+    _missing("lab", "lab")
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
+    app()

@@ -1,0 +1,137 @@
+"""The one hub launcher: run `fleetplane up` as a child process and wait until it is ready.
+
+Used by the API tests, the agent and e2e suites, the lab (`hub_command`, `wait_ready`) and the
+benchmarks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from fleetplane_testing.ports import LOOPBACK, free_port
+
+__all__ = ["FLEETPLANE", "REPO", "HubProcess", "free_port", "hub_command", "wait_ready"]
+
+REPO = Path(__file__).resolve().parent.parent
+FLEETPLANE = [sys.executable, "-m", "fleetplane"]
+"""The `fleetplane` command of this interpreter (works from a checkout and from an install)."""
+
+
+def hub_command(data_dir: Path, port: int, http_port: int | None = None, *extra_args: str) -> list[str]:
+    """`fleetplane up` on `data_dir`: HTTPS on `port`, plain HTTP on `http_port` for probes."""
+    cmd = [*FLEETPLANE, "up", "--data-dir", str(data_dir), "--port", str(port)]
+    if http_port:
+        cmd += ["--http-port", str(http_port)]
+    return [*cmd, *extra_args]
+
+
+def wait_ready(url: str, alive: Callable[[], bool], timeout: float, *, verify: str | bool = True) -> bool:
+    """Poll `url`/readyz until it answers 200; False on timeout or when `alive()` turns False."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            return False
+        try:
+            if httpx.get(url + "/readyz", timeout=1, verify=verify).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+@dataclass
+class HubProcess:
+    data_dir: Path
+    database_url: str
+    port: int
+    http_port: int
+    proc: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir / "hub.log"
+
+    @property
+    def url(self) -> str:
+        return f"https://{LOOPBACK}:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.http_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "admin.kubeconfig"
+
+    @property
+    def ca(self) -> Path:
+        return self.data_dir / "hub-cert.pem"
+
+    @property
+    def admin_token(self) -> str:
+        return (self.data_dir / "admin.token").read_text().strip()
+
+    def start(self, timeout: float = 60) -> "HubProcess":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, FLEETPLANE_DATABASE_URL=self.database_url, PYTHONWARNINGS="ignore")
+        env.update(self.extra_env)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [*hub_command(self.data_dir, self.port, self.http_port), *self.extra_args],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        proc = self.proc
+        if wait_ready(self.http_url, lambda: proc.poll() is None, timeout):
+            return self
+        if proc.poll() is not None:
+            raise RuntimeError(f"hub exited with {proc.returncode}:\n{self.log_tail()}")
+        raise RuntimeError(f"hub not ready in {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "<no log>"
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        """An HTTP client for the kube and REST APIs (plain HTTP port, bearer token)."""
+        tok = self.admin_token if token is None else token
+        headers = {"Authorization": f"Bearer {tok}"} if tok else {}
+        return httpx.Client(base_url=self.http_url, headers=headers, timeout=30)
+
+    def cli(self, *args: str) -> str:
+        env = dict(os.environ, FLEETPLANE_DATABASE_URL=self.database_url, PYTHONWARNINGS="ignore")
+        out = subprocess.run([*FLEETPLANE, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"fleetplane {' '.join(args)} failed: {out.stderr}")
+        return out.stdout.strip()
+
+    def team(self, name: str, *namespaces: str) -> tuple[str, Path]:
+        """Create a team token; returns (token, kubeconfig path)."""
+        kc = self.data_dir / f"team-{name}.kubeconfig"
+        ns_args = [a for ns in namespaces for a in ("--namespace", ns)]
+        tok = self.cli("token", "create", "--team", name, *ns_args, "--data-dir", str(self.data_dir),
+                       "--kubeconfig", str(kc), "--server", self.url)
+        return tok.splitlines()[-1], kc

@@ -1,0 +1,83 @@
+"""Every well-known name of the fleetplane.io API, defined once.
+
+Group/version, the storage keys of the kinds, labels, annotations, finalizers, condition
+types and phases. The hub, the placement engine and the spoke agent all import these names
+from here; none of them spells a `fleetplane.io/...` string of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "fleetplane.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+# ---------------------------------------------------------------- storage keys of the kinds
+# The hub stores objects under "<group>/<plural>" ("<plural>" for core kinds).
+WORKLOADS: Final = f"{GROUP}/workloads"
+ASSIGNMENTS: Final = f"{GROUP}/assignments"
+CLUSTERS: Final = f"{GROUP}/clusters"
+DATASETS: Final = f"{GROUP}/datasets"
+TOPOLOGIES: Final = f"{GROUP}/topologies"
+NAMESPACES: Final = "namespaces"
+
+# ---------------------------------------------------------------- finalizers
+WORKLOAD_FINALIZER: Final = f"{GROUP}/placement"
+"""On a placed Workload: the hub removes it once every Assignment of the workload is gone."""
+
+AGENT_CLEANUP_FINALIZER: Final = f"{GROUP}/agent-cleanup"
+"""On an Assignment: its cluster's agent removes it after deleting what it applied."""
+
+# ---------------------------------------------------------------- labels
+WORKLOAD_LABEL: Final = f"{GROUP}/workload"
+"""On Assignments and on every object an agent applies: the Workload's name."""
+
+CLUSTER_LABEL: Final = f"{GROUP}/cluster"
+"""On Assignments: the member cluster they are for."""
+
+EPOCH_LABEL: Final = f"{GROUP}/epoch"
+"""On Assignments and applied objects: the placement epoch (fencing)."""
+
+ASSIGNMENT_LABEL: Final = f"{GROUP}/assignment"
+"""On applied objects: "<ns>.<name>" of the Assignment (hashed when too long for a label)."""
+
+BACKEND_LABEL: Final = f"{GROUP}/backend"
+"""On Clusters: "kubernetes" or "simulated"."""
+
+TEAM_LABEL: Final = f"{GROUP}/team"
+"""On Namespaces created for a team token."""
+
+NODE_POOL_LABEL: Final = f"{GROUP}/node-pool"
+CAPACITY_TYPE_LABEL: Final = f"{GROUP}/capacity-type"
+"""On spoke nodes: an explicit capacity type (spot / on-demand / reserved), any cloud."""
+
+SIMULATED_LABEL: Final = f"{GROUP}/simulated"
+"""On the nodes of the agent's simulated backend: never a real node."""
+
+# ---------------------------------------------------------------- annotations
+ASSIGNMENT_ANNOTATION: Final = f"{GROUP}/assignment"
+"""On applied objects: the full "<ns>/<name>" of the Assignment, never truncated."""
+
+RESERVATION_ANNOTATION: Final = f"{GROUP}/reservation"
+"""On Assignments: the GPUs (pool, nodes) held until the cluster's capacity report shows them."""
+
+PRICE_ANNOTATION: Final = f"{GROUP}/price-per-gpu-hour"
+"""On spoke nodes: the price of one GPU hour on this node, read into the pool's price."""
+
+JOINED_AT_ANNOTATION: Final = f"{GROUP}/joined-at"
+"""On Clusters registered by the join endpoint: when the agent joined."""
+
+SIMULATED_DURATION_ANNOTATION: Final = f"{GROUP}/simulated-duration-seconds"
+"""On workload manifests run by the simulated backend: how long the simulated job runs."""
+
+# ---------------------------------------------------------------- conditions and phases
+READY_CONDITION: Final = "Ready"
+"""Cluster condition: True while the agent's heartbeat is fresh."""
+
+HEARTBEAT_TIMEOUT_REASON: Final = "HeartbeatTimeout"
+PREEMPTED_REASON: Final = "Preempted"
+"""Assignment status reason when the spoke lost the capacity (spot interruption)."""
+
+WORKLOAD_PHASES: Final = ("Pending", "Placed", "Running", "Succeeded", "Failed")
+ASSIGNMENT_TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed", "Rejected"})

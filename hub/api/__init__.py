@@ -1,1 +1,0 @@
-"""The Kubernetes-compatible API and the REST API."""

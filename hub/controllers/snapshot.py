@@ -1,0 +1,121 @@
+"""Pure functions from stored objects to the placement engine's inputs: the fleet snapshot and
+the in-flight reservations. No I/O: table-tested without a database (tests/unit/hub)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from fleetplane_types import v1alpha1 as v1
+from fleetplane_types.names import ASSIGNMENT_TERMINAL_PHASES, RESERVATION_ANNOTATION
+from placement import FleetSnapshot, PlacementInputError, Reservation
+from placement.manifests import snapshot_from_api
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+def parse_time(ts: str | None) -> float | None:
+    """Seconds since the epoch of an RFC 3339 UTC timestamp ("2026-12-01T10:00:00Z"), or None."""
+    if not ts or not isinstance(ts, str):
+        return None
+    try:
+        return datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
+def _meta(o: Obj) -> dict[str, Any]:
+    m = o.get("metadata")
+    return m if isinstance(m, dict) else {}
+
+
+def reservations(assignments: list[Obj], clusters: Mapping[str, Obj]) -> list[Reservation]:
+    """In-flight placements the clusters' capacity reports do not show yet.
+
+    An Assignment holds its GPUs (the pool and nodes in its reservation annotation) until it
+    ends (deleted, or a terminal phase), or until its cluster's capacity report reflects it:
+    the Assignment is Running and the cluster's heartbeat is newer than that status."""
+    out = []
+    for a in assignments:
+        st = a.get("status") or {}
+        if _meta(a).get("deletionTimestamp") or st.get("phase") in ASSIGNMENT_TERMINAL_PHASES:
+            continue
+        raw = (_meta(a).get("annotations") or {}).get(RESERVATION_ANNOTATION)
+        if not raw:
+            continue
+        if st.get("phase") == "Running":
+            c = clusters.get(a["spec"]["clusterName"])
+            reported = parse_time(((c or {}).get("status") or {}).get("heartbeatTime"))
+            running_since = parse_time(st.get("updatedAt"))
+            if reported and running_since and reported > running_since:
+                continue  # the capacity report already counts these GPUs
+        try:
+            r = json.loads(raw)
+            out.append(Reservation(workload=f"{_meta(a).get('namespace')}/{a['spec']['workloadRef']['name']}",
+                                   cluster=a["spec"]["clusterName"], pool=r["pool"],
+                                   gpus_per_replica=int(r["gpusPerReplica"]), replicas=int(r["replicas"]),
+                                   nodes=tuple(r.get("nodes") or ())))
+        except (KeyError, ValueError, TypeError):
+            log.warning("ignoring malformed reservation on assignment %s", _meta(a).get("name"))
+    return out
+
+
+def reservation_annotation(r: Reservation) -> str:
+    """The annotation value `reservations` reads back."""
+    return json.dumps({"pool": r.pool, "gpusPerReplica": r.gpus_per_replica, "replicas": r.replicas,
+                       "nodes": list(r.nodes)})
+
+
+def build_snapshot(clusters: list[Obj], datasets: list[Obj], topologies: list[Obj]) -> tuple[FleetSnapshot, list[str]]:
+    """The engine's snapshot of the stored fleet, and the problems that kept objects out of it.
+
+    One team's bad Dataset (or a Cluster naming an unknown site) must not stop placement for
+    everyone: invalid objects are left out one by one, workloads that need them then get a
+    precise "unknown Dataset" reason, and the problems are logged.
+    """
+    cs = [v1.Cluster.model_validate(c) for c in clusters]
+    ds = [v1.Dataset.model_validate(d) for d in datasets]
+    ts = [v1.Topology.model_validate(t) for t in topologies]
+    try:
+        return snapshot_from_api(cs, ds, ts), []
+    except PlacementInputError:
+        pass
+    problems: list[str] = []
+    try:
+        snapshot_from_api([], [], ts)
+    except PlacementInputError as exc:
+        problems.append(str(exc))
+        ts = []
+    good_c, good_d = [], []
+    for c in cs:
+        try:
+            snapshot_from_api([c], [], ts)
+            good_c.append(c)
+        except PlacementInputError as exc:
+            problems.append(str(exc))
+    for d in ds:
+        try:
+            snapshot_from_api([], [d], ts)
+            good_d.append(d)
+        except PlacementInputError as exc:
+            problems.append(str(exc))
+    return snapshot_from_api(good_c, good_d, ts), problems
+
+
+def pool_node_names(cluster: Obj | None, pool: str) -> list[str] | None:
+    """Names of the nodes of a reported pool, named the way placement.manifests names pools."""
+    used: set[str] = set()
+    for i, p in enumerate(((cluster or {}).get("status") or {}).get("gpuPools") or []):
+        name = p.get("name") or f"{str(p.get('model', '')).lower()}-{p.get('capacityType')}"
+        if name in used:
+            name = f"{name}-{i}"
+        used.add(name)
+        if name == pool:
+            nodes = [n["name"] for n in p.get("nodes") or [] if n.get("name")]
+            return sorted(nodes) if nodes else None
+    return None

@@ -1,0 +1,544 @@
+"""The object lifecycle: ONE place for the rules every write follows, whoever writes.
+
+The Kubernetes apiserver keeps these rules in its generic registry, below both the HTTP
+handlers and the controllers; this module is that layer. kubectl's DELETE and a controller's
+delete call the same `RegistryTx.delete`, so deletionTimestamp, generation, grace period,
+finalizers and cascade are decided once. The same for updates (validation, generation,
+managedFields, "a deleting object may only lose finalizers") and for status updates.
+
+- `Registry` holds the verbs the HTTP surfaces use (get, list, watch, create, replace,
+  patch, apply, delete), each one scoped to a `Subject` (hub.registry.access).
+- `RegistryTx` is one store transaction with the lifecycle rules on top; controllers use it
+  directly (`Registry.transact`) to write many objects atomically.
+
+Errors are Kubernetes `Status` errors (hub.errors.ApiError); store errors are mapped here.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from hub.errors import ApiError, already_exists, bad_request, conflict, forbidden, from_store_error, not_found
+from hub.registry import fieldmanager
+from hub.registry.access import SYSTEM, ReadScope, Subject, check_change, check_write, read_scope
+from hub.registry.objects import (
+    Obj,
+    bump_generation,
+    carry_server_meta,
+    check_kind,
+    meta,
+    place_in_namespace,
+    strip_server_meta,
+    without_volatile,
+)
+from hub.registry.resources import BY_KEY, BY_KIND, Resource
+from hub.registry.selectors import both, parse_field_selector, parse_label_selector
+from hub.registry.validation import validate_object
+from hub.store.errors import StoreError
+from hub.store.store import Event, Store, Tx, now_rfc3339
+from hub.store.watch import Broadcaster, Watcher
+
+T = TypeVar("T")
+
+NAMESPACE: Resource = BY_KIND["Namespace"]
+PROPAGATION_POLICIES = ("Background", "Foreground", "Orphan")
+CONTROLLER_MANAGER = "fleetplane-hub"
+"""The field manager of the hub's own controllers in managedFields."""
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How one write is checked and recorded.
+
+    `field_validation`: Kubernetes' fieldValidation (Strict / Warn / Ignore). HTTP requests
+    pass theirs (the server default is Warn); the controllers write Strict, so a controller
+    that writes a field the schema does not know fails loudly instead of losing it.
+    """
+
+    field_validation: str = "Strict"
+    manager: str = CONTROLLER_MANAGER
+    dry_run: bool = False
+
+
+CONTROLLER = WriteOptions()
+
+
+def store_key(res: Resource, namespace: str | None, name: str) -> tuple[str, str]:
+    """(namespace, name) of an object in the store: cluster-scoped objects have namespace ""."""
+    return ((namespace or "") if res.namespaced else ""), name
+
+
+def deleting(obj: Obj) -> bool:
+    return bool(meta(obj).get("deletionTimestamp"))
+
+
+def mark_deleting(obj: Obj) -> bool:
+    """Set deletionTimestamp (grace period 0, generation + 1) unless already set; True if set now.
+
+    Kubernetes bumps the generation when it marks an object with finalizers for deletion, so
+    controllers that watch generation see the request."""
+    m = meta(obj)
+    if m.get("deletionTimestamp"):
+        return False
+    m["deletionTimestamp"] = now_rfc3339()
+    m["deletionGracePeriodSeconds"] = 0
+    m["generation"] = int(m.get("generation") or 1) + 1
+    return True
+
+
+class RegistryTx:
+    """One store transaction with the object lifecycle on top."""
+
+    def __init__(self, tx: Tx, subject: Subject = SYSTEM) -> None:
+        self.tx = tx
+        self.subject = subject
+        self._deleted: set[tuple[str, str, str]] = set()  # handled by delete() in this transaction
+
+    # -------------------------------------------------------------- reads
+
+    async def get(self, res: Resource, namespace: str | None, name: str, *, lock: bool = True) -> Obj | None:
+        """The stored object (row-locked by default), whatever the subject may see."""
+        ns, n = store_key(res, namespace, name)
+        return await self.tx.get(res.key, ns, n, lock=lock)
+
+    async def get_visible(self, res: Resource, namespace: str | None, name: str, scope: ReadScope) -> Obj:
+        """The stored object, or 404 when it is missing OR outside the scope (no existence leak)."""
+        obj = await self.get(res, namespace, name)
+        if obj is None or not scope.allows(obj):
+            raise not_found(res.plural, res.group, name)
+        return obj
+
+    # -------------------------------------------------------------- writes
+
+    async def create(
+        self, res: Resource, obj: Obj, opts: WriteOptions = CONTROLLER, *, keep_status: bool = False,
+    ) -> tuple[Obj, list[str]]:
+        """Create a new object: kind, namespace, validation, managedFields, then stage it.
+
+        Status sent on create is dropped (it belongs to the status subresource), except where
+        the hub creates an object with its initial status (`keep_status`, controllers only)."""
+        obj = check_kind(res, obj)
+        m = meta(obj)
+        if not m.get("name") and isinstance(m.get("generateName"), str) and m.get("generateName"):
+            m["name"] = f"{m['generateName']}{secrets.token_hex(3)[:5]}"
+        strip_server_meta(obj)
+        namespace = m.get("namespace") if res.namespaced else None
+        place_in_namespace(res, obj, namespace)
+        if res.kind != "Namespace" and not keep_status:
+            obj.pop("status", None)
+        validated, warnings = validate_object(res, obj, opts.field_validation)
+        if res.kind == "Namespace":
+            validated["status"] = {"phase": "Active"}
+        check_write(self.subject, res, "create", namespace or "", validated, "")
+        name = meta(validated)["name"]
+        if res.namespaced:
+            ns_obj = await self.tx.get(NAMESPACE.key, "", namespace or "", lock=False)
+            if ns_obj is None:
+                raise not_found(NAMESPACE.plural, NAMESPACE.group, namespace or "")
+            if deleting(ns_obj):
+                raise forbidden(f"unable to create new content in namespace {namespace} because it is being terminated")
+        fieldmanager.record_update(None, validated, opts.manager, res.api_version)
+        if opts.dry_run:
+            if await self.get(res, namespace, name, lock=False) is not None:
+                raise already_exists(res.plural, res.group, name)
+            return validated, warnings
+        return self.tx.create(res.key, validated), warnings  # a name taken meanwhile: AlreadyExists at commit
+
+    async def update(
+        self, res: Resource, old: Obj, new: Obj, *, subresource: str = "", opts: WriteOptions = CONTROLLER,
+    ) -> tuple[Obj, list[str]]:
+        """Store the next version of `old`. PUT semantics: `new` is the whole object.
+
+        On the main resource status is kept from `old`; on the status subresource only status
+        changes. Server-owned metadata is carried over, generation counts spec changes, a
+        deleting object may only lose finalizers, and one that lost its last finalizer is
+        removed. Returns (stored object, warnings); `old` when nothing changed."""
+        nxt, warnings = self._next_version(res, old, new, subresource, opts)
+        return await self._store(res, old, nxt, subresource, opts, None), warnings
+
+    async def update_status(self, res: Resource, old: Obj, status: dict[str, Any] | None) -> Obj:
+        """Write `status` through the status subresource (the controllers' way)."""
+        new = copy.deepcopy(old)
+        if status is None:
+            new.pop("status", None)
+        else:
+            new["status"] = status
+        stored, _ = await self.update(res, old, new, subresource="status")
+        return stored
+
+    async def add_finalizer(self, res: Resource, old: Obj, finalizer: str) -> Obj:
+        fins = meta(old).get("finalizers") or []
+        if finalizer in fins:
+            return old
+        new = copy.deepcopy(old)
+        meta(new)["finalizers"] = [*fins, finalizer]
+        stored, _ = await self.update(res, old, new)
+        return stored
+
+    async def remove_finalizer(self, res: Resource, old: Obj, finalizer: str) -> Obj:
+        """Drop one finalizer; a deleting object that loses its last one is removed for real."""
+        fins = meta(old).get("finalizers") or []
+        if finalizer not in fins:
+            return old
+        new = copy.deepcopy(old)
+        meta(new)["finalizers"] = [f for f in fins if f != finalizer]
+        if not meta(new)["finalizers"]:
+            meta(new).pop("finalizers")
+        stored, _ = await self.update(res, old, new)
+        return stored
+
+    async def delete(
+        self,
+        res: Resource,
+        obj: Obj,
+        *,
+        policy: str = "Background",
+        preconditions: dict[str, Any] | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        """THE delete path (kubectl's DELETE, cascades and the controllers all come here).
+
+        Preconditions (uid, resourceVersion) are checked, dependents are handled per
+        propagation policy, then an object with finalizers is marked deleting
+        (deletionTimestamp, grace period 0, generation + 1) and one without is removed."""
+        check_policy(policy)
+        m = meta(obj)
+        name = m.get("name", "")
+        key = (res.key, m.get("namespace") or "", name)
+        if key in self._deleted:
+            return obj  # reached twice in one cascade (a namespace's content and its owner's)
+        pre = preconditions or {}
+        if pre.get("uid") and pre["uid"] != m.get("uid"):
+            raise conflict(res.plural, res.group, name,
+                           f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {m.get('uid')}")
+        if pre.get("resourceVersion") and pre["resourceVersion"] != m.get("resourceVersion"):
+            raise conflict(res.plural, res.group, name,
+                           f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                           f"ResourceVersion in object meta: {m.get('resourceVersion')}")
+        if dry_run:
+            return obj
+        self._deleted.add(key)
+        await self._cascade(res, obj, policy)
+        if m.get("finalizers"):
+            if mark_deleting(obj):
+                self.tx.update(res.key, obj)
+            return obj
+        self.tx.delete(res.key, obj)
+        return obj
+
+    # -------------------------------------------------------------- internals
+
+    def _next_version(
+        self, res: Resource, old: Obj, incoming: Obj, subresource: str, opts: WriteOptions,
+    ) -> tuple[Obj, list[str]]:
+        """Build the validated next version of `old` from a full `incoming` object."""
+        incoming = check_kind(res, incoming)
+        want_rv = meta(incoming).get("resourceVersion")
+        om = meta(old)
+        if want_rv and want_rv != om.get("resourceVersion"):
+            raise conflict(res.plural, res.group, om["name"])
+        im = meta(incoming)
+        if im.get("name") and im["name"] != om["name"]:
+            raise ApiError(400, "BadRequest",
+                           f'the name of the object ({im["name"]}) does not match the name on the URL ({om["name"]})')
+        im["name"] = om["name"]
+        if res.namespaced:
+            if im.get("namespace") and im["namespace"] != om.get("namespace"):
+                raise ApiError(400, "BadRequest", "metadata.namespace: the namespace of an object cannot change")
+            im["namespace"] = om.get("namespace")
+        if subresource == "status":
+            new = copy.deepcopy(old)
+            if "status" in incoming:
+                new["status"] = incoming["status"]
+            else:
+                new.pop("status", None)
+        else:
+            new = incoming
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+            # A deleting object may only lose finalizers, never gain them (Kubernetes rule).
+            if om.get("deletionTimestamp"):
+                added = set(meta(new).get("finalizers") or []) - set(om.get("finalizers") or [])
+                if added:
+                    raise ApiError(
+                        422, "Invalid",
+                        f'{res.kind} "{om["name"]}" is being deleted: metadata.finalizers: cannot add {sorted(added)}',
+                        causes=[{"reason": "FieldValueForbidden", "field": "metadata.finalizers",
+                                 "message": "no new finalizers can be added if the object is being deleted"}])
+        carry_server_meta(old, new)
+        validated, warnings = validate_object(res, new, opts.field_validation)
+        carry_server_meta(old, validated)
+        meta(validated)["resourceVersion"] = om.get("resourceVersion")
+        if subresource != "status":
+            bump_generation(old, validated)
+        fieldmanager.record_update(old, validated, opts.manager, res.api_version, subresource=subresource)
+        if without_volatile(validated) == without_volatile(old):
+            return old, warnings
+        return validated, warnings
+
+    async def _store(
+        self, res: Resource, old: Obj, new: Obj, subresource: str, opts: WriteOptions, scope: ReadScope | None,
+    ) -> Obj:
+        check_change(self.subject, res, old, new, subresource)
+        if scope is not None and not scope.allows(new):
+            raise forbidden(f'{res.qualified} "{meta(old)["name"]}": the change would move it out of your scope')
+        if new == old or opts.dry_run:
+            return new
+        m = meta(new)
+        if m.get("deletionTimestamp") and not m.get("finalizers"):
+            self.tx.delete(res.key, new)  # the last finalizer went away: finish the deletion
+        else:
+            self.tx.update(res.key, new)
+        return new
+
+    async def _cascade(self, res: Resource, owner: Obj, policy: str) -> None:
+        """Owner-reference garbage collection and namespace content, in the owner's transaction."""
+        if res.kind == "Namespace":
+            for resource, dep in await self.tx.namespace_contents(meta(owner)["name"]):
+                await self.delete(BY_KEY[resource], dep)
+            return
+        uid = meta(owner).get("uid")
+        if not uid:
+            return
+        for resource, dep in await self.tx.dependents(uid):
+            if policy == "Orphan":
+                dm = meta(dep)
+                dm["ownerReferences"] = [r for r in dm.get("ownerReferences") or [] if r.get("uid") != uid]
+                if not dm["ownerReferences"]:
+                    dm.pop("ownerReferences")
+                self.tx.update(resource, dep)
+            else:
+                await self.delete(BY_KEY[resource], dep)
+
+
+def check_policy(policy: str) -> None:
+    if policy not in PROPAGATION_POLICIES:
+        raise bad_request(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                          '"Background", "Foreground", "Orphan"')
+
+
+# ------------------------------------------------------------------ lists and watches
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What one list or watch selects: the subject's scope, namespace and selectors."""
+
+    namespaces: list[str] | None  # None: every namespace (or a cluster-scoped kind); []: nothing
+    predicate: Callable[[Obj], bool] | None
+
+    def accepts(self, ev: Event) -> bool:
+        if self.namespaces is not None and ev.namespace not in self.namespaces:
+            return False
+        return self.predicate is None or self.predicate(ev.object)
+
+
+def list_query(
+    res: Resource, subject: Subject, namespace: str | None, label_selector: str | None = None,
+    field_selector: str | None = None,
+) -> ListQuery:
+    scope = read_scope(subject, res)
+    pred = both(scope.predicate, parse_label_selector(label_selector),
+                parse_field_selector(field_selector, res.field_selectors, res.kind))
+    if not scope.visible:
+        return ListQuery([], pred)
+    if res.kind == "Namespace" or not res.namespaced:
+        return ListQuery(None, pred)
+    if namespace is not None:
+        if scope.namespaces is not None and namespace not in scope.namespaces:
+            return ListQuery([], pred)
+        return ListQuery([namespace], pred)
+    return ListQuery(list(scope.namespaces) if scope.namespaces is not None else None, pred)
+
+
+@dataclass
+class WatchStart:
+    """A registered watcher plus what it must send first (see Registry.watch)."""
+
+    watcher: Watcher
+    initial: list[Obj]
+    backlog: list[Event]
+    after: int
+
+
+class Registry:
+    """The verbs of the Kubernetes API, scoped to a subject, on top of the store."""
+
+    def __init__(self, store: Store, broadcaster: Broadcaster) -> None:
+        self.store = store
+        self.broadcaster = broadcaster
+
+    async def transact(self, fn: Callable[[RegistryTx], Awaitable[T]], subject: Subject = SYSTEM) -> T:
+        """Run `fn` in one store transaction with the lifecycle rules (SYSTEM: the controllers)."""
+        try:
+            return await self.store.transact(lambda tx: fn(RegistryTx(tx, subject)))
+        except StoreError as exc:
+            raise from_store_error(exc) from exc
+
+    # -------------------------------------------------------------- reads
+
+    async def get(self, res: Resource, namespace: str | None, name: str, subject: Subject = SYSTEM) -> Obj:
+        ns, n = store_key(res, namespace, name)
+        obj = await self.store.get(res.key, ns, n)
+        if obj is None or not read_scope(subject, res).allows(obj):
+            raise not_found(res.plural, res.group, name)
+        return obj
+
+    async def find(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
+        """The stored object or None (no scope: the hub's own reads)."""
+        ns, n = store_key(res, namespace, name)
+        return await self.store.get(res.key, ns, n)
+
+    async def list(
+        self, res: Resource, query: ListQuery, *, limit: int | None = None, continue_token: str | None = None,
+    ) -> tuple[list[Obj], int, str | None]:
+        """(items, resourceVersion, continue token) for a query built by `list_query`."""
+        if query.namespaces == []:
+            return [], await self.store.current_rv(), None
+        try:
+            return await self.store.list(res.key, namespaces=query.namespaces, predicate=query.predicate,
+                                         limit=limit, continue_token=continue_token)
+        except StoreError as exc:
+            raise from_store_error(exc) from exc
+
+    async def list_all(self, res: Resource) -> list[Obj]:
+        """Every object of a kind (the hub's own reads)."""
+        items, _, _ = await self.store.list(res.key, namespaces=None)
+        return items
+
+    async def current_rv(self) -> int:
+        return await self.store.current_rv()
+
+    async def watch(self, res: Resource, query: ListQuery, from_rv: int | None) -> WatchStart:
+        """Register a watcher. From "now" (from_rv None) it starts with a list of the current
+        objects as ADDED; from a resourceVersion it starts with the events after it (410 when
+        compacted). Unsubscribe with `self.broadcaster.unsubscribe(start.watcher)`."""
+        try:
+            watcher, backlog, seam = await self.broadcaster.subscribe(res.key, query.accepts, from_rv)
+        except StoreError as exc:
+            raise from_store_error(exc) from exc
+        after = max(seam, from_rv or 0)
+        initial: list[Obj] = []
+        if from_rv is None:
+            try:
+                initial, snap, _ = await self.list(res, query)
+            except BaseException:
+                self.broadcaster.unsubscribe(watcher)
+                raise
+            after = max(after, snap)
+        return WatchStart(watcher, initial, backlog, after)
+
+    # -------------------------------------------------------------- writes (HTTP verbs)
+
+    async def create(
+        self, res: Resource, namespace: str | None, obj: Obj, subject: Subject, opts: WriteOptions,
+    ) -> tuple[Obj, list[str]]:
+        obj = check_kind(res, obj)
+        place_in_namespace(res, obj, namespace)
+
+        async def fn(rtx: RegistryTx) -> tuple[Obj, list[str]]:
+            return await rtx.create(res, obj, opts)
+
+        return await self.transact(fn, subject)
+
+    async def replace(
+        self, res: Resource, namespace: str | None, name: str, incoming: Obj, subject: Subject,
+        subresource: str, opts: WriteOptions,
+    ) -> tuple[Obj, list[str]]:
+        """PUT: `incoming` is the whole next version."""
+        return await self.mutate(res, namespace, name, lambda old: incoming, subject, subresource, opts, verb="update")
+
+    async def mutate(
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        build: Callable[[Obj], Obj],
+        subject: Subject,
+        subresource: str,
+        opts: WriteOptions,
+        *,
+        verb: str = "patch",
+    ) -> tuple[Obj, list[str]]:
+        """Read-lock the object, let `build(copy of old)` return the whole next version, store it.
+
+        Merge and JSON patches come here with `build` applying the patch."""
+        scope = read_scope(subject, res)
+
+        async def fn(rtx: RegistryTx) -> tuple[Obj, list[str]]:
+            old = await rtx.get_visible(res, namespace, name, scope)
+            check_write(subject, res, verb, store_key(res, namespace, name)[0], old, subresource)
+            incoming = build(copy.deepcopy(old))
+            if not isinstance(incoming, dict):
+                raise ApiError(400, "BadRequest", "the patch result is not an object")
+            nxt, warnings = rtx._next_version(res, old, incoming, subresource, opts)
+            return await rtx._store(res, old, nxt, subresource, opts, scope), warnings
+
+        return await self.transact(fn, subject)
+
+    async def apply(
+        self, res: Resource, namespace: str | None, name: str, applied: Obj, subject: Subject, *,
+        force: bool, opts: WriteOptions,
+    ) -> tuple[Obj, list[str], bool]:
+        """Server-side apply; creates the object when missing. Returns (object, warnings, created)."""
+        applied = check_kind(res, applied)
+        strip_server_meta(applied)
+        am = meta(applied)
+        if am.get("name") and am["name"] != name:
+            raise ApiError(400, "BadRequest", f'the name of the object ({am["name"]}) does not match the name on the URL ({name})')
+        am["name"] = name
+        place_in_namespace(res, applied, namespace)
+        scope = read_scope(subject, res)
+
+        async def fn(rtx: RegistryTx) -> tuple[Obj, list[str], bool]:
+            old = await rtx.get(res, namespace, name)
+            if old is None:
+                new = fieldmanager.apply(None, copy.deepcopy(applied), opts.manager, res.api_version, force=force,
+                                         resource=res.plural)
+                mf = meta(new).pop("managedFields", None)
+                new.pop("status", None)
+                validated, warnings = validate_object(res, new, opts.field_validation)
+                meta(validated)["managedFields"] = mf
+                check_write(subject, res, "create", namespace or "", validated, "")
+                if res.namespaced and await rtx.get(NAMESPACE, None, namespace or "", lock=False) is None:
+                    raise not_found(NAMESPACE.plural, NAMESPACE.group, namespace or "")
+                if opts.dry_run:
+                    return validated, warnings, True
+                return rtx.tx.create(res.key, validated), warnings, True
+            if not scope.allows(old):
+                raise not_found(res.plural, res.group, name)
+            check_write(subject, res, "patch", store_key(res, namespace, name)[0], old, "")
+            new = fieldmanager.apply(old, applied, opts.manager, res.api_version, force=force, resource=res.plural)
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            mf = meta(new).get("managedFields")
+            validated, warnings = validate_object(res, new, opts.field_validation)
+            carry_server_meta(old, validated)
+            meta(validated)["managedFields"] = mf
+            meta(validated)["resourceVersion"] = meta(old).get("resourceVersion")
+            bump_generation(old, validated)
+            if without_volatile(validated) == without_volatile(old):
+                validated = old
+            return await rtx._store(res, old, validated, "", opts, scope), warnings, False
+
+        return await self.transact(fn, subject)
+
+    async def delete(
+        self, res: Resource, namespace: str | None, name: str, subject: Subject, *, policy: str = "Background",
+        preconditions: dict[str, Any] | None = None, dry_run: bool = False,
+    ) -> Obj:
+        check_policy(policy)
+        scope = read_scope(subject, res)
+
+        async def fn(rtx: RegistryTx) -> Obj:
+            old = await rtx.get_visible(res, namespace, name, scope)
+            check_write(subject, res, "delete", store_key(res, namespace, name)[0], old, "")
+            return await rtx.delete(res, old, policy=policy, preconditions=preconditions, dry_run=dry_run)
+
+        return await self.transact(fn, subject)

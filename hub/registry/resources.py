@@ -1,0 +1,227 @@
+"""The resources the hub serves: names, scope, schema model, and Table columns.
+
+One entry per kind; discovery, OpenAPI, validation, routing and Table printing all read this
+registry, so adding a kind is one entry here plus its model in fleetplane_types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict
+
+from fleetplane_types import v1alpha1 as api
+from fleetplane_types.conditions import find_condition
+from fleetplane_types.names import READY_CONDITION
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+    cell: Callable[[Obj], Any]
+    priority: int = 0
+    format: str = ""
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    singular: str
+    namespaced: bool
+    model: type[BaseModel]
+    short_names: tuple[str, ...] = ()
+    columns: tuple[Column, ...] = ()
+    has_status: bool = True
+    field_selectors: tuple[str, ...] = ("metadata.name", "metadata.namespace")
+    categories: tuple[str, ...] = ("fleetplane",)
+    strategic_merge: bool = False  # kubectl sends strategic merge patch to built-in kinds
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Store key: 'fleetplane.io/workloads', or 'namespaces' for the core group."""
+        return f"{self.group}/{self.plural}" if self.group else self.plural
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+def _get(obj: Obj, *path: str, default: Any = None) -> Any:
+    cur: Any = obj
+    for p in path:
+        if not isinstance(cur, dict):
+            return default
+        cur = cur.get(p)
+        if cur is None:
+            return default
+    return cur
+
+
+def age(obj: Obj) -> str:
+    """Human age like kubectl's: 45s, 12m, 3h, 5d (server-side; kubectl prints it as is)."""
+    ts = _get(obj, "metadata", "creationTimestamp")
+    if not ts:
+        return "<unknown>"
+    created = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    s = int((datetime.now(timezone.utc) - created).total_seconds())
+    if s < 120:
+        return f"{max(s, 0)}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 2 * 86400:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def _name_col() -> Column:
+    return Column("Name", "string", "Name of the object.", lambda o: _get(o, "metadata", "name", default=""), format="name")
+
+
+def _age_col() -> Column:
+    return Column("Age", "string", "Time since creation.", age)
+
+
+def _workload_gpus(o: Obj) -> str:
+    n = _get(o, "spec", "gpu", "count", default=0)
+    r = _get(o, "spec", "replicas", default=1)
+    models = _get(o, "spec", "gpu", "models") or []
+    m = "/".join(models) if models else "any"
+    return f"{r}x{n} {m}" if n else "0"
+
+
+def _workload_clusters(o: Obj) -> str:
+    cl = _get(o, "status", "placement", "clusters") or []
+    return ",".join(c.get("name", "") for c in cl) or "<none>"
+
+
+def _ready(o: Obj) -> str:
+    c = find_condition(o, READY_CONDITION)
+    return str(c.get("status")) if c is not None else "Unknown"
+
+
+def _pools_summary(o: Obj) -> str:
+    pools = _get(o, "status", "gpuPools") or []
+    parts = [f"{p.get('model')}/{p.get('capacityType')}:{p.get('free', 0)}/{p.get('allocatable', 0)}" for p in pools]
+    return ",".join(parts) or "<none>"
+
+
+NAMESPACE_MODEL: type[BaseModel]
+
+
+class _NamespaceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    finalizers: list[str] | None = None
+
+
+class _NamespaceStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phase: str | None = None
+
+
+class Namespace(BaseModel):
+    """Namespace groups a team's Workloads, Datasets and Assignments."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    apiVersion: str = "v1"
+    kind: str = "Namespace"
+    metadata: api.ObjectMeta = api.ObjectMeta()
+    spec: _NamespaceSpec | None = None
+    status: _NamespaceStatus | None = None
+
+
+RESOURCES: list[Resource] = [
+    Resource(
+        "", "v1", "Namespace", "namespaces", "namespace", False, Namespace, ("ns",),
+        (_name_col(), Column("Status", "string", "Namespace phase.", lambda o: _get(o, "status", "phase", default="Active")), _age_col()),
+        has_status=True, categories=(), strategic_merge=True,
+    ),
+    Resource(
+        api.GROUP, api.VERSION, "Workload", "workloads", "workload", True, api.Workload, ("wl",),
+        (
+            _name_col(),
+            Column("GPUs", "string", "Replicas x GPUs per replica and allowed models.", _workload_gpus),
+            Column("Phase", "string", "Pending, Placed, Running, Succeeded or Failed.", lambda o: _get(o, "status", "phase", default="Pending")),
+            Column("Cluster", "string", "Cluster(s) the workload is placed on.", _workload_clusters),
+            Column("Age", "string", "Time since creation.", age),
+            Column("Priority", "integer", "Scheduling priority.", lambda o: _get(o, "spec", "priority", default=0), priority=1),
+            Column("Capacity", "string", "Capacity types allowed.", lambda o: ",".join(_get(o, "spec", "capacityTypes", "allowed") or []), priority=1),
+            Column("Message", "string", "Why it is pending, or the last status message.", lambda o: _get(o, "status", "message", default=""), priority=1),
+        ),
+    ),
+    Resource(
+        api.GROUP, api.VERSION, "Cluster", "clusters", "cluster", False, api.Cluster, ("fc",),
+        (
+            _name_col(),
+            Column("Ready", "string", "Ready condition.", _ready),
+            Column("Region", "string", "Cloud region.", lambda o: _get(o, "status", "region") or _get(o, "spec", "region", default="")),
+            Column("GPUs", "integer", "Allocatable GPUs.", lambda o: _get(o, "status", "totalGpus", default=0)),
+            Column("Free", "integer", "GPUs free for new work.", lambda o: _get(o, "status", "freeGpus", default=0)),
+            Column("Backend", "string", "kubernetes, or simulated for fake spokes.", lambda o: _get(o, "spec", "backend", default="kubernetes")),
+            _age_col(),
+            Column("Pools", "string", "model/capacity:free/allocatable per pool.", _pools_summary, priority=1),
+            Column("Heartbeat", "string", "Last heartbeat from the agent.", lambda o: _get(o, "status", "heartbeatTime", default=""), priority=1),
+        ),
+        field_selectors=("metadata.name",),
+    ),
+    Resource(
+        api.GROUP, api.VERSION, "Dataset", "datasets", "dataset", True, api.Dataset, ("ds",),
+        (
+            _name_col(),
+            Column("Size", "string", "Size in GiB.", lambda o: f"{_get(o, 'spec', 'sizeGiB', default=0)}Gi"),
+            Column("Locations", "string", "Sites holding replicas.", lambda o: ",".join(l.get("site", "") for l in _get(o, "spec", "locations") or [])),
+            _age_col(),
+        ),
+    ),
+    Resource(
+        api.GROUP, api.VERSION, "Assignment", "assignments", "assignment", True, api.Assignment, ("asg",),
+        (
+            _name_col(),
+            Column("Cluster", "string", "Member cluster that runs it.", lambda o: _get(o, "spec", "clusterName", default="")),
+            Column("Workload", "string", "Workload it belongs to.", lambda o: _get(o, "spec", "workloadRef", "name", default="")),
+            Column("Epoch", "integer", "Fencing epoch.", lambda o: _get(o, "spec", "epoch", default=0)),
+            Column("Phase", "string", "Phase reported by the agent.", lambda o: _get(o, "status", "phase", default="Pending")),
+            _age_col(),
+            Column("Message", "string", "Last status message.", lambda o: _get(o, "status", "message", default=""), priority=1),
+        ),
+        field_selectors=("metadata.name", "metadata.namespace", "spec.clusterName", "spec.workloadRef.name"),
+    ),
+    Resource(
+        api.GROUP, api.VERSION, "Topology", "topologies", "topology", False, api.Topology, ("topo",),
+        (
+            _name_col(),
+            Column("Sites", "integer", "Number of sites.", lambda o: len(_get(o, "spec", "sites") or [])),
+            Column("Links", "integer", "Number of links.", lambda o: len(_get(o, "spec", "links") or [])),
+            _age_col(),
+        ),
+        field_selectors=("metadata.name",),
+    ),
+]
+
+BY_PATH: dict[tuple[str, str, str], Resource] = {(r.group, r.version, r.plural): r for r in RESOURCES}
+BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES}
+BY_KEY: dict[str, Resource] = {r.key: r for r in RESOURCES}
+
+
+def lookup(group: str, version: str, plural: str) -> Resource | None:
+    return BY_PATH.get((group, version, plural))
+
+
+def field_value(obj: Obj, path: str) -> str:
+    cur: Any = obj
+    for p in path.split("."):
+        cur = cur.get(p) if isinstance(cur, dict) else None
+    return "" if cur is None else str(cur)

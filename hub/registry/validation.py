@@ -1,0 +1,134 @@
+"""Validation of whole objects against the kind's pydantic model, and of their metadata.
+
+fieldValidation follows Kubernetes: Strict rejects unknown fields (400, "strict decoding
+error: unknown field ..."), Warn (the server default) drops them and returns a Warning header,
+Ignore drops them silently. Every other schema error is 422 Invalid with one cause per field.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from hub.registry.resources import Resource
+from fleetplane_types.v1alpha1 import DNS1123_LABEL, DNS1123_SUBDOMAIN
+from hub.errors import ApiError, bad_request, invalid
+
+Obj = dict[str, Any]
+
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _drop(obj: Any, loc: tuple[Any, ...]) -> None:
+    cur = obj
+    for part in loc[:-1]:
+        try:
+            cur = cur[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(cur, dict):
+        cur.pop(loc[-1], None)
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic inserts validator names for unions / tagged types; keep only field names and indices.
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+
+
+def validate_object(res: Resource, obj: Obj, field_validation: str) -> tuple[Obj, list[str]]:
+    """Validate a full object. Returns (normalized object with defaults, warnings)."""
+    name = (obj.get("metadata") or {}).get("name") or ""
+    mode = (field_validation or "Warn").capitalize()
+    if mode not in ("Strict", "Warn", "Ignore"):
+        raise bad_request(f'fieldValidation: must be one of Strict, Warn, Ignore, not "{field_validation}"')
+    work = copy.deepcopy(obj)
+    warnings: list[str] = []
+    for _ in range(3):
+        try:
+            model = res.model.model_validate(work)
+            break
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            unknown = [_clean_loc(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
+            others = [e for e in errors if e["type"] != "extra_forbidden"]
+            if unknown and mode == "Strict":
+                fields = ", ".join(f'unknown field "{_loc(u)}"' for u in unknown)
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"{res.kind} in version \"{res.version}\" cannot be handled as a {res.kind}: strict decoding error: {fields}",
+                    details={"name": name, "kind": res.plural, "group": res.group,
+                             "causes": [{"reason": "FieldValueInvalid", "field": _loc(u), "message": "unknown field"} for u in unknown]},
+                )
+            if others:
+                causes = []
+                for e in others:
+                    field = _loc(_clean_loc(e["loc"]))
+                    msg = e["msg"]
+                    if e.get("input") is not None and e["type"] not in ("missing",):
+                        shown = json.dumps(e["input"], default=str)
+                        if len(shown) <= 60:
+                            msg = f"Invalid value: {shown}: {msg}"
+                    causes.append({"reason": "FieldValueInvalid", "field": field, "message": msg})
+                raise invalid(res.kind, res.group, name, metadata_causes(res, work) + causes)
+            for u in unknown:
+                if mode == "Warn":
+                    warnings.append(f'unknown field "{_loc(u)}"')
+                _drop(work, u)
+    else:  # pragma: no cover - three rounds always converge
+        raise bad_request("could not validate object")
+    dumped = model.model_dump(by_alias=True, exclude_none=True, mode="json")
+    out = {"apiVersion": res.api_version, "kind": res.kind, "metadata": work.get("metadata") or {}}
+    for key in ("spec", "status"):
+        if key in dumped:
+            out[key] = dumped[key]
+        elif key in work and work[key] is not None:
+            out[key] = work[key]
+    check_metadata(res, out)
+    return out, warnings
+
+
+def check_metadata(res: Resource, obj: Obj) -> None:
+    causes = metadata_causes(res, obj)
+    if causes:
+        raise invalid(res.kind, res.group, (obj.get("metadata") or {}).get("name") or "", causes)
+
+
+def metadata_causes(res: Resource, obj: Obj) -> list[dict[str, str]]:
+    meta = obj.get("metadata") or {}
+    if not isinstance(meta, dict):
+        return []
+    name = meta.get("name") or ""
+    causes = []
+    pattern, limit, what = (
+        (DNS1123_LABEL, 63, "a lowercase RFC 1123 label")
+        if res.kind == "Namespace"
+        else (DNS1123_SUBDOMAIN, 253, "a lowercase RFC 1123 subdomain")
+    )
+    if not name:
+        causes.append({"reason": "FieldValueRequired", "field": "metadata.name", "message": "Required value: name or generateName is required"})
+    elif len(name) > limit or not pattern.match(name):
+        causes.append({
+            "reason": "FieldValueInvalid",
+            "field": "metadata.name",
+            "message": f'Invalid value: "{name}": must be {what} (lowercase letters, digits, \'-\' and \'.\', '
+            f"starting and ending with a letter or digit, at most {limit} characters)",
+        })
+    for k, v in (meta.get("labels") or {}).items():
+        if not isinstance(v, str) or len(v) > 63 or not _LABEL_VALUE.match(v):
+            causes.append({"reason": "FieldValueInvalid", "field": f"metadata.labels.{k}", "message": f'Invalid value: "{v}": a label value must be 63 characters or less, alphanumeric, \'-\', \'_\' or \'.\''})
+    return causes

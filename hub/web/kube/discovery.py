@@ -1,0 +1,95 @@
+"""Discovery and OpenAPI: what kubectl reads before it does anything (/version, /api, /apis,
+/openapi/v3). Built from the resource table (hub.registry.resources)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from fleetplane_types.names import GROUP, VERSION
+from hub.errors import ApiError
+from hub.registry.resources import RESOURCES
+from hub.web.kube.openapi import group_version_document, group_versions, root_document
+
+router = APIRouter()
+
+HUB_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-fleetplane",
+    "gitCommit": "",
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-23T00:00:00Z",
+    "goVersion": "python",
+    "compiler": "cpython",
+    "platform": "linux/amd64",
+}
+
+
+@router.get("/version")
+async def version() -> dict[str, str]:
+    return HUB_VERSION
+
+
+@router.get("/api")
+async def api_versions() -> dict[str, Any]:
+    return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]}
+
+
+def api_resource_list(group: str, version: str) -> dict[str, Any]:
+    items = []
+    for r in RESOURCES:
+        if r.group != group or r.version != version:
+            continue
+        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        items.append({
+            "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
+            "verbs": verbs, "shortNames": list(r.short_names), "categories": list(r.categories),
+        })
+        if r.has_status:
+            items.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced,
+                          "kind": r.kind, "verbs": ["get", "patch", "update"]})
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version, "resources": items}
+
+
+@router.get("/api/v1")
+async def core_resources() -> dict[str, Any]:
+    return api_resource_list("", "v1")
+
+
+def _group_doc() -> dict[str, Any]:
+    gv = {"groupVersion": f"{GROUP}/{VERSION}", "version": VERSION}
+    return {"kind": "APIGroup", "apiVersion": "v1", "name": GROUP, "versions": [gv], "preferredVersion": gv}
+
+
+@router.get("/apis")
+async def api_groups() -> dict[str, Any]:
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group_doc()]}
+
+
+@router.get(f"/apis/{GROUP}")
+async def api_group() -> dict[str, Any]:
+    return _group_doc()
+
+
+@router.get(f"/apis/{GROUP}/{VERSION}")
+async def group_resources() -> dict[str, Any]:
+    return api_resource_list(GROUP, VERSION)
+
+
+@router.get("/openapi/v3")
+async def openapi_root() -> dict[str, Any]:
+    return root_document()
+
+
+@router.get("/openapi/v3/{rest:path}")
+async def openapi_gv(rest: str) -> Response:
+    for g, v in group_versions():
+        key = f"apis/{g}/{v}" if g else f"api/{v}"
+        if rest.strip("/") == key:
+            body, h = group_version_document(g, v)
+            return Response(body, media_type="application/json", headers={"Cache-Control": "public, immutable", "Etag": f'"{h}"'})
+    err = ApiError(404, "NotFound", f"no OpenAPI document for {rest}")
+    return JSONResponse(err.status(), status_code=err.code)

@@ -1,0 +1,168 @@
+"""OpenAPI v3 documents generated from the same pydantic models that validate requests.
+
+kubectl uses them for `explain` and to learn that the server validates fields itself
+(every PATCH declares the `fieldValidation` parameter), so `--validate=strict` (its
+default) sends `fieldValidation=Strict` instead of validating client-side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from typing import Any
+
+from hub.registry.resources import RESOURCES, Resource
+
+Obj = dict[str, Any]
+
+
+def _schema_name(r: Resource, model: str) -> str:
+    prefix = "io.fleetplane.v1alpha1" if r.group else "io.k8s.api.core.v1"
+    return f"{prefix}.{model}"
+
+
+def _normalize(node: Any, rename: dict[str, str]) -> Any:
+    """Turn pydantic's JSON schema into the OpenAPI 3.0 dialect Kubernetes tools read."""
+    if isinstance(node, list):
+        return [_normalize(n, rename) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    node.pop("title", None)
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    # JSON Schema 2020 writes exclusive bounds as numbers; OpenAPI 3.0 (and kube-openapi's
+    # Go parser, which kubectl uses) wants minimum + exclusiveMinimum: true.
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(bound), (int, float)) and not isinstance(node.get(bound), bool):
+            node[plain] = node.pop(bound)
+            node[bound] = True
+    any_of = node.get("anyOf")
+    if isinstance(any_of, list):
+        non_null = [s for s in any_of if s.get("type") != "null"]
+        if len(non_null) == 1:
+            node.pop("anyOf")
+            inner = non_null[0]
+            if "$ref" in inner:
+                node["allOf"] = [inner]
+            else:
+                for k, v in inner.items():
+                    node.setdefault(k, v)
+    if "$ref" in node and len(node) > 1:
+        ref = node.pop("$ref")
+        node["allOf"] = [{"$ref": ref}]
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        node["$ref"] = f"#/components/schemas/{rename.get(name, name)}"
+    return {k: _normalize(v, rename) for k, v in node.items()}
+
+
+def _gvk(r: Resource) -> dict[str, str]:
+    return {"group": r.group, "version": r.version, "kind": r.kind}
+
+
+def _op(r: Resource, verb: str, action: str, *, patch: bool = False, body: bool = False) -> Obj:
+    op: Obj = {
+        "operationId": f"{verb}{r.kind}",
+        "description": f"{verb} {r.kind}",
+        "x-kubernetes-action": action,
+        "x-kubernetes-group-version-kind": _gvk(r),
+        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{_schema_name(r, r.kind)}"}}}}},
+        "parameters": [],
+    }
+    if body or patch:
+        op["parameters"] += [
+            {"name": "dryRun", "in": "query", "schema": {"type": "string"}, "description": "Not supported; rejected."},
+            {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+            {
+                "name": "fieldValidation",
+                "in": "query",
+                "schema": {"type": "string"},
+                "description": "Strict (reject unknown fields), Warn (default: warning header) or Ignore.",
+            },
+        ]
+    if patch:
+        op["parameters"].append({"name": "force", "in": "query", "schema": {"type": "boolean"}})
+        types = ["application/merge-patch+json", "application/json-patch+json", "application/apply-patch+yaml"]
+        if r.strategic_merge:
+            types.append("application/strategic-merge-patch+json")
+        op["requestBody"] = {"content": {t: {"schema": {"type": "object"}} for t in types}}
+    elif body:
+        op["requestBody"] = {
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{_schema_name(r, r.kind)}"}}}
+        }
+    return op
+
+
+def _paths(r: Resource) -> Obj:
+    base = f"/apis/{r.group}/{r.version}" if r.group else f"/api/{r.version}"
+    coll = f"{base}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"{base}/{r.plural}"
+    item = coll + "/{name}"
+    paths: Obj = {
+        coll: {"get": _op(r, "list", "list"), "post": _op(r, "create", "post", body=True)},
+        item: {
+            "get": _op(r, "read", "get"),
+            "put": _op(r, "replace", "put", body=True),
+            "patch": _op(r, "patch", "patch", patch=True),
+            "delete": _op(r, "delete", "delete"),
+        },
+    }
+    if r.has_status:
+        paths[item + "/status"] = {
+            "get": _op(r, "read", "get"),
+            "put": _op(r, "replace", "put", body=True),
+            "patch": _op(r, "patch", "patch", patch=True),
+        }
+    if r.namespaced:
+        paths[f"{base}/{r.plural}"] = {"get": _op(r, "list", "list")}
+    return paths
+
+
+def _components(rs: list[Resource]) -> Obj:
+    schemas: Obj = {}
+    for r in rs:
+        raw = r.model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+        defs = raw.pop("$defs", {})
+        rename = {name: _schema_name(r, name) for name in defs}
+        rename[r.model.__name__] = _schema_name(r, r.kind)
+        for name, d in defs.items():
+            schemas[rename[name]] = _normalize(d, rename)
+        top = _normalize(raw, rename)
+        top["x-kubernetes-group-version-kind"] = [_gvk(r)]
+        schemas[_schema_name(r, r.kind)] = top
+    return schemas
+
+
+@lru_cache(maxsize=None)
+def group_version_document(group: str, version: str) -> tuple[str, str]:
+    """The per-group-version document as JSON text, and its content hash."""
+    rs = [r for r in RESOURCES if r.group == group and r.version == version]
+    paths: Obj = {}
+    for r in rs:
+        paths.update(_paths(r))
+    doc = {
+        "openapi": "3.0.0",
+        "info": {"title": "Fleetplane hub", "version": version},
+        "paths": paths,
+        "components": {"schemas": _components(rs)},
+    }
+    text = json.dumps(doc, sort_keys=True)
+    return text, hashlib.sha256(text.encode()).hexdigest()[:16].upper()
+
+
+def group_versions() -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+    for r in RESOURCES:
+        if (r.group, r.version) not in seen:
+            seen.append((r.group, r.version))
+    return seen
+
+
+def root_document() -> Obj:
+    paths: Obj = {}
+    for g, v in group_versions():
+        _, h = group_version_document(g, v)
+        key = f"apis/{g}/{v}" if g else f"api/{v}"
+        paths[key] = {"serverRelativeURL": f"/openapi/v3/{key}?hash={h}"}
+    return {"paths": paths}

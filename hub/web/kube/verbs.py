@@ -1,0 +1,143 @@
+"""The Kubernetes API verbs over HTTP: get, list, create, update (PUT), delete; and `handle`,
+which routes every /api and /apis request to its verb. Semantics live in the registry
+(hub.registry.lifecycle); these functions decode requests and encode answers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+from hub import metrics
+from hub.errors import ApiError, bad_request, method_not_allowed
+from hub.registry.lifecycle import list_query
+from hub.registry.objects import Obj, check_kind
+from hub.web.context import hub_of, subject_of
+from hub.web.kube import patch, watch
+from hub.web.kube.body import dry_run, parse_body, read_body, write_options
+from hub.web.kube.protobuf import decode_namespace
+from hub.web.kube.responses import json_response, status_response
+from hub.web.kube.routing import EVENTS, Target, parse_target, require_json, wants_table
+from hub.web.kube.tables import table
+
+
+async def handle(request: Request, path: str) -> Response:
+    started = time.perf_counter()
+    verb = request.method.lower()
+    resource_label = "unknown"
+    code = 500
+    try:
+        target = parse_target(path)
+        if target == EVENTS:
+            code = 200
+            return JSONResponse({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": []})
+        assert isinstance(target, Target)
+        resource_label = target.res.plural
+        q = request.query_params
+        if request.method == "GET" and target.name is None and q.get("watch") in ("true", "1"):
+            verb = "watch"
+            code = 200
+            return await watch.do_watch(request, target)
+        if request.method == "GET":
+            verb = "get" if target.name else "list"
+            resp = await (do_get(request, target) if target.name else do_list(request, target))
+        elif request.method == "POST" and target.name is None:
+            verb = "create"
+            resp = await do_create(request, target)
+        elif request.method == "PUT" and target.name:
+            verb = "update"
+            resp = await do_update(request, target)
+        elif request.method == "PATCH" and target.name:
+            verb = "patch"
+            resp = await patch.do_patch(request, target)
+        elif request.method == "DELETE" and target.name:
+            verb = "delete"
+            resp = await do_delete(request, target)
+        else:
+            raise method_not_allowed(f"{request.method} is not supported on {path}")
+        code = resp.status_code
+        return resp
+    except ApiError as err:
+        code = err.code
+        return status_response(err)
+    finally:
+        metrics.REQUESTS.labels(verb, resource_label, str(code)).inc()
+        if verb != "watch":
+            metrics.REQUEST_SECONDS.labels(verb, resource_label).observe(time.perf_counter() - started)
+
+
+def _name(t: Target) -> str:
+    assert t.name is not None
+    return t.name
+
+
+async def do_get(request: Request, t: Target) -> Response:
+    obj = await hub_of(request).registry.get(t.res, t.namespace, _name(t), subject_of(request))
+    if wants_table(request):
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        return json_response(table(t.res, [obj], rv, include=request.query_params.get("includeObject", "Metadata")))
+    return json_response(obj)
+
+
+async def do_list(request: Request, t: Target) -> Response:
+    res, q = t.res, request.query_params
+    if q.get("sendInitialEvents") is not None:
+        raise ApiError(422, "Invalid", "sendInitialEvents is only supported on watch requests, and not by this server")
+    limit = int(q["limit"]) if q.get("limit", "").isdigit() and int(q["limit"]) > 0 else None
+    query = list_query(res, subject_of(request), t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
+    items, rv, cont = await hub_of(request).registry.list(res, query, limit=limit, continue_token=q.get("continue"))
+    if wants_table(request):
+        return json_response(table(res, items, str(rv), include=q.get("includeObject", "Metadata"), cont=cont))
+    meta: Obj = {"resourceVersion": str(rv)}
+    if cont:
+        meta["continue"] = cont
+    return json_response({"kind": f"{res.kind}List", "apiVersion": res.api_version, "metadata": meta, "items": items})
+
+
+async def do_create(request: Request, t: Target) -> Response:
+    res = t.res
+    body = await read_body(request)
+    ct = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if res.kind == "Namespace" and ct == "application/vnd.kubernetes.protobuf":
+        try:
+            obj: Any = decode_namespace(body)
+        except ValueError as exc:
+            raise bad_request(f"Namespace: cannot decode protobuf body: {exc}") from exc
+    else:
+        require_json(request)
+        obj = check_kind(res, parse_body(body, request.headers.get("content-type", "application/json"), res.kind))
+    if res.namespaced and t.namespace is None:
+        raise method_not_allowed(f"create {res.plural} needs a namespace: POST /apis/{res.group}/{res.version}/namespaces/{{ns}}/{res.plural}")
+    created, warnings = await hub_of(request).registry.create(res, t.namespace, obj, subject_of(request), write_options(request))
+    return json_response(created, 201, warnings)
+
+
+async def do_update(request: Request, t: Target) -> Response:
+    res = t.res
+    require_json(request)
+    body = await read_body(request)
+    incoming = check_kind(res, parse_body(body, request.headers.get("content-type", "application/json"), res.kind))
+    obj, warnings = await hub_of(request).registry.replace(
+        res, t.namespace, _name(t), incoming, subject_of(request), t.subresource, write_options(request))
+    return json_response(obj, 200, warnings)
+
+
+async def do_delete(request: Request, t: Target) -> Response:
+    if t.subresource:
+        raise method_not_allowed("DELETE is not supported on a subresource")
+    body = await request.body()
+    opts: Obj = {}
+    if body.strip():
+        parsed = parse_body(body, request.headers.get("content-type", "application/json"), "DeleteOptions")
+        if not isinstance(parsed, dict):
+            raise bad_request("DeleteOptions must be an object")
+        opts = parsed
+    policy = opts.get("propagationPolicy") or request.query_params.get("propagationPolicy") or "Background"
+    pre = opts.get("preconditions") or {}
+    if not isinstance(policy, str) or not isinstance(pre, dict):
+        raise bad_request("DeleteOptions: propagationPolicy must be a string and preconditions an object")
+    obj = await hub_of(request).registry.delete(
+        t.res, t.namespace, _name(t), subject_of(request), policy=policy, preconditions=pre, dry_run=dry_run(request))
+    return json_response(obj, 200)

@@ -1,0 +1,336 @@
+"""The hub's REST API under /v1: submit and read workloads, cluster capacity, a fleet summary, what-if.
+
+Owns the compact, task-shaped views a dashboard or script wants (documented at /docs and in
+docs/rest.md). It adds no semantics of its own:
+
+- Creating a Workload goes through the Kubernetes API's create path (`hub.web.kube.verbs.do_create`,
+  then the registry), so validation, the namespace check and managedFields are the same code.
+- Every read is scoped by `hub.registry.access.read_scope` (through the registry), the one tenant filter: a team sees its own
+  namespaces only (others answer 404) and, like on the Kubernetes API, every Cluster.
+- What-if runs `placement.Engine` on the live snapshot minus in-flight reservations (the
+  federation controller's own `reservations` rule) and writes nothing.
+
+Errors are Kubernetes `Status` objects, as on the Kubernetes API, including the 422 FastAPI
+would otherwise answer in its own shape (see `_StatusRoute`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Path, Query, Request, Response, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
+
+from fleetplane_types import v1alpha1 as v1
+from hub.controllers.snapshot import build_snapshot, reservations
+from hub.errors import ApiError, bad_request, forbidden, invalid, not_found
+from hub.registry.access import Subject, read_scope
+from hub.registry.lifecycle import list_query
+from hub.registry.objects import Obj, check_kind, meta, strip_server_meta
+from hub.registry.resources import BY_KIND, Resource
+from hub.registry.validation import validate_object
+from hub.web.context import hub_of, subject_of
+from hub.web.kube.body import read_body
+from hub.web.kube.routing import Target
+from hub.web.kube.verbs import do_create
+from hub.web.rest.views import (
+    WHATIF_MAX_WORKLOADS,
+    ClusterList,
+    FleetSummary,
+    NotReadyCount,
+    SummaryRow,
+    WhatIfReport,
+    WhatIfRequest,
+    WorkloadList,
+    WorkloadView,
+    cluster_view,
+    error_responses,
+    workload_view,
+)
+from placement import Engine, PlacementInputError
+from placement.catalogue import canonical_model
+from placement.cli import report
+from placement.manifests import workload_from_api
+
+__all__ = ["WHATIF_MAX_WORKLOADS", "router"]
+
+WORKLOAD: Resource = BY_KIND["Workload"]
+CLUSTER: Resource = BY_KIND["Cluster"]
+NAMESPACE: Resource = BY_KIND["Namespace"]
+DATASET: Resource = BY_KIND["Dataset"]
+TOPOLOGY: Resource = BY_KIND["Topology"]
+ASSIGNMENT: Resource = BY_KIND["Assignment"]
+
+
+# ------------------------------------------------------------------ errors as Status
+
+
+class _StatusRoute(APIRoute):
+    """Answers every error on /v1 as a Kubernetes `Status`, as the Kubernetes API does.
+
+    FastAPI's own 422 body (`{"detail": [...]}`) would give clients two error shapes on one
+    server; this turns request-validation errors and `ApiError`s into `Status` here, so the
+    app's exception handlers (hub/server.py) stay untouched. It also enforces the hub's body
+    size limit before FastAPI parses a body.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def status_handler(request: Request) -> Response:
+            try:
+                if request.method in ("POST", "PUT", "PATCH"):
+                    await read_body(request)  # 413 over the limit; the body stays cached for FastAPI
+                return await handler(request)
+            except RequestValidationError as exc:
+                err = _validation_status(exc)
+                return JSONResponse(err.status(), status_code=err.code)
+            except ApiError as err:
+                return JSONResponse(err.status(), status_code=err.code)
+
+        return status_handler
+
+
+def _validation_status(exc: RequestValidationError) -> ApiError:
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return bad_request("request body is not valid JSON")
+    causes = []
+    for e in errors:
+        loc = [p for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ""
+        for p in loc:
+            field += f"[{p}]" if isinstance(p, int) else ("." if field else "") + str(p)
+        msg = str(e.get("msg", "invalid"))
+        if not field and e.get("loc", ())[:1] == ("body",):
+            # The body was not JSON at all (curl -d sends form encoding unless told otherwise).
+            msg = "request body must be a JSON object; send it with Content-Type: application/json"
+        causes.append({"reason": "FieldValueInvalid", "field": field, "message": msg})
+    parts = "; ".join(f"{c['field']}: {c['message']}" if c["field"] else c["message"] for c in causes)
+    return ApiError(422, "Invalid", f"request is invalid: {parts}", causes=causes)
+
+
+
+# ------------------------------------------------------------------ helpers
+
+# The bearer scheme only documents the token for /docs ("Authorize"); the middleware in
+# hub.web.authn checks it (auto_error=False, so this never answers on its own).
+router = APIRouter(prefix="/v1", route_class=_StatusRoute, dependencies=[Security(HTTPBearer(auto_error=False))])
+
+
+async def _visible_namespace(request: Request, ns: str) -> None:
+    """404 unless the namespace exists and the caller may see it (a team: only its own)."""
+    await hub_of(request).registry.get(NAMESPACE, None, ns, subject_of(request))
+
+
+async def _list(request: Request, res: Resource, *, namespace: str | None = None,
+                limit: int | None = None, cont: str | None = None) -> tuple[list[Obj], int, str | None]:
+    """Every read of a list is scoped by the registry's list_query (hub.registry.access.read_scope)."""
+    query = list_query(res, subject_of(request), namespace)
+    return await hub_of(request).registry.list(res, query, limit=limit, continue_token=cont)
+
+
+# ------------------------------------------------------------------ workloads
+
+_WORKLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A Workload (fleetplane.io/v1alpha1), as `kubectl create` sends it; apiVersion and kind "
+        "may be omitted. Unknown fields are dropped with a Warning header (fieldValidation=Warn) "
+        "or rejected with 400 (fieldValidation=Strict).",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Workload"}}},
+    }
+}
+
+
+@router.post(
+    "/namespaces/{namespace}/workloads", tags=["workloads"], status_code=201, response_model=v1.Workload,
+    responses=error_responses(400, 403, 404, 409, 413, 422), openapi_extra=_WORKLOAD_BODY,
+    summary="Submit a workload",
+)
+async def create_workload(
+    request: Request,
+    namespace: str = Path(description="Namespace to create the workload in; it must exist."),
+    field_validation: str = Query("Warn", alias="fieldValidation", description="Strict, Warn or Ignore."),
+    dry_run: str | None = Query(None, alias="dryRun", description="All: validate only, store nothing."),
+) -> Response:
+    """Store a Workload; the federation controller places it shortly after (GET it to see where).
+
+    The same code path as `POST /apis/fleetplane.io/v1alpha1/namespaces/{namespace}/workloads`,
+    so a workload is valid here exactly when kubectl would accept it.
+    """
+    # field_validation and dry_run are read from the query by do_create; declared for /docs.
+    return await do_create(request, Target(WORKLOAD, namespace, None, ""))
+
+
+@router.get("/workloads", tags=["workloads"], response_model=WorkloadList, response_model_exclude_none=True,
+            responses=error_responses(422), summary="List workloads in every namespace you may see")
+async def list_all_workloads(
+    request: Request,
+    explain: bool = Query(False, description="Include each workload's placement explanation."),
+    limit: int | None = Query(None, ge=1, le=5000),
+    cont: str | None = Query(None, alias="continue"),
+) -> WorkloadList:
+    items, rv, nxt = await _list(request, WORKLOAD, limit=limit, cont=cont)
+    return WorkloadList(items=[workload_view(o, explain=explain) for o in items], resource_version=str(rv),
+                        continue_token=nxt)
+
+
+@router.get("/namespaces/{namespace}/workloads", tags=["workloads"], response_model=WorkloadList,
+            response_model_exclude_none=True, responses=error_responses(404, 422), summary="List workloads in a namespace")
+async def list_workloads(
+    request: Request,
+    namespace: str,
+    explain: bool = Query(False, description="Include each workload's placement explanation."),
+    limit: int | None = Query(None, ge=1, le=5000),
+    cont: str | None = Query(None, alias="continue"),
+) -> WorkloadList:
+    await _visible_namespace(request, namespace)
+    items, rv, nxt = await _list(request, WORKLOAD, namespace=namespace, limit=limit, cont=cont)
+    return WorkloadList(items=[workload_view(o, explain=explain) for o in items], resource_version=str(rv),
+                        continue_token=nxt)
+
+
+@router.get("/namespaces/{namespace}/workloads/{name}", tags=["workloads"], response_model=WorkloadView,
+            response_model_exclude_none=True, responses=error_responses(404, 422),
+            summary="Get a workload with its placement and full explanation")
+async def get_workload(request: Request, namespace: str, name: str) -> WorkloadView:
+    await _visible_namespace(request, namespace)
+    obj = await hub_of(request).registry.get(WORKLOAD, namespace, name, subject_of(request))
+    return workload_view(obj, explain=True)
+
+
+# ------------------------------------------------------------------ clusters and the fleet
+
+
+@router.get("/clusters", tags=["clusters"], response_model=ClusterList, responses=error_responses(),
+            summary="List member clusters with their GPU capacity")
+async def list_clusters(request: Request) -> ClusterList:
+    items, _, _ = await _list(request, CLUSTER)
+    return ClusterList(items=[cluster_view(o) for o in items])
+
+
+@router.get("/fleet/summary", tags=["fleet"], response_model=FleetSummary, responses=error_responses(),
+            summary="GPUs by model × capacity type × region (total and free)")
+async def fleet_summary(request: Request) -> FleetSummary:
+    """Sums pools of Ready clusters; NotReady clusters cannot take work, so they are counted apart."""
+    items, _, _ = await _list(request, CLUSTER)
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    ready_n = nr_clusters = nr_gpus = 0
+    for c in map(cluster_view, items):
+        if not c.ready:
+            nr_clusters += 1
+            nr_gpus += c.total_gpus
+            continue
+        ready_n += 1
+        for p in c.pools:
+            # Model names compare case-insensitively, as in the engine ("h100" is "H100").
+            key = (canonical_model(p.model), p.capacity_type, c.region or "")
+            row = rows.setdefault(key, {"total": 0, "free": 0, "clusters": set(), "simulated": set()})
+            row["total"] += p.total
+            row["free"] += p.free
+            row["clusters"].add(c.name)
+            if c.simulated:
+                row["simulated"].add(c.name)
+    out = [SummaryRow(model=m, capacity_type=t, region=r, total=v["total"], free=v["free"],
+                      clusters=len(v["clusters"]), simulated_clusters=len(v["simulated"]))
+           for (m, t, r), v in sorted(rows.items())]
+    return FleetSummary(rows=out, ready_clusters=ready_n, total_gpus=sum(r.total for r in out),
+                        free_gpus=sum(r.free for r in out), not_ready=NotReadyCount(clusters=nr_clusters, gpus=nr_gpus))
+
+
+# ------------------------------------------------------------------ what-if
+
+
+def _prefixed(err: ApiError, prefix: str) -> ApiError:
+    """The same error with every cause's field under `prefix` (workloads[2].spec.gpu.count)."""
+    causes = [dict(c, field=f"{prefix}.{c['field']}" if c.get("field") else prefix)
+              for c in err.details.get("causes") or []]
+    details = {k: v for k, v in err.details.items() if k != "causes"}
+    return ApiError(err.code, err.reason, f"{prefix}: {err.message}", details=details, causes=causes or None)
+
+
+def _whatif_objects(body: WhatIfRequest, subject: Subject, field_validation: str) -> tuple[list[Obj], list[str]]:
+    """Validate each workload exactly as a create would; errors name workloads[i].<field>."""
+    default_ns = subject.namespaces[0] if subject.kind == "team" and subject.namespaces else "default"
+    out: list[Obj] = []
+    warnings: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
+    for i, raw in enumerate(body.workloads):
+        prefix = f"workloads[{i}]"
+        try:
+            obj = check_kind(WORKLOAD, copy.deepcopy(raw))
+            meta(obj).setdefault("namespace", default_ns)
+            strip_server_meta(obj)
+            obj.pop("status", None)
+            obj, warns = validate_object(WORKLOAD, obj, field_validation)
+        except ApiError as err:
+            raise _prefixed(err, prefix) from None
+        warnings += [f"{prefix}: {w}" for w in warns]
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if key in seen:
+            raise invalid(WORKLOAD.kind, WORKLOAD.group, key[1], [{
+                "reason": "FieldValueDuplicate", "field": f"{prefix}.metadata.name",
+                "message": f'Duplicate value: "{key[0]}/{key[1]}" is also workloads[{seen[key]}]'}])
+        seen[key] = i
+        out.append(obj)
+    return out, warnings
+
+
+@router.post("/whatif", tags=["what-if"], response_model=WhatIfReport, responses=error_responses(400, 403, 413, 422),
+             summary="Place workloads on the live fleet without committing anything")
+async def whatif(
+    request: Request,
+    body: WhatIfRequest,
+    field_validation: str = Query("Warn", alias="fieldValidation", description="Strict, Warn or Ignore."),
+) -> WhatIfReport:
+    """Where would these workloads go right now, and why?
+
+    Runs the placement engine on the clusters, datasets and topologies in the store, with
+    the GPUs of in-flight placements held back exactly as the federation controller holds
+    them. Stores nothing: no Workload, Assignment or reservation. Other pending workloads are
+    not part of the batch, so the answer is "if these were submitted alone, now".
+    """
+    hub, subject = hub_of(request), subject_of(request)
+    if not read_scope(subject, WORKLOAD).visible:
+        raise forbidden(f'{subject.kind} "{subject.name}" cannot run what-if: it may not submit workloads')
+    objs, warnings = _whatif_objects(body, subject, field_validation)
+    try:
+        engine = Engine(body.profile or hub.settings.placement_profile)
+    except PlacementInputError as exc:
+        raise ApiError(422, "Invalid", f"profile: {exc.detail}",
+                       causes=[{"reason": "FieldValueNotSupported", "field": "profile", "message": exc.detail}]) from None
+
+    # The snapshot is what the caller may see (read_scope), so a team cannot probe another
+    # team's datasets. Reservations are not the caller's to read, but they only lower free
+    # capacity, which is what the real placement would see too.
+    clusters, _, _ = await _list(request, CLUSTER)
+    datasets, _, _ = await _list(request, DATASET)
+    topologies, _, _ = await _list(request, TOPOLOGY)
+    assignments = await hub.registry.list_all(ASSIGNMENT)
+    held = reservations(assignments, {c["metadata"]["name"]: c for c in clusters})
+
+    def decide() -> dict[str, Any]:
+        # Off the event loop: a big fleet takes the engine a while, and the loop also serves
+        # the API, watches and the controllers.
+        snapshot, _problems = build_snapshot(clusters, datasets, topologies)
+        requests = []
+        for i, o in enumerate(objs):
+            try:
+                requests.append(workload_from_api(v1.Workload.model_validate(o), snapshot))
+            except PlacementInputError as exc:
+                field = f"workloads[{i}].{exc.field}" if exc.field else f"workloads[{i}]"
+                raise invalid(WORKLOAD.kind, WORKLOAD.group, o["metadata"]["name"],
+                              [{"reason": "FieldValueInvalid", "field": field, "message": exc.detail}]) from None
+        decisions = engine.place_batch(snapshot, requests, held)
+        return report(decisions, engine.profile.name) | {
+            "snapshot": {"clusters": len(snapshot.clusters), "reservations": len(held)}}
+
+    out = await asyncio.to_thread(decide)
+    return WhatIfReport.model_validate(out | {"warnings": warnings})
