@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: up test venv k8s-binaries lint test-unit test-lab bench clean-venv
+.PHONY: up test venv k8s-binaries lint fmt test-unit test-lab bench clean-venv
 
 venv: $(STAMP)
 
@@ -25,9 +25,17 @@ up: venv
 k8s-binaries:
 	bash deploy/local/build-k8s.sh
 
+## Import layers (.importlinter), ruff lint + format check, strict mypy on every package.
 lint: venv
 	$(BIN)/lint-imports
-	$(BIN)/mypy hub placement spoke-agent/spoke_agent
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy fleetplane fleetplane_types fleetplane_lab fleetplane_testing hub placement spoke-agent/spoke_agent
+
+## Fix what ruff can fix and format the tree.
+fmt: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ## Everything CI runs: install, build what the tests need, lint, the whole suite.
 test: venv k8s-binaries lint

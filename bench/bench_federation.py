@@ -17,7 +17,7 @@ Hub CPU is the hub process's user+system time over the burst; RSS sampled every 
 the embedded Postgres (all its processes) and the agent workers are reported separately.
 
 Where the hub's time goes: the hub is started through a launcher in this file
-(`--hub-launcher`) that runs the normal `hub.cli up` after (a) starting a 100 Hz stack
+(`--hub-launcher`) that runs the normal `fleetplane up` after (a) starting a 100 Hz stack
 sampler thread on the main (event loop) thread and (b) wrapping FederationController
 methods with wall-clock timers. Nothing in the hub's code is changed; results go to
 bench/results/federation-profile.json and the summary into federation.md.
@@ -79,7 +79,7 @@ def ms(x: float) -> str:
 
 
 def hub_launcher(out: str, argv: list[str]) -> None:
-    """Run `hub.cli up` with a stack sampler and FederationController timers (bench-side only)."""
+    """Run `fleetplane up` with a stack sampler and FederationController timers (bench-side only)."""
     import functools
     import runpy
 
@@ -214,8 +214,8 @@ def hub_launcher(out: str, argv: list[str]) -> None:
             return await orig_list(self, resource, *a, **k)
         finally:
             # attribute to the controller when called from it (cheap frame check)
-            caller = sys._getframe(1).f_code.co_filename
-            who = "controller" if caller.endswith("federation.py") else "api"
+            callers = (sys._getframe(i).f_code.co_filename for i in (1, 2))  # via the registry
+            who = "controller" if any(c.endswith("federation.py") for c in callers) else "api"
             timer_add(f"Store.list[{who}] {resource.split('/')[-1]}", time.perf_counter() - t)
 
     Store.list = timed_list  # type: ignore[method-assign]
@@ -225,8 +225,8 @@ def hub_launcher(out: str, argv: list[str]) -> None:
     import atexit
 
     atexit.register(dump)
-    sys.argv = ["hub.cli", *argv]
-    runpy.run_module("hub.cli", run_name="__main__", alter_sys=True)
+    sys.argv = ["fleetplane", *argv]
+    runpy.run_module("fleetplane", run_name="__main__", alter_sys=True)
 
 
 # ====================================================================== agent worker
@@ -393,11 +393,12 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     import httpx
     import psutil
 
-    from hub.store.database import EmbeddedPostgres, upgrade
     from fleetplane_testing import HubProcess, free_port
+    from hub.settings import Settings
+    from hub.store.database import EmbeddedPostgres, upgrade
 
     res: dict[str, Any] = {"clusters": args.clusters, "workloads": args.workloads, "workers": args.workers,
-                           "cluster_timeout_seconds": args.cluster_timeout or 40.0,
+                           "cluster_timeout_seconds": args.cluster_timeout or Settings().cluster_timeout_seconds,
                            "join_rate_per_s": args.workers * args.stagger_batch / args.stagger,
                            "heartbeat_seconds": args.heartbeat, "in_flight": args.in_flight}
     tmp = Path(tempfile.mkdtemp(prefix="fp-fed-bench-"))
@@ -417,30 +418,13 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     workers: list[subprocess.Popen[bytes]] = []
     sampler: Sampler | None = None
     try:
-        # --- hub through the profiling launcher (same command line as HubProcess.start)
-        hub.data_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, FLEETPLANE_DATABASE_URL=url, PYTHONWARNINGS="ignore")
+        # --- hub through the profiling launcher: the one launcher (HubProcess) with another program
         if args.cluster_timeout:
-            env["FLEETPLANE_CLUSTER_TIMEOUT_SECONDS"] = str(args.cluster_timeout)
-        if args.no_profile:
-            cmd = [sys.executable, "-m", "fleetplane"]
-        else:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--hub-launcher", str(prof_path), "--"]
-        hub.proc = subprocess.Popen(
-            [*cmd, "up", "--data-dir", str(hub.data_dir), "--port", str(hub.port), "--http-port", str(hub.http_port)],
-            cwd=ROOT, env=env, stdout=open(hub.log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 90
-        while True:
-            if hub.proc.poll() is not None:
-                raise RuntimeError(f"hub exited:\n{hub.log_tail()}")
-            try:
-                if httpx.get(hub.http_url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"hub not ready:\n{hub.log_tail()}")
-            time.sleep(0.2)
+            hub.extra_env["FLEETPLANE_CLUSTER_TIMEOUT_SECONDS"] = str(args.cluster_timeout)
+        if not args.no_profile:
+            hub.program = [sys.executable, str(Path(__file__).resolve()), "--hub-launcher", str(prof_path), "--"]
+        hub.start(timeout=90)
+        assert hub.proc is not None
         hub_p = psutil.Process(hub.proc.pid)
         pm_pid = int((tmp / "pg" / "postgres" / "postmaster.pid").read_text().split()[0])
         pm = psutil.Process(pm_pid)
@@ -746,7 +730,7 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
 
     from fleetplane_lab import Lab, default_spokes
     from fleetplane_lab.fixtures import require_lab_binaries
-    from tests.agent.lab_fixtures import AgentProcess, kubectl
+    from fleetplane_testing.processes import AgentProcess, kubectl
 
     require_lab_binaries()
     busy = int(subprocess.run("pgrep -f kube-apiserver | wc -l", shell=True, capture_output=True, text=True).stdout.strip() or 0)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 app = typer.Typer(help="Fleetplane: place AI workloads across Kubernetes clusters.", no_args_is_help=True)
 
@@ -37,7 +38,9 @@ def installed(extra: str) -> bool:
 
 
 def _missing(name: str, extra: str) -> None:
-    @app.command(name, help=f"(not installed: pip install 'fleetplane[{extra}]')",
+    # Typer renders help as Rich markup (rich is installed with the base package): unescaped,
+    # "[hub]" would be read as a style tag and vanish, leaving "pip install 'fleetplane'".
+    @app.command(name, help=escape(f"(not installed: pip install 'fleetplane[{extra}]')"),
                  context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def missing() -> None:
         typer.echo(f"fleetplane {name}: this installation lacks it; install it with: pip install 'fleetplane[{extra}]'",

@@ -22,6 +22,7 @@ import yaml
 from fastapi import FastAPI
 
 from hub.server import add_background
+from fleetplane_types.names import API_VERSION
 from hub.store.tokens import create_token
 from hub.web.context import HubContext
 from spoke_agent.agent import Agent, AgentOptions
@@ -70,7 +71,7 @@ def _job(name: str, gpus: int, image: str = "ghcr.io/example/train:1.0") -> dict
 
 OBJECTS: list[tuple[str, dict[str, Any]]] = [
     ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}),
-    (f"{API}/topologies", {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Topology", "metadata": {"name": "demo"},
+    (f"{API}/topologies", {"apiVersion": API_VERSION, "kind": "Topology", "metadata": {"name": "demo"},
                            "spec": {"sites": [{"name": "us-east-1", "type": "region"}, {"name": "us-west-2", "type": "region"},
                                               {"name": "eu-west-1", "type": "region"},
                                               {"name": "s3-us-east-1", "type": "storage", "parent": "us-east-1"}],
@@ -78,25 +79,25 @@ OBJECTS: list[tuple[str, dict[str, Any]]] = [
                                               {"from": "us-east-1", "to": "us-west-2", "bandwidthGbps": 10, "egressCostPerGB": 0.02},
                                               {"from": "us-east-1", "to": "eu-west-1", "bandwidthGbps": 5, "egressCostPerGB": 0.05},
                                               {"from": "us-west-2", "to": "eu-west-1", "bandwidthGbps": 5, "egressCostPerGB": 0.05}]}}),
-    (f"{API}/namespaces/demo/datasets", {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Dataset",
+    (f"{API}/namespaces/demo/datasets", {"apiVersion": API_VERSION, "kind": "Dataset",
                                          "metadata": {"name": "web-corpus"},
                                          "spec": {"sizeGiB": 2000, "locations": [{"site": "s3-us-east-1"}]}}),
     (f"{API}/namespaces/demo/workloads", {
-        "apiVersion": "fleetplane.io/v1alpha1", "kind": "Workload", "metadata": {"name": "llm-pretrain"},
+        "apiVersion": API_VERSION, "kind": "Workload", "metadata": {"name": "llm-pretrain"},
         "spec": {"replicas": 2, "gpu": {"count": 8, "models": ["H100", "A100"]}, "priority": 100,
                  "datasets": [{"name": "web-corpus"}], "manifests": [_job("llm-pretrain", 8)]}}),
     (f"{API}/namespaces/demo/workloads", {
-        "apiVersion": "fleetplane.io/v1alpha1", "kind": "Workload", "metadata": {"name": "finetune-spot"},
+        "apiVersion": API_VERSION, "kind": "Workload", "metadata": {"name": "finetune-spot"},
         "spec": {"gpu": {"count": 8, "models": ["A100"]}, "priority": 50,
                  "capacityTypes": {"allowed": ["spot", "on-demand"], "preferred": ["spot"]},
                  "manifests": [_job("finetune-spot", 8)]}}),
     (f"{API}/namespaces/demo/workloads", {
-        "apiVersion": "fleetplane.io/v1alpha1", "kind": "Workload", "metadata": {"name": "embed-batch"},
+        "apiVersion": API_VERSION, "kind": "Workload", "metadata": {"name": "embed-batch"},
         "spec": {"replicas": 6, "placementMode": "Divisible", "gpu": {"count": 1, "models": ["L4", "A100"]},
                  "capacityTypes": {"allowed": ["spot", "on-demand"]}, "priority": 10,
                  "manifests": [_job("embed-batch", 1)]}}),
     (f"{API}/namespaces/demo/workloads", {
-        "apiVersion": "fleetplane.io/v1alpha1", "kind": "Workload", "metadata": {"name": "giant-gang"},
+        "apiVersion": API_VERSION, "kind": "Workload", "metadata": {"name": "giant-gang"},
         "spec": {"replicas": 8, "gpu": {"count": 8, "models": ["H100"]}, "priority": 1,
                  "manifests": [_job("giant-gang", 8)]}}),
 ]

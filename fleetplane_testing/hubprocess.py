@@ -24,9 +24,12 @@ FLEETPLANE = [sys.executable, "-m", "fleetplane"]
 """The `fleetplane` command of this interpreter (works from a checkout and from an install)."""
 
 
-def hub_command(data_dir: Path, port: int, http_port: int | None = None, *extra_args: str) -> list[str]:
-    """`fleetplane up` on `data_dir`: HTTPS on `port`, plain HTTP on `http_port` for probes."""
-    cmd = [*FLEETPLANE, "up", "--data-dir", str(data_dir), "--port", str(port)]
+def hub_command(
+    data_dir: Path, port: int, http_port: int | None = None, *extra_args: str, program: list[str] | None = None,
+) -> list[str]:
+    """`fleetplane up` on `data_dir`: HTTPS on `port`, plain HTTP on `http_port` for probes.
+    `program` replaces `python -m fleetplane` (a benchmark's profiling wrapper)."""
+    cmd = [*(program or FLEETPLANE), "up", "--data-dir", str(data_dir), "--port", str(port)]
     if http_port:
         cmd += ["--http-port", str(http_port)]
     return [*cmd, *extra_args]
@@ -50,12 +53,13 @@ def wait_ready(url: str, alive: Callable[[], bool], timeout: float, *, verify: s
 @dataclass
 class HubProcess:
     data_dir: Path
-    database_url: str
+    database_url: str | None  # None: the hub starts embedded Postgres in data_dir
     port: int
     http_port: int
     proc: subprocess.Popen[bytes] | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
+    program: list[str] | None = None  # instead of `python -m fleetplane` (see hub_command)
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,11 +87,10 @@ class HubProcess:
 
     def start(self, timeout: float = 60) -> "HubProcess":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, FLEETPLANE_DATABASE_URL=self.database_url, PYTHONWARNINGS="ignore")
-        env.update(self.extra_env)
+        env = self._env()
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [*hub_command(self.data_dir, self.port, self.http_port), *self.extra_args],
+            hub_command(self.data_dir, self.port, self.http_port, *self.extra_args, program=self.program),
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         proc = self.proc
@@ -121,8 +124,15 @@ class HubProcess:
         headers = {"Authorization": f"Bearer {tok}"} if tok else {}
         return httpx.Client(base_url=self.http_url, headers=headers, timeout=30)
 
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        if self.database_url:
+            env["FLEETPLANE_DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
+        return env
+
     def cli(self, *args: str) -> str:
-        env = dict(os.environ, FLEETPLANE_DATABASE_URL=self.database_url, PYTHONWARNINGS="ignore")
+        env = self._env()
         out = subprocess.run([*FLEETPLANE, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             raise RuntimeError(f"fleetplane {' '.join(args)} failed: {out.stderr}")

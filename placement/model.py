@@ -15,7 +15,7 @@ from typing import Literal
 
 import networkx as nx
 
-from placement.catalogue import canonical_model
+from placement.catalogue import canonical_model, known_models
 from placement.errors import PlacementInputError
 
 CapacityType = Literal["spot", "on-demand", "reserved"]
@@ -486,8 +486,6 @@ class FleetSnapshot:
 
     def check_workload(self, w: WorkloadRequest, known: frozenset[str] | None = None) -> None:
         """Raise if a workload refers to a dataset or GPU model nobody knows."""
-        from placement.catalogue import known_models
-
         models = known if known is not None else known_models(self.fleet_models())
         for attr, wire in (("models", "spec.gpu.models"), ("preferred_models", "spec.gpu.preferredModels")):
             for m in getattr(w, attr):

@@ -30,7 +30,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "spoke-agent")]
 
-from tests.agent.lab_fixtures import AgentProcess, kubectl, start_hub, stop_hub  # noqa: E402
+from fleetplane_testing.agenthub import start_hub, stop_hub  # noqa: E402
+from fleetplane_testing.processes import AgentProcess, kubectl  # noqa: E402
 
 PROFILE = {
     "cluster": {"region": "us-east-1", "zone": "us-east-1a"},

@@ -58,8 +58,8 @@ def one_run(n: int, shared_etcd: bool, settle: float, with_hub: bool = False) ->
             pss_total = sum(pss(r) for s in lab.spokes.values() for r in s.processes) + sum(pss(r) for r in lab.shared)
             spoke_timings = {name: s.timings for name, s in lab.spokes.items()}
             hub_rss = 0
-            if lab.hub and lab.fleetplane_testing.hubprocess:
-                hub_rss = lab.fleetplane_testing.hubprocess.rss_bytes() + hub_db_rss_bytes(lab.hub.data_dir)
+            if lab.hub and lab.hub.process:
+                hub_rss = lab.hub.process.rss_bytes() + hub_db_rss_bytes(lab.hub.data_dir)
         finally:
             t1 = time.monotonic()
             rep = lab.down()

@@ -37,6 +37,7 @@ from fleetplane_types.conditions import is_ready
 from fleetplane_types.names import ASSIGNMENTS, CLUSTERS, DATASETS, TOPOLOGIES, WORKLOAD_FINALIZER, WORKLOADS
 from hub.controllers import health, placing, status
 from hub.controllers.snapshot import build_snapshot, reservations
+from hub.errors import ApiError
 from hub.registry.lifecycle import Registry, RegistryTx, deleting
 from hub.registry.resources import BY_KEY
 from hub.settings import Settings
@@ -257,7 +258,11 @@ class FederationController:
         await self.registry.transact(fn)
 
     async def _commit_placements(self, batch: list[tuple[Obj, Decision]], clusters: dict[str, Obj]) -> None:
-        """ONE transaction per batch: each Workload's placement record, finalizer and Assignments."""
+        """ONE transaction per batch: each Workload's placement record, finalizer and Assignments.
+
+        If the batch is refused (an object the registry will not store), each decision is
+        retried in its own transaction, and the one that fails is left Pending with the reason:
+        one bad workload must not stop placement for everyone."""
         stale: list[bool] = []
 
         async def fn(rtx: RegistryTx) -> None:
@@ -265,7 +270,19 @@ class FederationController:
                 if not await self._stage_placement(rtx, w, d, clusters):
                     stale.append(True)
 
-        await self.registry.transact(fn)
+        try:
+            await self.registry.transact(fn)
+        except ApiError:
+            if len(batch) == 1:
+                raise
+            for one in batch:
+                try:
+                    await self._commit_placements([one], clusters)
+                except ApiError as err:
+                    ns, name = _key(one[0])
+                    log.warning("workload %s/%s: placement not stored: %s", ns, name, err.message)
+                    await self._set_pending(one[0], f"cannot store the placement: {err.message}")
+            return
         if stale:
             self._dirty.set()  # those workloads changed while we decided: decide again
 

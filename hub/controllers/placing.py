@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from fleetplane_types.labels import label_value, object_name
 from fleetplane_types.names import (
     AGENT_CLEANUP_FINALIZER,
     API_VERSION,
@@ -16,7 +17,7 @@ from fleetplane_types.names import (
 )
 from hub.controllers.snapshot import pool_node_names, reservation_annotation
 from hub.controllers.status import PHASE_RANK
-from placement import Decision
+from placement import ClusterAssignment, Decision
 
 Obj = dict[str, Any]
 
@@ -33,10 +34,10 @@ def scale_manifest(m: Obj, replicas: int) -> Obj:
     """
     m = copy.deepcopy(m)
     kind = m.get("kind")
-    spec = m.setdefault("spec", {})
     if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
-        spec["replicas"] = replicas
+        m.setdefault("spec", {})["replicas"] = replicas
     elif kind == "Job":
+        spec = m.setdefault("spec", {})
         spec["parallelism"] = replicas
         spec["completions"] = replicas
     return m
@@ -50,11 +51,16 @@ def placed_status(cur: Obj, d: Decision, epoch: int, now: str) -> dict[str, Any]
     st = copy.deepcopy(cur.get("status") or {})
     st["placement"] = record
     st["phase"] = st.get("phase") if PHASE_RANK.get(st.get("phase"), 0) >= 1 else "Placed"
-    st["message"] = "placed on " + ", ".join(
-        f"{x.cluster} ({x.replicas}x {x.gpu_model or 'cpu'} {x.capacity_type or ''})".rstrip() for x in d.assignments)
+    st["message"] = "placed on " + ", ".join(_share(x) for x in d.assignments)
     st["clusters"] = [{"name": x.cluster, "phase": "Pending", "epoch": epoch} for x in d.assignments]
     st["observedGeneration"] = (cur.get("metadata") or {}).get("generation")
     return st
+
+
+def _share(x: ClusterAssignment) -> str:
+    """"east (2x H100 spot)", or "east (1x cpu)" for a CPU-only workload without a capacity type."""
+    what = " ".join(p for p in (f"{x.replicas}x", x.gpu_model or "cpu", x.capacity_type or "") if p)
+    return f"{x.cluster} ({what})"
 
 
 def next_epoch(cur: Obj) -> int:
@@ -89,8 +95,9 @@ def assignments_for(cur: Obj, d: Decision, epoch: int, clusters: dict[str, Obj])
         out.append({
             "apiVersion": API_VERSION, "kind": "Assignment",
             "metadata": {
-                "name": f"{name[:200]}-{x.cluster[:40]}-e{epoch}", "namespace": ns,
-                "labels": {WORKLOAD_LABEL: name[:63], CLUSTER_LABEL: x.cluster[:63], EPOCH_LABEL: str(epoch)},
+                "name": object_name(name, x.cluster, f"e{epoch}"), "namespace": ns,
+                "labels": {WORKLOAD_LABEL: label_value(name), CLUSTER_LABEL: label_value(x.cluster),
+                           EPOCH_LABEL: str(epoch)},
                 "annotations": annotations,
                 "finalizers": [AGENT_CLEANUP_FINALIZER],
                 "ownerReferences": [{"apiVersion": API_VERSION, "kind": "Workload", "name": name, "uid": uid,

@@ -56,7 +56,9 @@ def aggregated_status(cur: Obj, phase: str, per_cluster: list[dict[str, Any]]) -
     elif new_phase == "Succeeded":
         msg = "all replicas succeeded"
     elif new_phase == "Running":
-        msg = "running on " + ", ".join(e["name"] for e in per_cluster if e["phase"] in ("Running", "Succeeded"))
+        # A workload stays Running (phases never move back) while a copy briefly reports less.
+        running = [e["name"] for e in per_cluster if e["phase"] in ("Running", "Succeeded")]
+        msg = "running on " + ", ".join(running or [e["name"] for e in per_cluster])
     new = {**st, "phase": new_phase, "clusters": per_cluster, "message": msg}
     return None if new == st else new
 

@@ -395,7 +395,7 @@ class Registry:
         ns, n = store_key(res, namespace, name)
         return await self.store.get(res.key, ns, n)
 
-    async def list(
+    async def list_objects(
         self, res: Resource, query: ListQuery, *, limit: int | None = None, continue_token: str | None = None,
     ) -> tuple[list[Obj], int, str | None]:
         """(items, resourceVersion, continue token) for a query built by `list_query`."""
@@ -427,7 +427,7 @@ class Registry:
         initial: list[Obj] = []
         if from_rv is None:
             try:
-                initial, snap, _ = await self.list(res, query)
+                initial, snap, _ = await self.list_objects(res, query)
             except BaseException:
                 self.broadcaster.unsubscribe(watcher)
                 raise

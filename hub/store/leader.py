@@ -46,9 +46,21 @@ class LeaderLock:
         await self._conn.commit()
 
     async def release(self) -> None:
+        """Unlock, then give the connection back. A session-level lock outlives `close()` on a
+        pooled connection (close only returns it to the pool), so a connection that cannot be
+        unlocked is invalidated: its session ends and Postgres drops the lock with it."""
         conn, self._conn = self._conn, None
-        if conn is not None:
+        if conn is None:
+            return
+        try:
+            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            await conn.commit()
+        except Exception:  # the database went away: make sure the session does too
             try:
-                await conn.close()
-            except Exception:  # a dead connection has already released the lock
+                await conn.invalidate()
+            except Exception:
                 pass
+        try:
+            await conn.close()
+        except Exception:  # already dead: its session, and the lock, are gone
+            pass

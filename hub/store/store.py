@@ -72,8 +72,8 @@ class Tx:
         meta = w.obj["metadata"]
         key = (w.resource, meta.get("namespace") or "", meta["name"])
         i = self._staged.get(key)
-        prev = self.writes[i] if i is not None else None
-        if prev is not None and prev.op != "delete" and w.op != "insert":
+        if i is not None and self.writes[i].op != "delete" and w.op != "insert":
+            prev = self.writes[i]
             if prev.op == "insert" and w.op == "delete":
                 # Created and deleted in one transaction: nothing to write.
                 self.writes[i] = _Write("noop", w.resource, w.obj, "")

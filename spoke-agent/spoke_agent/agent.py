@@ -43,6 +43,8 @@ class AgentOptions:
     hub_verify: bool | str = True
 
     def make_backend(self) -> Backend:
+        # Backends are imported on use, deliberately: the kubernetes one pulls in kopf (and its
+        # aiohttp stack, tens of MB of RSS) that a simulated agent never needs.
         if self.backend == "simulated":
             from .backends.simulated import Profile, SimulatedBackend
 

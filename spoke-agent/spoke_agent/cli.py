@@ -39,6 +39,8 @@ def agent_command(
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING."),
 ) -> None:
     """Join this cluster to the hub, report its GPUs, and run what the hub assigns it."""
+    # Imported on use, deliberately: `fleetplane --help` registers this command and must not
+    # pay for the agent's imports.
     from .agent import load_options, run_agent
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

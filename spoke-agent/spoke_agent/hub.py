@@ -8,6 +8,7 @@ a PermanentError (report and wait), JoinRefused (401) or Expired (410, relist).
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -54,14 +55,12 @@ class HubClient:
         token: str | None = None,
         settings: HubSettings | None = None,
         *,
-        verify: bool | str | Any = True,
+        verify: bool | str | ssl.SSLContext = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         if isinstance(verify, str):
-            import ssl
-
-            verify = ssl.create_default_context(cafile=verify)  # type: ignore[assignment]
+            verify = ssl.create_default_context(cafile=verify)
         self.settings = settings or HubSettings()
         self._verify = verify
         self._transport = transport

@@ -5,7 +5,7 @@ delete, label-selected lists, and Secrets. Watches are kopf's job; this is for w
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import httpx
@@ -34,7 +34,7 @@ class _Auth(httpx.Auth):
     def __init__(self, conn: SpokeConnection) -> None:
         self.conn = conn
 
-    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self.conn.bearer()
         if token:
             request.headers["Authorization"] = f"Bearer {token}"

@@ -87,7 +87,7 @@ async def do_list(request: Request, t: Target) -> Response:
         raise ApiError(422, "Invalid", "sendInitialEvents is only supported on watch requests, and not by this server")
     limit = int(q["limit"]) if q.get("limit", "").isdigit() and int(q["limit"]) > 0 else None
     query = list_query(res, subject_of(request), t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
-    items, rv, cont = await hub_of(request).registry.list(res, query, limit=limit, continue_token=q.get("continue"))
+    items, rv, cont = await hub_of(request).registry.list_objects(res, query, limit=limit, continue_token=q.get("continue"))
     if wants_table(request):
         return json_response(table(res, items, str(rv), include=q.get("includeObject", "Metadata"), cont=cont))
     meta: Obj = {"resourceVersion": str(rv)}

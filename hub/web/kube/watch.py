@@ -63,9 +63,9 @@ async def do_watch(request: Request, t: Target) -> Response:
         try:
             for obj in start.initial:
                 yield encode("ADDED", obj)
-            for ev in start.backlog:
-                yield encode(ev.type, ev.object)
-                sent_rv = max(sent_rv, ev.rv)
+            for past in start.backlog:
+                yield encode(past.type, past.object)
+                sent_rv = max(sent_rv, past.rv)
             idle = min(hub.settings.bookmark_seconds, timeout) if timeout else hub.settings.bookmark_seconds
             async for ev in broadcaster.stream(start.watcher, start.after, idle):
                 if deadline and time.monotonic() >= deadline:

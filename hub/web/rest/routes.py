@@ -133,7 +133,7 @@ async def _list(request: Request, res: Resource, *, namespace: str | None = None
                 limit: int | None = None, cont: str | None = None) -> tuple[list[Obj], int, str | None]:
     """Every read of a list is scoped by the registry's list_query (hub.registry.access.read_scope)."""
     query = list_query(res, subject_of(request), namespace)
-    return await hub_of(request).registry.list(res, query, limit=limit, continue_token=cont)
+    return await hub_of(request).registry.list_objects(res, query, limit=limit, continue_token=cont)
 
 
 # ------------------------------------------------------------------ workloads

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from fleetplane_types.conditions import cluster_ready
+from fleetplane_types.names import API_VERSION
 from hub.registry.objects import Obj
 
 #: Most workloads one what-if may carry. The engine is vectorised, but the explanation of every
@@ -197,7 +198,7 @@ class WhatIfSnapshot(_View):
 class WhatIfReport(_View):
     """A PlacementReport, as `fleetplane place -o json` prints it, on the live fleet."""
 
-    api_version: str = "fleetplane.io/v1alpha1"
+    api_version: str = API_VERSION
     kind: str = "PlacementReport"
     profile: str
     summary: WhatIfSummary
