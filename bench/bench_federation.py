@@ -68,7 +68,7 @@ def pct(xs: list[float], p: float) -> float:
     if not xs:
         return float("nan")
     s = sorted(xs)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def ms(x: float) -> str:
@@ -114,7 +114,13 @@ def hub_launcher(out: str, argv: list[str]) -> None:
             while frame is not None:
                 code = frame.f_code
                 fn = code.co_filename
-                short = fn.split("/site-packages/")[-1] if "/site-packages/" in fn else os.path.relpath(fn, ROOT) if fn.startswith(str(ROOT)) else fn.rsplit("/", 1)[-1]
+                short = (
+                    fn.split("/site-packages/")[-1]
+                    if "/site-packages/" in fn
+                    else os.path.relpath(fn, ROOT)
+                    if fn.startswith(str(ROOT))
+                    else fn.rsplit("/", 1)[-1]
+                )
                 names.append(f"{short}:{code.co_qualname if hasattr(code, 'co_qualname') else code.co_name}")
                 frame = frame.f_back
             names.reverse()
@@ -127,14 +133,14 @@ def hub_launcher(out: str, argv: list[str]) -> None:
                     ph["leaf"][names[-1]] = ph["leaf"].get(names[-1], 0) + 1
                     # collapsed stack of project frames + the leaf (flamegraph.pl format)
                     proj = [n for n in names if n.startswith(("hub/", "placement/"))]
-                    key = ";".join(proj[-12:] + [names[-1]])
+                    key = ";".join([*proj[-12:], names[-1]])
                     ph["stacks"][key] = ph["stacks"].get(key, 0) + 1
             if now - last_dump > 3 or phase != prev_phase:
                 prev_phase = phase
                 last_dump = now
                 try:
                     dump()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
 
     import hub.controllers.federation as fed
@@ -185,8 +191,19 @@ def hub_launcher(out: str, argv: list[str]) -> None:
         setattr(owner, name, w)
 
     FC = fed.FederationController
-    for n in ("reconcile", "_health", "_place", "_commit_placements", "_stage_placement", "_set_pending", "_write_aggregates",
-              "_add_finalizer", "_delete_workload", "_fence", "_next_timer"):
+    for n in (
+        "reconcile",
+        "_health",
+        "_place",
+        "_commit_placements",
+        "_stage_placement",
+        "_set_pending",
+        "_write_aggregates",
+        "_add_finalizer",
+        "_delete_workload",
+        "_fence",
+        "_next_timer",
+    ):
         if hasattr(FC, n):  # the controller evolves; time what exists
             wrap_async(FC, n)
     wrap_sync(fed, "build_snapshot", "build_snapshot")
@@ -253,21 +270,39 @@ def agent_worker(spec_path: str) -> None:
         for i, c in enumerate(spec["clusters"]):
             if stop.is_set():
                 break
-            opts = AgentOptions(hub=spec["hub"], cluster_name=c["name"], join_token=c["token"], backend="simulated",
-                                heartbeat_seconds=spec["heartbeat"], hub_verify=spec.get("verify", True))
+            opts = AgentOptions(
+                hub=spec["hub"],
+                cluster_name=c["name"],
+                join_token=c["token"],
+                backend="simulated",
+                heartbeat_seconds=spec["heartbeat"],
+                hub_verify=spec.get("verify", True),
+            )
             a = Agent(opts, SimulatedBackend(Profile.from_dict(c["profile"]), cluster_name=c["name"]))
             agents.append(a)
             tasks.append(asyncio.create_task(a.run(stop), name=c["name"]))
             if (i + 1) % spec["stagger_batch"] == 0:
                 await asyncio.sleep(spec["stagger_seconds"])
         while not stop.is_set():
-            failed = [t.get_name() + ": " + repr(t.exception())[:200] for t in tasks if t.done() and not t.cancelled() and t.exception()]
-            status_path.write_text(json.dumps({"ready": sum(a.ready.is_set() for a in agents), "agents": len(agents),
-                                               "failed": failed[:5], "n_failed": len(failed),
-                                               "reports": sum(a.reports for a in agents)}))
+            failed = [
+                t.get_name() + ": " + repr(t.exception())[:200]
+                for t in tasks
+                if t.done() and not t.cancelled() and t.exception()
+            ]
+            status_path.write_text(
+                json.dumps(
+                    {
+                        "ready": sum(a.ready.is_set() for a in agents),
+                        "agents": len(agents),
+                        "failed": failed[:5],
+                        "n_failed": len(failed),
+                        "reports": sum(a.reports for a in agents),
+                    }
+                )
+            )
             try:
                 await asyncio.wait_for(stop.wait(), 2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -278,8 +313,17 @@ def agent_worker(spec_path: str) -> None:
 
 MODELS = {"H100": 80, "A100": 80, "L4": 24}
 CTYPES = ["spot", "on-demand", "reserved"]
-PRICES = {("H100", "reserved"): 2.5, ("H100", "on-demand"): 4.0, ("H100", "spot"): 2.1, ("A100", "reserved"): 1.6,
-          ("A100", "on-demand"): 2.6, ("A100", "spot"): 1.1, ("L4", "reserved"): 0.6, ("L4", "on-demand"): 0.98, ("L4", "spot"): 0.4}
+PRICES = {
+    ("H100", "reserved"): 2.5,
+    ("H100", "on-demand"): 4.0,
+    ("H100", "spot"): 2.1,
+    ("A100", "reserved"): 1.6,
+    ("A100", "on-demand"): 2.6,
+    ("A100", "spot"): 1.1,
+    ("L4", "reserved"): 0.6,
+    ("L4", "on-demand"): 0.98,
+    ("L4", "spot"): 0.4,
+}
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1", "ap-southeast-2"]
 
 
@@ -289,11 +333,22 @@ def cluster_profile(rng: random.Random, i: int) -> dict[str, Any]:
     for p in range(rng.randint(1, 4)):
         model = rng.choices(["H100", "A100", "L4"], weights=[3, 3, 4])[0]
         ctype = rng.choice(CTYPES)
-        pools.append({"name": f"p{p}-{model.lower()}-{ctype}", "model": model, "memoryGiB": MODELS[model] if model != "A100" else rng.choice([40, 80]),
-                      "capacityType": ctype, "nodes": rng.randint(1, 4), "gpusPerNode": 8 if model != "L4" else rng.choice([4, 8]),
-                      "pricePerGpuHour": PRICES[(model, ctype)]})
-    return {"cluster": {"region": region, "zone": f"{region}a"}, "pools": pools,
-            "jobs": {"durationSeconds": 3600, "startDelaySeconds": 0.5}}
+        pools.append(
+            {
+                "name": f"p{p}-{model.lower()}-{ctype}",
+                "model": model,
+                "memoryGiB": MODELS[model] if model != "A100" else rng.choice([40, 80]),
+                "capacityType": ctype,
+                "nodes": rng.randint(1, 4),
+                "gpusPerNode": 8 if model != "L4" else rng.choice([4, 8]),
+                "pricePerGpuHour": PRICES[(model, ctype)],
+            }
+        )
+    return {
+        "cluster": {"region": region, "zone": f"{region}a"},
+        "pools": pools,
+        "jobs": {"durationSeconds": 3600, "startDelaySeconds": 0.5},
+    }
 
 
 def workload(rng: random.Random, i: int) -> dict[str, Any]:
@@ -301,29 +356,55 @@ def workload(rng: random.Random, i: int) -> dict[str, Any]:
     spec: dict[str, Any]
     if r < 0.40:  # inference: 1 GPU, L4 preferred, any capacity
         gpus, replicas = 1, rng.randint(1, 2)
-        spec = {"gpu": {"count": gpus, "models": ["L4", "A100"], "preferredModels": ["L4"]},
-                "capacityTypes": {"allowed": CTYPES, "preferred": ["spot"]}}
+        spec = {
+            "gpu": {"count": gpus, "models": ["L4", "A100"], "preferredModels": ["L4"]},
+            "capacityTypes": {"allowed": CTYPES, "preferred": ["spot"]},
+        }
     elif r < 0.75:  # fine-tune: 4 GPUs of A100/H100, 40 GiB+
         gpus, replicas = 4, rng.randint(1, 2)
-        spec = {"gpu": {"count": gpus, "models": ["A100", "H100"], "minMemoryGiB": 40},
-                "capacityTypes": {"allowed": ["reserved", "on-demand", "spot"], "preferred": ["reserved"]}}
+        spec = {
+            "gpu": {"count": gpus, "models": ["A100", "H100"], "minMemoryGiB": 40},
+            "capacityTypes": {"allowed": ["reserved", "on-demand", "spot"], "preferred": ["reserved"]},
+        }
     elif r < 0.92:  # training: 8x H100, gang of 1-4, no spot
         gpus, replicas = 8, rng.randint(1, 4)
         spec = {"gpu": {"count": gpus, "models": ["H100"]}, "capacityTypes": {"allowed": ["reserved", "on-demand"]}}
     elif r < 0.97:  # divisible batch: 8 x 1 GPU anywhere, up to 4 clusters
         gpus, replicas = 1, 8
-        spec = {"gpu": {"count": gpus}, "placementMode": "Divisible", "maxClusters": 4,
-                "capacityTypes": {"allowed": CTYPES}}
+        spec = {
+            "gpu": {"count": gpus},
+            "placementMode": "Divisible",
+            "maxClusters": 4,
+            "capacityTypes": {"allowed": CTYPES},
+        }
     else:  # impossible: 16 GPUs on one node (no node has more than 8) -> Pending with a reason
         gpus, replicas = 16, 1
         spec = {"gpu": {"count": gpus, "models": ["H100"]}}
     name = f"w-{i:05d}"
-    job = {"apiVersion": "batch/v1", "kind": "Job",
-           "metadata": {"name": name, "annotations": {"fleetplane.io/simulated-duration-seconds": "3600"}},
-           "spec": {"parallelism": replicas, "completions": replicas, "template": {"spec": {"restartPolicy": "Never", "containers": [
-               {"name": "main", "image": "bench", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]}}}}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "annotations": {"fleetplane.io/simulated-duration-seconds": "3600"}},
+        "spec": {
+            "parallelism": replicas,
+            "completions": replicas,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "main", "image": "bench", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
+                    ],
+                }
+            },
+        },
+    }
     spec.update({"replicas": replicas, "priority": rng.randint(0, 10), "manifests": [job]})
-    return {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Workload", "metadata": {"name": name, "namespace": NS}, "spec": spec}
+    return {
+        "apiVersion": "fleetplane.io/v1alpha1",
+        "kind": "Workload",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
 
 
 class Sampler:
@@ -339,8 +420,12 @@ class Sampler:
         while not self.stop_ev.is_set():
             for name, get in self.procs.items():
                 try:
-                    rss = sum(p.memory_full_info().pss for p in get()) if name == "postgres" else sum(p.memory_info().rss for p in get())
-                except Exception:  # noqa: BLE001
+                    rss = (
+                        sum(p.memory_full_info().pss for p in get())
+                        if name == "postgres"
+                        else sum(p.memory_info().rss for p in get())
+                    )
+                except Exception:
                     continue
                 self.peak[name] = max(self.peak.get(name, 0), rss)
             self.stop_ev.wait(0.5)
@@ -360,7 +445,7 @@ def cpu_of(procs: list[Any]) -> float:
         try:
             t = p.cpu_times()
             total += t.user + t.system
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     return total
 
@@ -383,7 +468,7 @@ def request_mix(before: dict[str, float], after: dict[str, float], seconds: floa
         d = v - before.get(k, 0.0)
         if d <= 0:
             continue
-        lab = dict(x.split("=", 1) for x in k[k.index("{") + 1:k.rindex("}")].split(","))
+        lab = dict(x.split("=", 1) for x in k[k.index("{") + 1 : k.rindex("}")].split(","))
         key = f"{lab['verb'].strip(chr(34))} {lab['resource'].strip(chr(34))} {lab['code'].strip(chr(34))}"
         mix[key] += d
     return [(k, v / seconds) for k, v in mix.most_common(8)]
@@ -397,10 +482,15 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     from hub.settings import Settings
     from hub.store.database import EmbeddedPostgres, upgrade
 
-    res: dict[str, Any] = {"clusters": args.clusters, "workloads": args.workloads, "workers": args.workers,
-                           "cluster_timeout_seconds": args.cluster_timeout or Settings().cluster_timeout_seconds,
-                           "join_rate_per_s": args.workers * args.stagger_batch / args.stagger,
-                           "heartbeat_seconds": args.heartbeat, "in_flight": args.in_flight}
+    res: dict[str, Any] = {
+        "clusters": args.clusters,
+        "workloads": args.workloads,
+        "workers": args.workers,
+        "cluster_timeout_seconds": args.cluster_timeout or Settings().cluster_timeout_seconds,
+        "join_rate_per_s": args.workers * args.stagger_batch / args.stagger,
+        "heartbeat_seconds": args.heartbeat,
+        "in_flight": args.in_flight,
+    }
     tmp = Path(tempfile.mkdtemp(prefix="fp-fed-bench-"))
     os.chmod(tmp, 0o755)
     log(f"scale: work dir {tmp}")
@@ -440,8 +530,8 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         c.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).raise_for_status()
 
         # --- join tokens (same function as `fleetplane cluster join-token create`), cluster profiles
-        from hub.store.tokens import create_token
         from hub.store.store import Store
+        from hub.store.tokens import create_token
 
         async def tokens(names: list[str]) -> list[str]:
             store = Store(url, pool_size=2)
@@ -454,11 +544,22 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         names = [f"sim-{i:04d}" for i in range(args.clusters)]
         toks = asyncio.run(tokens(names))
         profiles = [cluster_profile(rng, i) for i in range(args.clusters)]
-        fleet = {"pools": sum(len(p["pools"]) for p in profiles),
-                 "nodes": sum(q["nodes"] for p in profiles for q in p["pools"]),
-                 "gpus": sum(q["nodes"] * q["gpusPerNode"] for p in profiles for q in p["pools"]),
-                 "by_model": dict(Counter(q["model"] for p in profiles for q in p["pools"] for _ in range(q["nodes"] * q["gpusPerNode"]))),
-                 "by_capacity_type": dict(Counter(q["capacityType"] for p in profiles for q in p["pools"] for _ in range(q["nodes"] * q["gpusPerNode"])))}
+        fleet = {
+            "pools": sum(len(p["pools"]) for p in profiles),
+            "nodes": sum(q["nodes"] for p in profiles for q in p["pools"]),
+            "gpus": sum(q["nodes"] * q["gpusPerNode"] for p in profiles for q in p["pools"]),
+            "by_model": dict(
+                Counter(q["model"] for p in profiles for q in p["pools"] for _ in range(q["nodes"] * q["gpusPerNode"]))
+            ),
+            "by_capacity_type": dict(
+                Counter(
+                    q["capacityType"]
+                    for p in profiles
+                    for q in p["pools"]
+                    for _ in range(q["nodes"] * q["gpusPerNode"])
+                )
+            ),
+        }
         res["fleet"] = fleet
         log(f"scale: fleet {fleet}")
 
@@ -473,13 +574,24 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                 continue
             sf = tmp / f"worker-{w}.status.json"
             status_files.append(sf)
-            spec = {"hub": hub.http_url, "heartbeat": args.heartbeat, "status_file": str(sf),
-                    "stagger_batch": args.stagger_batch, "stagger_seconds": args.stagger,
-                    "clusters": [{"name": names[i], "token": toks[i], "profile": profiles[i]} for i in chunk]}
+            spec = {
+                "hub": hub.http_url,
+                "heartbeat": args.heartbeat,
+                "status_file": str(sf),
+                "stagger_batch": args.stagger_batch,
+                "stagger_seconds": args.stagger,
+                "clusters": [{"name": names[i], "token": toks[i], "profile": profiles[i]} for i in chunk],
+            }
             (tmp / f"worker-{w}.json").write_text(json.dumps(spec))
-            workers.append(subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "--agent-worker", str(tmp / f"worker-{w}.json")],
-                cwd=ROOT, stdout=open(tmp / f"worker-{w}.log", "ab"), stderr=subprocess.STDOUT, start_new_session=True))
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, str(Path(__file__).resolve()), "--agent-worker", str(tmp / f"worker-{w}.json")],
+                    cwd=ROOT,
+                    stdout=open(tmp / f"worker-{w}.log", "ab"),  # noqa: SIM115  (held by the worker process)
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         worker_ps = [psutil.Process(w.pid) for w in workers]
         sampler = Sampler({"hub": lambda: [hub_p], "postgres": pg_procs, "workers": lambda: worker_ps}).start()
 
@@ -497,8 +609,12 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
 
         def ready_clusters() -> int:
             items = c.get(f"{API}/clusters").json()["items"]
-            return sum(1 for x in items for cond in (x.get("status") or {}).get("conditions") or []
-                       if cond.get("type") == "Ready" and cond.get("status") == "True")
+            return sum(
+                1
+                for x in items
+                for cond in (x.get("status") or {}).get("conditions") or []
+                if cond.get("type") == "Ready" and cond.get("status") == "True"
+            )
 
         deadline = time.monotonic() + args.join_timeout
         while True:
@@ -506,37 +622,57 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             for w in workers:
                 if w.poll() is not None:
                     raise RuntimeError(f"agent worker exited {w.returncode}")
-            if ws["ready"] >= args.clusters or (ws["agents"] >= args.clusters and ws["ready"] + ws["n_failed"] >= args.clusters):
+            if ws["ready"] >= args.clusters or (
+                ws["agents"] >= args.clusters and ws["ready"] + ws["n_failed"] >= args.clusters
+            ):
                 res["agents_failed_to_join"] = ws["n_failed"]
                 res["agent_failure_examples"] = ws["failed"][:3]
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {ws['ready']}/{args.clusters} agents ready after {args.join_timeout}s: {ws}")
-            log(f"scale: agents ready {ws['ready']}/{args.clusters} (failed {ws['n_failed']}) after {time.monotonic() - t_join:.0f}s")
+            log(
+                f"scale: agents ready {ws['ready']}/{args.clusters} (failed {ws['n_failed']}) after {time.monotonic() - t_join:.0f}s"
+            )
             time.sleep(5)
         res["join_seconds"] = round(time.monotonic() - t_join, 1)
         res["ready_clusters_on_hub"] = ready_clusters()
-        log(f"scale: {args.clusters} agents ready in {res['join_seconds']}s; hub says {res['ready_clusters_on_hub']} Ready")
+        log(
+            f"scale: {args.clusters} agents ready in {res['join_seconds']}s; hub says {res['ready_clusters_on_hub']} Ready"
+        )
 
         # --- idle window: heartbeats only
         set_phase("idle")
         time.sleep(5)
-        m0, cpu0, pg0, wk0, t0 = scrape(hub.http_url, token), cpu_of([hub_p]), cpu_of(pg_procs()), cpu_of(worker_ps), time.monotonic()
+        m0, cpu0, pg0, wk0, t0 = (
+            scrape(hub.http_url, token),
+            cpu_of([hub_p]),
+            cpu_of(pg_procs()),
+            cpu_of(worker_ps),
+            time.monotonic(),
+        )
         time.sleep(args.idle_window)
         dt = time.monotonic() - t0
-        res["idle"] = {"window_s": round(dt, 1), "hub_cpu_pct_of_core": round((cpu_of([hub_p]) - cpu0) / dt * 100, 1),
-                       "postgres_cpu_pct_of_core": round((cpu_of(pg_procs()) - pg0) / dt * 100, 1),
-                       "workers_cpu_pct_of_core": round((cpu_of(worker_ps) - wk0) / dt * 100, 1),
-                       "hub_rss_mib": round(hub_p.memory_info().rss / 2**20, 1),
-                       "requests_per_s": request_mix(m0, scrape(hub.http_url, token), dt)}
+        res["idle"] = {
+            "window_s": round(dt, 1),
+            "hub_cpu_pct_of_core": round((cpu_of([hub_p]) - cpu0) / dt * 100, 1),
+            "postgres_cpu_pct_of_core": round((cpu_of(pg_procs()) - pg0) / dt * 100, 1),
+            "workers_cpu_pct_of_core": round((cpu_of(worker_ps) - wk0) / dt * 100, 1),
+            "hub_rss_mib": round(hub_p.memory_info().rss / 2**20, 1),
+            "requests_per_s": request_mix(m0, scrape(hub.http_url, token), dt),
+        }
         log(f"scale: idle {res['idle']}")
 
         # --- burst
         set_phase("burst")
         rng_w = random.Random(7)
         bodies = [workload(rng_w, i) for i in range(args.workloads)]
-        res["workload_mix"] = dict(Counter(f"{b['spec']['gpu']['count']} GPU x{b['spec']['replicas']}"
-                                           + (" Divisible" if b["spec"].get("placementMode") == "Divisible" else "") for b in bodies))
+        res["workload_mix"] = dict(
+            Counter(
+                f"{b['spec']['gpu']['count']} GPU x{b['spec']['replicas']}"
+                + (" Divisible" if b["spec"].get("placementMode") == "Divisible" else "")
+                for b in bodies
+            )
+        )
         sent: dict[str, float] = {}
         decided: dict[str, tuple[float, str]] = {}
         running: dict[str, float] = {}
@@ -546,9 +682,15 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
 
         async def burst() -> dict[str, Any]:
             headers = {"Authorization": f"Bearer {token}"}
-            async with httpx.AsyncClient(base_url=hub.http_url, headers=headers, timeout=300,
-                                         limits=httpx.Limits(max_connections=args.in_flight + 4)) as ac:
-                rv = (await ac.get(f"{API}/namespaces/{NS}/workloads", params={"limit": "1"})).json()["metadata"]["resourceVersion"]
+            async with httpx.AsyncClient(
+                base_url=hub.http_url,
+                headers=headers,
+                timeout=300,
+                limits=httpx.Limits(max_connections=args.in_flight + 4),
+            ) as ac:
+                rv = (await ac.get(f"{API}/namespaces/{NS}/workloads", params={"limit": "1"})).json()["metadata"][
+                    "resourceVersion"
+                ]
                 all_decided = asyncio.Event()
                 all_running = asyncio.Event()
 
@@ -556,9 +698,12 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                     nonlocal rv
                     while True:
                         try:
-                            async with ac.stream("GET", f"{API}/namespaces/{NS}/workloads",
-                                                 params={"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true"},
-                                                 timeout=None) as s:
+                            async with ac.stream(
+                                "GET",
+                                f"{API}/namespaces/{NS}/workloads",
+                                params={"watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true"},
+                                timeout=None,
+                            ) as s:
                                 async for line in s.aiter_lines():
                                     if not line:
                                         continue
@@ -583,7 +728,10 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                                         running[name] = now
                                     if len(decided) >= args.workloads:
                                         all_decided.set()
-                                    if len(running) >= sum(1 for v in decided.values() if v[1] != "pending") and all_decided.is_set():
+                                    if (
+                                        len(running) >= sum(1 for v in decided.values() if v[1] != "pending")
+                                        and all_decided.is_set()
+                                    ):
                                         all_running.set()
                         except (httpx.HTTPError, json.JSONDecodeError) as e:
                             log(f"scale: watch broke ({e!r}); resuming from {rv}")
@@ -607,20 +755,28 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                 t_first = time.perf_counter()
                 await asyncio.gather(*(submit(b) for b in bodies))
                 t_submitted = time.perf_counter()
-                log(f"scale: {len(bodies)} workloads submitted in {t_submitted - t_first:.1f}s ({len(errors)} errors); decided so far {len(decided)}")
+                log(
+                    f"scale: {len(bodies)} workloads submitted in {t_submitted - t_first:.1f}s ({len(errors)} errors); decided so far {len(decided)}"
+                )
                 try:
                     await asyncio.wait_for(all_decided.wait(), args.burst_timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     log(f"scale: timeout: only {len(decided)}/{args.workloads} decided")
                 t_decided = time.perf_counter()
                 try:
                     await asyncio.wait_for(all_running.wait(), 120)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     log("scale: not every placed workload reached Running within 120 s after the last decision")
                 t_running = time.perf_counter()
                 wt.cancel()
-                return {"t_first": t_first, "t_submitted": t_submitted, "t_decided": t_decided, "t_running": t_running,
-                        "create_lat": create_lat, "errors": errors}
+                return {
+                    "t_first": t_first,
+                    "t_submitted": t_submitted,
+                    "t_decided": t_decided,
+                    "t_running": t_running,
+                    "create_lat": create_lat,
+                    "errors": errors,
+                }
 
         b = asyncio.run(burst())
         t_first = b["t_first"]
@@ -637,19 +793,29 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         reasons = Counter((final[n].get("message") or "")[:90] for n in pending)
         res["burst"] = {
             "submit_seconds": round(b["t_submitted"] - t_first, 1),
-            "submit_errors": len(b["errors"]), "submit_error_examples": b["errors"][:3],
-            "create_p50_ms": round(pct(b["create_lat"], 50) * 1000, 1), "create_p99_ms": round(pct(b["create_lat"], 99) * 1000, 1),
-            "decided": len(decided), "placed": len(placed), "pending_with_reason": len(pending),
+            "submit_errors": len(b["errors"]),
+            "submit_error_examples": b["errors"][:3],
+            "create_p50_ms": round(pct(b["create_lat"], 50) * 1000, 1),
+            "create_p99_ms": round(pct(b["create_lat"], 99) * 1000, 1),
+            "decided": len(decided),
+            "placed": len(placed),
+            "pending_with_reason": len(pending),
             "seconds_until_all_decided": round(wall_decided, 1),
             "decisions_per_s": round(len(decided) / wall_decided, 1) if wall_decided > 0 else None,
             "placements_per_s": round(len(placed) / wall_decided, 1) if wall_decided > 0 else None,
-            "decision_latency_p50_s": round(pct(lat_decide, 50), 3), "decision_latency_p99_s": round(pct(lat_decide, 99), 3),
-            "placed_latency_p50_s": round(pct(lat_place, 50), 3), "placed_latency_p99_s": round(pct(lat_place, 99), 3),
-            "pending_latency_p50_s": round(pct(lat_pending, 50), 3), "pending_latency_p99_s": round(pct(lat_pending, 99), 3),
-            "running": len(running), "running_latency_p50_s": round(pct(lat_run, 50), 3), "running_latency_p99_s": round(pct(lat_run, 99), 3),
+            "decision_latency_p50_s": round(pct(lat_decide, 50), 3),
+            "decision_latency_p99_s": round(pct(lat_decide, 99), 3),
+            "placed_latency_p50_s": round(pct(lat_place, 50), 3),
+            "placed_latency_p99_s": round(pct(lat_place, 99), 3),
+            "pending_latency_p50_s": round(pct(lat_pending, 50), 3),
+            "pending_latency_p99_s": round(pct(lat_pending, 99), 3),
+            "running": len(running),
+            "running_latency_p50_s": round(pct(lat_run, 50), 3),
+            "running_latency_p99_s": round(pct(lat_run, 99), 3),
             "pending_reasons_top": reasons.most_common(5),
             "wall_until_all_running_s": round(wall_all, 1),
-            "hub_cpu_seconds": round(cpu_hub, 1), "hub_cpu_pct_of_core": round(cpu_hub / wall_all * 100, 1),
+            "hub_cpu_seconds": round(cpu_hub, 1),
+            "hub_cpu_pct_of_core": round(cpu_hub / wall_all * 100, 1),
             "postgres_cpu_pct_of_core": round(cpu_pg / wall_all * 100, 1),
             "workers_cpu_pct_of_core": round(cpu_wk / wall_all * 100, 1),
             "hub_rss_peak_mib": round(sampler.peak.get("hub", 0) / 2**20, 1),
@@ -663,9 +829,12 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         set_phase("after")
         time.sleep(1)
         items = c.get(f"{API}/namespaces/{NS}/assignments").json()["items"]
-        res["assignments"] = {"total": len(items), "by_phase": dict(Counter((a.get("status") or {}).get("phase") for a in items)),
-                              "unschedulable_on_spoke": sum(1 for a in items if (a.get("status") or {}).get("reason") == "Unschedulable"),
-                              "clusters_used": len({a["spec"]["clusterName"] for a in items})}
+        res["assignments"] = {
+            "total": len(items),
+            "by_phase": dict(Counter((a.get("status") or {}).get("phase") for a in items)),
+            "unschedulable_on_spoke": sum(1 for a in items if (a.get("status") or {}).get("reason") == "Unschedulable"),
+            "clusters_used": len({a["spec"]["clusterName"] for a in items}),
+        }
         res["ready_clusters_after"] = ready_clusters()
         ws = worker_status()
         res["agent_failures"] = ws["n_failed"]
@@ -702,22 +871,38 @@ def summarize_profile(prof: dict[str, Any]) -> dict[str, Any]:
         n = ph["samples"]
         inc = ph["inclusive"]
 
-        def share(pred: Any) -> float:
+        def share(pred: Any, inc: dict[str, float] = inc, n: int = n) -> float:
             return round(sum(v for k, v in inc.items() if pred(k)) / n * 100, 1) if n else 0.0
 
         idle = sum(v for k, v in ph["leaf"].items() if k.endswith(("select", ":select", "poll")) or "selectors.py" in k)
-        top = sorted(((k, v) for k, v in inc.items() if k.startswith(("hub/", "placement/"))), key=lambda kv: -kv[1])[:25]
+        top = sorted(((k, v) for k, v in inc.items() if k.startswith(("hub/", "placement/"))), key=lambda kv: -kv[1])[
+            :25
+        ]
         leaves = sorted(ph["leaf"].items(), key=lambda kv: -kv[1])[:15]
-        timers = {k: {"calls": v[0], "total_s": round(v[1], 2), "mean_ms": round(v[1] / v[0] * 1000, 1) if v[0] else 0, "max_ms": round(v[2] * 1000, 1)}
-                  for k, v in sorted((prof["timers"].get(phase) or {}).items(), key=lambda kv: -kv[1][1])}
+        timers = {
+            k: {
+                "calls": v[0],
+                "total_s": round(v[1], 2),
+                "mean_ms": round(v[1] / v[0] * 1000, 1) if v[0] else 0,
+                "max_ms": round(v[2] * 1000, 1),
+            }
+            for k, v in sorted((prof["timers"].get(phase) or {}).items(), key=lambda kv: -kv[1][1])
+        }
         passes = [p[1] for p in prof["passes"] if p[2] == phase]
-        out[phase] = {"samples": n, "event_loop_idle_pct": round(idle / n * 100, 1) if n else None,
-                      "top_project_functions_inclusive_pct": [(k, round(v / n * 100, 1)) for k, v in top],
-                      "top_leaves_pct": [(k, round(v / n * 100, 1)) for k, v in leaves],
-                      "federation_reconcile_pct": share(lambda k: k.endswith("FederationController.reconcile")),
-                      "timers": timers,
-                      "passes": {"count": len(passes), "p50_s": round(pct(passes, 50), 3), "p99_s": round(pct(passes, 99), 3),
-                                 "max_s": round(max(passes), 3) if passes else None}}
+        out[phase] = {
+            "samples": n,
+            "event_loop_idle_pct": round(idle / n * 100, 1) if n else None,
+            "top_project_functions_inclusive_pct": [(k, round(v / n * 100, 1)) for k, v in top],
+            "top_leaves_pct": [(k, round(v / n * 100, 1)) for k, v in leaves],
+            "federation_reconcile_pct": share(lambda k: k.endswith("FederationController.reconcile")),
+            "timers": timers,
+            "passes": {
+                "count": len(passes),
+                "p50_s": round(pct(passes, 50), 3),
+                "p99_s": round(pct(passes, 99), 3),
+                "max_s": round(max(passes), 3) if passes else None,
+            },
+        }
     return out
 
 
@@ -733,7 +918,10 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
     from fleetplane_testing.processes import AgentProcess, kubectl
 
     require_lab_binaries()
-    busy = int(subprocess.run("pgrep -f kube-apiserver | wc -l", shell=True, capture_output=True, text=True).stdout.strip() or 0)
+    busy = int(
+        subprocess.run("pgrep -f kube-apiserver | wc -l", shell=True, capture_output=True, text=True).stdout.strip()
+        or 0
+    )
     log(f"lab: {busy} kube-apiserver processes running before start (other users)")
     tmp = Path(tempfile.mkdtemp(prefix="fp-fed-lab-"))
     os.chmod(tmp, 0o755)
@@ -752,22 +940,59 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             kc = s.kubeconfig
             kubectl(kc, "create", "namespace", "fleetplane-system")
             kubectl(kc, "apply", "-f", str(ROOT / "deploy/agent/rbac.yaml"))
-            sa_token = kubectl(kc, "-n", "fleetplane-system", "create", "token", "fleetplane-agent", "--duration=4h").stdout.strip()
+            sa_token = kubectl(
+                kc, "-n", "fleetplane-system", "create", "token", "fleetplane-agent", "--duration=4h"
+            ).stdout.strip()
             cfg = yaml.safe_load(Path(kc).read_text())
             for u in cfg["users"]:
                 u["user"] = {"token": sa_token}
             akc = tmp / f"{name}-agent.kubeconfig"
             akc.write_text(yaml.safe_dump(cfg))
-            jt = subprocess.run([sys.executable, "-m", "fleetplane", "cluster", "join-token", "create", name, "--data-dir", str(hub_dir)],
-                                check=True, capture_output=True, text=True, env=env, cwd=ROOT).stdout.strip().splitlines()[-1]
-            a = AgentProcess(args=["--hub", lab.hub.url, "--hub-ca", str(hub_ca), "--join-token", jt, "--cluster-name", name,
-                                   "--kubeconfig", str(akc)], log_path=tmp / f"{name}-agent.log")
+            jt = (
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "fleetplane",
+                        "cluster",
+                        "join-token",
+                        "create",
+                        name,
+                        "--data-dir",
+                        str(hub_dir),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=ROOT,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+            a = AgentProcess(
+                args=[
+                    "--hub",
+                    lab.hub.url,
+                    "--hub-ca",
+                    str(hub_ca),
+                    "--join-token",
+                    jt,
+                    "--cluster-name",
+                    name,
+                    "--kubeconfig",
+                    str(akc),
+                ],
+                log_path=tmp / f"{name}-agent.log",
+            )
             agents.append(a.start())
         for a in agents:
             a.wait_until_ready(120)
         log("lab: both agents ready")
         token = lab.hub.token
-        hubc = httpx.Client(base_url=lab.hub.url, verify=str(hub_ca), headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        hubc = httpx.Client(
+            base_url=lab.hub.url, verify=str(hub_ca), headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
         hubc.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).raise_for_status()
         # wait until the hub sees both clusters Ready with GPUs
         deadline = time.monotonic() + 60
@@ -779,24 +1004,51 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
 
         def wl(i: int) -> dict[str, Any]:
             name = f"lab-{i:03d}"
-            job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-                   "spec": {"backoffLimit": 0, "template": {
-                       "metadata": {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "20s"}},
-                       "spec": {"restartPolicy": "Never", "containers": [
-                           {"name": "main", "image": "bench:latest", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}}
-            return {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Workload", "metadata": {"name": name, "namespace": NS},
-                    "spec": {"gpu": {"count": 1}, "capacityTypes": {"allowed": CTYPES}, "manifests": [job]}}
+            job = {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": name},
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {
+                        "metadata": {"annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "20s"}},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [
+                                {
+                                    "name": "main",
+                                    "image": "bench:latest",
+                                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                                }
+                            ],
+                        },
+                    },
+                },
+            }
+            return {
+                "apiVersion": "fleetplane.io/v1alpha1",
+                "kind": "Workload",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {"gpu": {"count": 1}, "capacityTypes": {"allowed": CTYPES}, "manifests": [job]},
+            }
 
         ev: dict[str, dict[str, float]] = {}
         where: dict[str, str] = {}
 
         async def main() -> None:
-            spokes = {n: s for n, s in lab.spokes.items()}
-            async with httpx.AsyncClient(base_url=lab.hub.url, verify=str(hub_ca), headers={"Authorization": f"Bearer {token}"}, timeout=30) as hc:
+            spokes = dict(lab.spokes.items())
+            async with httpx.AsyncClient(
+                base_url=lab.hub.url, verify=str(hub_ca), headers={"Authorization": f"Bearer {token}"}, timeout=30
+            ) as hc:
                 rv = (await hc.get(f"{API}/namespaces/{NS}/workloads")).json()["metadata"]["resourceVersion"]
 
                 async def hub_watch() -> None:
-                    async with hc.stream("GET", f"{API}/namespaces/{NS}/workloads", params={"watch": "true", "resourceVersion": rv}, timeout=None) as s:
+                    async with hc.stream(
+                        "GET",
+                        f"{API}/namespaces/{NS}/workloads",
+                        params={"watch": "true", "resourceVersion": rv},
+                        timeout=None,
+                    ) as s:
                         async for line in s.aiter_lines():
                             if not line:
                                 continue
@@ -813,9 +1065,19 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                                 d["hub_running"] = now
 
                 async def spoke_watch(name: str, s: Any) -> None:
-                    async with httpx.AsyncClient(base_url=s.server, verify=str(s.ca_file), headers={"Authorization": f"Bearer {s.token}"}, timeout=30) as sc:
+                    async with httpx.AsyncClient(
+                        base_url=s.server,
+                        verify=str(s.ca_file),
+                        headers={"Authorization": f"Bearer {s.token}"},
+                        timeout=30,
+                    ) as sc:
                         srv = (await sc.get(f"/api/v1/namespaces/{NS}/pods")).json()["metadata"]["resourceVersion"]
-                        async with sc.stream("GET", f"/api/v1/namespaces/{NS}/pods", params={"watch": "true", "resourceVersion": srv}, timeout=None) as st:
+                        async with sc.stream(
+                            "GET",
+                            f"/api/v1/namespaces/{NS}/pods",
+                            params={"watch": "true", "resourceVersion": srv},
+                            timeout=None,
+                        ) as st:
                             async for line in st.aiter_lines():
                                 if not line:
                                     continue
@@ -837,10 +1099,12 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                     while True:
                         try:
                             await spoke_watch(name, s)
-                        except Exception:  # noqa: BLE001
+                        except Exception:
                             await asyncio.sleep(0.05)
 
-                tasks = [asyncio.create_task(hub_watch())] + [asyncio.create_task(spoke_watch_retry(n, s)) for n, s in spokes.items()]
+                tasks = [asyncio.create_task(hub_watch())] + [
+                    asyncio.create_task(spoke_watch_retry(n, s)) for n, s in spokes.items()
+                ]
                 await asyncio.sleep(1)
                 for i in range(args.lab_jobs):
                     body = wl(i)
@@ -857,8 +1121,10 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
                             break
                         await asyncio.sleep(0.01)
                     d = ev[n]
-                    log(f"lab: {n} on {where.get(n)}: placed {ms(d.get('placed', float('nan')) - t)}, pod Running "
-                        f"{ms(d.get('pod_running', float('nan')) - t)}, hub Running {ms(d.get('hub_running', float('nan')) - t)}")
+                    log(
+                        f"lab: {n} on {where.get(n)}: placed {ms(d.get('placed', float('nan')) - t)}, pod Running "
+                        f"{ms(d.get('pod_running', float('nan')) - t)}, hub Running {ms(d.get('hub_running', float('nan')) - t)}"
+                    )
                     await asyncio.sleep(0.3)
                 for tk in tasks:
                     tk.cancel()
@@ -872,17 +1138,23 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             return [ev[n][b] - ev[n][a] for n in names if a in ev.get(n, {}) and b in ev.get(n, {})]
 
         rows = {}
-        for label, a, b in [("submit → hub Workload Running", "sent", "hub_running"),
-                            ("submit → Job's pod Running on the spoke", "sent", "pod_running"),
-                            ("submit → create answered (201)", "sent", "created"),
-                            ("submit → Placed (Assignment written)", "sent", "placed"),
-                            ("Placed → pod created on the spoke", "placed", "pod_created"),
-                            ("pod created → pod bound (scheduler)", "pod_created", "pod_bound"),
-                            ("pod bound → pod Running (kwok)", "pod_bound", "pod_running"),
-                            ("pod Running → hub Workload Running", "pod_running", "hub_running")]:
+        for label, a, b in [
+            ("submit → hub Workload Running", "sent", "hub_running"),
+            ("submit → Job's pod Running on the spoke", "sent", "pod_running"),
+            ("submit → create answered (201)", "sent", "created"),
+            ("submit → Placed (Assignment written)", "sent", "placed"),
+            ("Placed → pod created on the spoke", "placed", "pod_created"),
+            ("pod created → pod bound (scheduler)", "pod_created", "pod_bound"),
+            ("pod bound → pod Running (kwok)", "pod_bound", "pod_running"),
+            ("pod Running → hub Workload Running", "pod_running", "hub_running"),
+        ]:
             xs = series(a, b)
-            rows[label] = {"n": len(xs), "p50_s": round(pct(xs, 50), 3), "p99_s": round(pct(xs, 99), 3),
-                           "max_s": round(max(xs), 3) if xs else None}
+            rows[label] = {
+                "n": len(xs),
+                "p50_s": round(pct(xs, 50), 3),
+                "p99_s": round(pct(xs, 99), 3),
+                "max_s": round(max(xs), 3) if xs else None,
+            }
         res["latency"] = rows
         res["placed_on"] = dict(Counter(where.values()))
         st = lab.status()
@@ -891,8 +1163,12 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         for a in agents:
             a.stop()
         report = lab.down()
-        res["down"] = {"stopped": len(report.stopped), "killed": report.killed, "busy_ports": report.busy_ports,
-                       "leftover_pids": report.leftover_pids}
+        res["down"] = {
+            "stopped": len(report.stopped),
+            "killed": report.killed,
+            "busy_ports": report.busy_ports,
+            "leftover_pids": report.leftover_pids,
+        }
         log(f"lab: down {res['down']}")
     return res
 
@@ -903,8 +1179,10 @@ def run_lab(args: argparse.Namespace, log: Any) -> dict[str, Any]:
 def machine() -> str:
     import psutil
 
-    return (f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-            f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    )
 
 
 def write_report(args: argparse.Namespace, results: dict[str, Any]) -> None:
@@ -918,19 +1196,59 @@ def write_report(args: argparse.Namespace, results: dict[str, Any]) -> None:
         tag = f"{sc['clusters']} SIMULATED clusters"
         rows += [
             (f"scale · join {tag} (agents ready)", f"{sc['join_seconds']} s", "", ""),
-            ("scale · submit burst (16 in flight)", f"{sc['workloads']} in {b['submit_seconds']} s", f"{b['create_p50_ms']} ms", f"{b['create_p99_ms']} ms"),
-            ("scale · decisions/s until all decided", f"{b['decisions_per_s']}/s ({b['decided']} in {b['seconds_until_all_decided']} s)", "", ""),
-            ("scale · placements/s", f"{b['placements_per_s']}/s ({b['placed']} placed, {b['pending_with_reason']} pending w/ reason)", "", ""),
-            ("scale · create → status.placement set", f"{b['placed']}", ms(b['placed_latency_p50_s']), ms(b['placed_latency_p99_s'])),
-            ("scale · create → Pending with reason", f"{b['pending_with_reason']}", ms(b['pending_latency_p50_s']), ms(b['pending_latency_p99_s'])),
-            ("scale · create → Running (simulated agent)", f"{b['running']}", ms(b['running_latency_p50_s']), ms(b['running_latency_p99_s'])),
-            ("scale · hub CPU / RSS during burst", f"{b['hub_cpu_pct_of_core']} % of a core / peak {b['hub_rss_peak_mib']} MiB", "", ""),
-            ("scale · hub CPU / RSS idle (heartbeats only)", f"{sc['idle']['hub_cpu_pct_of_core']} % / {sc['idle']['hub_rss_mib']} MiB", "", ""),
+            (
+                "scale · submit burst (16 in flight)",
+                f"{sc['workloads']} in {b['submit_seconds']} s",
+                f"{b['create_p50_ms']} ms",
+                f"{b['create_p99_ms']} ms",
+            ),
+            (
+                "scale · decisions/s until all decided",
+                f"{b['decisions_per_s']}/s ({b['decided']} in {b['seconds_until_all_decided']} s)",
+                "",
+                "",
+            ),
+            (
+                "scale · placements/s",
+                f"{b['placements_per_s']}/s ({b['placed']} placed, {b['pending_with_reason']} pending w/ reason)",
+                "",
+                "",
+            ),
+            (
+                "scale · create → status.placement set",
+                f"{b['placed']}",
+                ms(b["placed_latency_p50_s"]),
+                ms(b["placed_latency_p99_s"]),
+            ),
+            (
+                "scale · create → Pending with reason",
+                f"{b['pending_with_reason']}",
+                ms(b["pending_latency_p50_s"]),
+                ms(b["pending_latency_p99_s"]),
+            ),
+            (
+                "scale · create → Running (simulated agent)",
+                f"{b['running']}",
+                ms(b["running_latency_p50_s"]),
+                ms(b["running_latency_p99_s"]),
+            ),
+            (
+                "scale · hub CPU / RSS during burst",
+                f"{b['hub_cpu_pct_of_core']} % of a core / peak {b['hub_rss_peak_mib']} MiB",
+                "",
+                "",
+            ),
+            (
+                "scale · hub CPU / RSS idle (heartbeats only)",
+                f"{sc['idle']['hub_cpu_pct_of_core']} % / {sc['idle']['hub_rss_mib']} MiB",
+                "",
+                "",
+            ),
         ]
     lb = results.get("lab")
     if lb:
         for label, r in lb["latency"].items():
-            rows.append((f"lab · {label}", str(r["n"]), ms(r['p50_s']), ms(r['p99_s'])))
+            rows.append((f"lab · {label}", str(r["n"]), ms(r["p50_s"]), ms(r["p99_s"])))
     table = Table(title="Fleetplane federation")
     for col in ("measurement", "value / n", "p50", "p99"):
         table.add_column(col)
@@ -939,14 +1257,38 @@ def write_report(args: argparse.Namespace, results: dict[str, Any]) -> None:
     Console().print(table)
 
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "federation.json").write_text(json.dumps({"machine": machine(), "args": vars(args), **results}, indent=2, default=str))
-    md = ["# Federation benchmark", "",
-          f"Machine: {machine()}. Everything on this one machine (hub, Postgres, agents, spokes), shared with another "
-          "engineer's lab tests. Command: `.venv/bin/python bench/bench_federation.py "
-          + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k in ("part", "clusters", "workloads", "workers", "heartbeat", "stagger", "stagger_batch", "cluster_timeout", "lab_jobs") and v is not None) + "`.",
-          "Method: see the module docstring of `bench/bench_federation.py`; raw numbers in `federation.json`, "
-          "hub stack samples and controller timers in `federation-profile.json`.", "",
-          "| measurement | value / n | p50 | p99 |", "|---|---|---|---|"]
+    (RESULTS_DIR / "federation.json").write_text(
+        json.dumps({"machine": machine(), "args": vars(args), **results}, indent=2, default=str)
+    )
+    md = [
+        "# Federation benchmark",
+        "",
+        f"Machine: {machine()}. Everything on this one machine (hub, Postgres, agents, spokes), shared with another "
+        "engineer's lab tests. Command: `.venv/bin/python bench/bench_federation.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if k
+            in (
+                "part",
+                "clusters",
+                "workloads",
+                "workers",
+                "heartbeat",
+                "stagger",
+                "stagger_batch",
+                "cluster_timeout",
+                "lab_jobs",
+            )
+            and v is not None
+        )
+        + "`.",
+        "Method: see the module docstring of `bench/bench_federation.py`; raw numbers in `federation.json`, "
+        "hub stack samples and controller timers in `federation-profile.json`.",
+        "",
+        "| measurement | value / n | p50 | p99 |",
+        "|---|---|---|---|",
+    ]
     md += [f"| {' | '.join(r)} |" for r in rows]
     (RESULTS_DIR / "federation.md").write_text("\n".join(md) + "\n")
     print(f"results written to {RESULTS_DIR / 'federation.md'} (notes are added by hand below the table)")
@@ -971,8 +1313,12 @@ def main() -> None:
     ap.add_argument("--heartbeat", type=float, default=15.0, help="agent heartbeat seconds (agent default 15)")
     ap.add_argument("--stagger", type=float, default=1.0, help="seconds between batches of agent starts per worker")
     ap.add_argument("--stagger-batch", type=int, default=10, help="agents started per batch per worker")
-    ap.add_argument("--cluster-timeout", type=float, default=None,
-                    help="hub FLEETPLANE_CLUSTER_TIMEOUT_SECONDS (hub default 40); raise it with slower heartbeats")
+    ap.add_argument(
+        "--cluster-timeout",
+        type=float,
+        default=None,
+        help="hub FLEETPLANE_CLUSTER_TIMEOUT_SECONDS (hub default 40); raise it with slower heartbeats",
+    )
     ap.add_argument("--in-flight", type=int, default=16)
     ap.add_argument("--idle-window", type=float, default=30.0)
     ap.add_argument("--join-timeout", type=float, default=900.0)

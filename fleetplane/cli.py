@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -24,8 +23,19 @@ from rich.markup import escape
 app = typer.Typer(help="Fleetplane: place AI workloads across Kubernetes clusters.", no_args_is_help=True)
 
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "hub": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg", "pydantic_settings", "jsonpatch",
-            "prometheus_client", "cryptography", "numpy", "networkx"),
+    "hub": (
+        "fastapi",
+        "uvicorn",
+        "sqlalchemy",
+        "alembic",
+        "psycopg",
+        "pydantic_settings",
+        "jsonpatch",
+        "prometheus_client",
+        "cryptography",
+        "numpy",
+        "networkx",
+    ),
     "placement": ("numpy", "networkx"),
     "agent": ("kopf", "httpx"),
     "lab": ("httpx", "psutil"),
@@ -40,11 +50,16 @@ def installed(extra: str) -> bool:
 def _missing(name: str, extra: str) -> None:
     # Typer renders help as Rich markup (rich is installed with the base package): unescaped,
     # "[hub]" would be read as a style tag and vanish, leaving "pip install 'fleetplane'".
-    @app.command(name, help=escape(f"(not installed: pip install 'fleetplane[{extra}]')"),
-                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    @app.command(
+        name,
+        help=escape(f"(not installed: pip install 'fleetplane[{extra}]')"),
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
     def missing() -> None:
-        typer.echo(f"fleetplane {name}: this installation lacks it; install it with: pip install 'fleetplane[{extra}]'",
-                   err=True)
+        typer.echo(
+            f"fleetplane {name}: this installation lacks it; install it with: pip install 'fleetplane[{extra}]'",
+            err=True,
+        )
         raise typer.Exit(2)
 
 
@@ -57,19 +72,31 @@ if installed("hub"):
 
     @app.command()
     def up(
-        data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Embedded Postgres data and kubeconfigs "
-                                                "(env FLEETPLANE_DATA_DIR; default .fleetplane)."),
-        port: Optional[int] = typer.Option(None, "--port", help=f"HTTPS port (env FLEETPLANE_PORT; default {DEFAULT_PORT}). "
-                                           "kubectl sends tokens only over TLS."),
-        http_port: Optional[int] = typer.Option(None, "--http-port", help="Also serve plain HTTP here (loopback tools)."),
-        host: Optional[str] = typer.Option(None, "--host", help="Listen address (env FLEETPLANE_HOST; default 127.0.0.1)."),
-        database_url: Optional[str] = typer.Option(None, "--database-url", help="Use this Postgres instead of the "
-                                                   "embedded one (env FLEETPLANE_DATABASE_URL)."),
-        with_demo: bool = typer.Option(False, "--demo", help="Also start a small SIMULATED fleet with sample workloads."),
+        data_dir: Path | None = typer.Option(
+            None,
+            "--data-dir",
+            help="Embedded Postgres data and kubeconfigs (env FLEETPLANE_DATA_DIR; default .fleetplane).",
+        ),
+        port: int | None = typer.Option(
+            None,
+            "--port",
+            help=f"HTTPS port (env FLEETPLANE_PORT; default {DEFAULT_PORT}). kubectl sends tokens only over TLS.",
+        ),
+        http_port: int | None = typer.Option(None, "--http-port", help="Also serve plain HTTP here (loopback tools)."),
+        host: str | None = typer.Option(
+            None, "--host", help="Listen address (env FLEETPLANE_HOST; default 127.0.0.1)."
+        ),
+        database_url: str | None = typer.Option(
+            None, "--database-url", help="Use this Postgres instead of the embedded one (env FLEETPLANE_DATABASE_URL)."
+        ),
+        with_demo: bool = typer.Option(
+            False, "--demo", help="Also start a small SIMULATED fleet with sample workloads."
+        ),
     ) -> None:
         """Run the hub (embedded Postgres unless a database URL is given)."""
-        settings = Settings.load(data_dir=data_dir, port=port, http_port=http_port, host=host,
-                                 database_url=database_url)
+        settings = Settings.load(
+            data_dir=data_dir, port=port, http_port=http_port, host=host, database_url=database_url
+        )
         hub_cli.run_hub(settings, before_serve=demo.before_serve(settings.data_dir) if with_demo else None)
 else:
     for _name in ("up", "db", "token", "cluster"):
@@ -78,7 +105,9 @@ else:
 if installed("placement"):
     from placement.cli import place_command
 
-    app.command("place", help="What-if: place workloads on a fleet described by manifests (no hub needed).")(place_command)
+    app.command("place", help="What-if: place workloads on a fleet described by manifests (no hub needed).")(
+        place_command
+    )
 else:
     _missing("place", "placement")
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,8 +21,8 @@ import typer
 import yaml
 from fastapi import FastAPI
 
-from hub.server import add_background
 from fleetplane_types.names import API_VERSION
+from hub.server import add_background
 from hub.store.tokens import create_token
 from hub.web.context import HubContext
 from spoke_agent.agent import Agent, AgentOptions
@@ -33,28 +33,63 @@ CLUSTERS: dict[str, dict[str, Any]] = {
     "sim-us-east-reserved": {
         "cluster": {"region": "us-east-1", "zone": "us-east-1a"},
         "pools": [
-            {"name": "h100-reserved", "model": "H100", "memoryGiB": 80, "capacityType": "reserved",
-             "nodes": 2, "gpusPerNode": 8, "pricePerGpuHour": 2.50},
-            {"name": "h100-on-demand", "model": "H100", "memoryGiB": 80, "capacityType": "on-demand",
-             "nodes": 1, "gpusPerNode": 8, "pricePerGpuHour": 4.10},
+            {
+                "name": "h100-reserved",
+                "model": "H100",
+                "memoryGiB": 80,
+                "capacityType": "reserved",
+                "nodes": 2,
+                "gpusPerNode": 8,
+                "pricePerGpuHour": 2.50,
+            },
+            {
+                "name": "h100-on-demand",
+                "model": "H100",
+                "memoryGiB": 80,
+                "capacityType": "on-demand",
+                "nodes": 1,
+                "gpusPerNode": 8,
+                "pricePerGpuHour": 4.10,
+            },
         ],
         "jobs": {"durationSeconds": 900, "startDelaySeconds": 2},
     },
     "sim-us-west-spot": {
         "cluster": {"region": "us-west-2", "zone": "us-west-2b"},
         "pools": [
-            {"name": "a100-spot", "model": "A100", "memoryGiB": 80, "capacityType": "spot",
-             "nodes": 4, "gpusPerNode": 8, "pricePerGpuHour": 1.10},
-            {"name": "a100-on-demand", "model": "A100", "memoryGiB": 80, "capacityType": "on-demand",
-             "nodes": 1, "gpusPerNode": 8, "pricePerGpuHour": 3.40},
+            {
+                "name": "a100-spot",
+                "model": "A100",
+                "memoryGiB": 80,
+                "capacityType": "spot",
+                "nodes": 4,
+                "gpusPerNode": 8,
+                "pricePerGpuHour": 1.10,
+            },
+            {
+                "name": "a100-on-demand",
+                "model": "A100",
+                "memoryGiB": 80,
+                "capacityType": "on-demand",
+                "nodes": 1,
+                "gpusPerNode": 8,
+                "pricePerGpuHour": 3.40,
+            },
         ],
         "jobs": {"durationSeconds": 600, "startDelaySeconds": 2},
     },
     "sim-eu-l4": {
         "cluster": {"region": "eu-west-1", "zone": "eu-west-1a"},
         "pools": [
-            {"name": "l4-on-demand", "model": "L4", "memoryGiB": 24, "capacityType": "on-demand",
-             "nodes": 4, "gpusPerNode": 4, "pricePerGpuHour": 0.98},
+            {
+                "name": "l4-on-demand",
+                "model": "L4",
+                "memoryGiB": 24,
+                "capacityType": "on-demand",
+                "nodes": 4,
+                "gpusPerNode": 4,
+                "pricePerGpuHour": 0.98,
+            },
         ],
         "jobs": {"durationSeconds": 300, "startDelaySeconds": 2},
     },
@@ -64,42 +99,113 @@ API = "/apis/fleetplane.io/v1alpha1"
 
 
 def _job(name: str, gpus: int, image: str = "ghcr.io/example/train:1.0") -> dict[str, Any]:
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
-                {"name": "main", "image": image, "resources": {"limits": {"nvidia.com/gpu": gpus}}}]}}}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": image, "resources": {"limits": {"nvidia.com/gpu": gpus}}}],
+                }
+            }
+        },
+    }
 
 
 OBJECTS: list[tuple[str, dict[str, Any]]] = [
     ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}),
-    (f"{API}/topologies", {"apiVersion": API_VERSION, "kind": "Topology", "metadata": {"name": "demo"},
-                           "spec": {"sites": [{"name": "us-east-1", "type": "region"}, {"name": "us-west-2", "type": "region"},
-                                              {"name": "eu-west-1", "type": "region"},
-                                              {"name": "s3-us-east-1", "type": "storage", "parent": "us-east-1"}],
-                                    "links": [{"from": "s3-us-east-1", "to": "us-east-1", "bandwidthGbps": 100, "egressCostPerGB": 0},
-                                              {"from": "us-east-1", "to": "us-west-2", "bandwidthGbps": 10, "egressCostPerGB": 0.02},
-                                              {"from": "us-east-1", "to": "eu-west-1", "bandwidthGbps": 5, "egressCostPerGB": 0.05},
-                                              {"from": "us-west-2", "to": "eu-west-1", "bandwidthGbps": 5, "egressCostPerGB": 0.05}]}}),
-    (f"{API}/namespaces/demo/datasets", {"apiVersion": API_VERSION, "kind": "Dataset",
-                                         "metadata": {"name": "web-corpus"},
-                                         "spec": {"sizeGiB": 2000, "locations": [{"site": "s3-us-east-1"}]}}),
-    (f"{API}/namespaces/demo/workloads", {
-        "apiVersion": API_VERSION, "kind": "Workload", "metadata": {"name": "llm-pretrain"},
-        "spec": {"replicas": 2, "gpu": {"count": 8, "models": ["H100", "A100"]}, "priority": 100,
-                 "datasets": [{"name": "web-corpus"}], "manifests": [_job("llm-pretrain", 8)]}}),
-    (f"{API}/namespaces/demo/workloads", {
-        "apiVersion": API_VERSION, "kind": "Workload", "metadata": {"name": "finetune-spot"},
-        "spec": {"gpu": {"count": 8, "models": ["A100"]}, "priority": 50,
-                 "capacityTypes": {"allowed": ["spot", "on-demand"], "preferred": ["spot"]},
-                 "manifests": [_job("finetune-spot", 8)]}}),
-    (f"{API}/namespaces/demo/workloads", {
-        "apiVersion": API_VERSION, "kind": "Workload", "metadata": {"name": "embed-batch"},
-        "spec": {"replicas": 6, "placementMode": "Divisible", "gpu": {"count": 1, "models": ["L4", "A100"]},
-                 "capacityTypes": {"allowed": ["spot", "on-demand"]}, "priority": 10,
-                 "manifests": [_job("embed-batch", 1)]}}),
-    (f"{API}/namespaces/demo/workloads", {
-        "apiVersion": API_VERSION, "kind": "Workload", "metadata": {"name": "giant-gang"},
-        "spec": {"replicas": 8, "gpu": {"count": 8, "models": ["H100"]}, "priority": 1,
-                 "manifests": [_job("giant-gang", 8)]}}),
+    (
+        f"{API}/topologies",
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Topology",
+            "metadata": {"name": "demo"},
+            "spec": {
+                "sites": [
+                    {"name": "us-east-1", "type": "region"},
+                    {"name": "us-west-2", "type": "region"},
+                    {"name": "eu-west-1", "type": "region"},
+                    {"name": "s3-us-east-1", "type": "storage", "parent": "us-east-1"},
+                ],
+                "links": [
+                    {"from": "s3-us-east-1", "to": "us-east-1", "bandwidthGbps": 100, "egressCostPerGB": 0},
+                    {"from": "us-east-1", "to": "us-west-2", "bandwidthGbps": 10, "egressCostPerGB": 0.02},
+                    {"from": "us-east-1", "to": "eu-west-1", "bandwidthGbps": 5, "egressCostPerGB": 0.05},
+                    {"from": "us-west-2", "to": "eu-west-1", "bandwidthGbps": 5, "egressCostPerGB": 0.05},
+                ],
+            },
+        },
+    ),
+    (
+        f"{API}/namespaces/demo/datasets",
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Dataset",
+            "metadata": {"name": "web-corpus"},
+            "spec": {"sizeGiB": 2000, "locations": [{"site": "s3-us-east-1"}]},
+        },
+    ),
+    (
+        f"{API}/namespaces/demo/workloads",
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Workload",
+            "metadata": {"name": "llm-pretrain"},
+            "spec": {
+                "replicas": 2,
+                "gpu": {"count": 8, "models": ["H100", "A100"]},
+                "priority": 100,
+                "datasets": [{"name": "web-corpus"}],
+                "manifests": [_job("llm-pretrain", 8)],
+            },
+        },
+    ),
+    (
+        f"{API}/namespaces/demo/workloads",
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Workload",
+            "metadata": {"name": "finetune-spot"},
+            "spec": {
+                "gpu": {"count": 8, "models": ["A100"]},
+                "priority": 50,
+                "capacityTypes": {"allowed": ["spot", "on-demand"], "preferred": ["spot"]},
+                "manifests": [_job("finetune-spot", 8)],
+            },
+        },
+    ),
+    (
+        f"{API}/namespaces/demo/workloads",
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Workload",
+            "metadata": {"name": "embed-batch"},
+            "spec": {
+                "replicas": 6,
+                "placementMode": "Divisible",
+                "gpu": {"count": 1, "models": ["L4", "A100"]},
+                "capacityTypes": {"allowed": ["spot", "on-demand"]},
+                "priority": 10,
+                "manifests": [_job("embed-batch", 1)],
+            },
+        },
+    ),
+    (
+        f"{API}/namespaces/demo/workloads",
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Workload",
+            "metadata": {"name": "giant-gang"},
+            "spec": {
+                "replicas": 8,
+                "gpu": {"count": 8, "models": ["H100"]},
+                "priority": 1,
+                "manifests": [_job("giant-gang", 8)],
+            },
+        },
+    ),
 ]
 
 
@@ -117,7 +223,9 @@ def before_serve(data_dir: Path) -> Callable[[FastAPI, str, Path, str], None]:
 
         add_background(app, run_demo)
         typer.echo("Demo: 3 SIMULATED clusters (in-memory, not Kubernetes) and sample workloads in namespace demo:")
-        typer.echo("  kubectl get clusters; kubectl get workloads -n demo; kubectl describe workload llm-pretrain -n demo")
+        typer.echo(
+            "  kubectl get clusters; kubectl get workloads -n demo; kubectl describe workload llm-pretrain -n demo"
+        )
 
     return register
 
@@ -139,8 +247,15 @@ async def _run(hub: HubContext, root: Path, server: str, ca_file: Path, admin_to
             profile_file.write_text(yaml.safe_dump(profile, sort_keys=False))
             state_file = root / f"{name}.credential.json"
             token = None if state_file.exists() else await create_token(hub.store, "join", name)
-            opts = AgentOptions(hub=server, cluster_name=name, join_token=token, backend="simulated",
-                                profile=str(profile_file), state_file=str(state_file), hub_verify=str(ca_file))
+            opts = AgentOptions(
+                hub=server,
+                cluster_name=name,
+                join_token=token,
+                backend="simulated",
+                profile=str(profile_file),
+                state_file=str(state_file),
+                hub_verify=str(ca_file),
+            )
             agents.append(Agent(opts))
         stop = asyncio.Event()
         tasks = [asyncio.create_task(a.run(stop), name=f"demo-agent-{a.cluster_name}") for a in agents]

@@ -10,13 +10,27 @@ See docs/lab.md.
 """
 
 from fleetplane_lab.binaries import BinariesMissing, k8s_bin_dir, require_binaries
+from fleetplane_lab.cli import lab_app
 from fleetplane_lab.lab import DEFAULT_DIR, DownReport, HubInfo, Lab, LabError, LabStatus, default_spokes
 from fleetplane_lab.profiles import available_profiles, load_profile, render_nodes
 from fleetplane_lab.spoke import LabStartError, SpokeInfo, SpokeSpec
-from fleetplane_lab.cli import lab_app  # noqa: E402  (after the modules it uses; fleetplane.cli registers it)
 
 __all__ = [
-    "DEFAULT_DIR", "BinariesMissing", "DownReport", "HubInfo", "Lab", "LabError", "LabStartError", "LabStatus",
-    "SpokeInfo", "SpokeSpec", "available_profiles", "default_spokes", "k8s_bin_dir", "load_profile",
-    "lab_app", "render_nodes", "require_binaries",
+    "DEFAULT_DIR",
+    "BinariesMissing",
+    "DownReport",
+    "HubInfo",
+    "Lab",
+    "LabError",
+    "LabStartError",
+    "LabStatus",
+    "SpokeInfo",
+    "SpokeSpec",
+    "available_profiles",
+    "default_spokes",
+    "k8s_bin_dir",
+    "lab_app",
+    "load_profile",
+    "render_nodes",
+    "require_binaries",
 ]

@@ -21,8 +21,9 @@ from fleetplane_lab.lab import DEFAULT_DIR, Lab, LabError, default_spokes
 from fleetplane_lab.profiles import ProfileError
 from fleetplane_lab.spoke import LabStartError
 
-lab_app = typer.Typer(help="Multi-cluster lab: a hub plus real spoke control planes with fake GPU nodes.",
-                      no_args_is_help=True)
+lab_app = typer.Typer(
+    help="Multi-cluster lab: a hub plus real spoke control planes with fake GPU nodes.", no_args_is_help=True
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -37,17 +38,31 @@ def _mib(n: int) -> str:
 def up(
     spokes: int = typer.Option(2, "--spokes", "-n", min=0, help="Number of spoke clusters."),
     dir: Path = DirOpt,
-    backend: str = typer.Option("local", help="local: real control planes, no Docker (default). "
-                                "kind: kind clusters on a Docker host."),
-    profile: list[str] = typer.Option(None, "--profile", "-p", help="GPU profile for every spoke (repeatable); "
-                                      "default mixes h100-reserved, a100-spot, l4-ondemand across spokes."),
+    backend: str = typer.Option(
+        "local", help="local: real control planes, no Docker (default). kind: kind clusters on a Docker host."
+    ),
+    profile: list[str] = typer.Option(
+        None,
+        "--profile",
+        "-p",
+        help="GPU profile for every spoke (repeatable); "
+        "default mixes h100-reserved, a100-spot, l4-ondemand across spokes.",
+    ),
     hub: bool = typer.Option(True, "--hub/--no-hub", help="Also start the hub (fleetplane up) on embedded Postgres."),
-    shared_etcd: bool = typer.Option(False, help="One etcd for all spokes (distinct key prefixes) instead of one each."),
+    shared_etcd: bool = typer.Option(
+        False, help="One etcd for all spokes (distinct key prefixes) instead of one each."
+    ),
     foreground: bool = typer.Option(False, help="Stay in the foreground; Ctrl-C stops the lab."),
 ) -> None:
     """Start the hub and N spokes; print one kubeconfig per cluster."""
-    lab = Lab(dir, spokes=default_spokes(spokes, profile or None), with_hub=hub, shared_etcd=shared_etcd,
-              backend=backend, progress=lambda m: err.print(f"[dim]{m}[/dim]"))
+    lab = Lab(
+        dir,
+        spokes=default_spokes(spokes, profile or None),
+        with_hub=hub,
+        shared_etcd=shared_etcd,
+        backend=backend,
+        progress=lambda m: err.print(f"[dim]{m}[/dim]"),
+    )
     try:
         lab.up()
     except (LabStartError, LabError, BinariesMissing, ProfileError) as e:
@@ -69,6 +84,7 @@ def up(
         console.print(f"try: kubectl --kubeconfig {first.kubeconfig} get nodes -L nvidia.com/gpu.product")
     console.print(f"stop: fleetplane lab down --dir {dir}")
     if foreground:
+
         def on_term(signum: int, frame: object) -> None:
             raise KeyboardInterrupt  # same clean shutdown as Ctrl-C
 
@@ -83,7 +99,9 @@ def up(
 
 def _down(lab: Lab, grace: float = 10.0) -> None:
     rep = lab.down(grace=grace)
-    console.print(f"stopped {len(rep.stopped)} processes" + (f" ({len(rep.killed)} needed SIGKILL)" if rep.killed else ""))
+    console.print(
+        f"stopped {len(rep.stopped)} processes" + (f" ({len(rep.killed)} needed SIGKILL)" if rep.killed else "")
+    )
     if rep.busy_ports or rep.leftover_pids:
         err.print(f"[red]still busy ports {rep.busy_ports}, live pids {rep.leftover_pids}[/red]")
         raise typer.Exit(1)
@@ -113,15 +131,29 @@ def status(dir: Path = DirOpt, as_json: bool = typer.Option(False, "--json", hel
     for col in ("component", "pid", "state", "rss", "ports", "log"):
         t.add_column(col, justify="right" if col in ("pid", "rss") else "left")
     for c in st.components:
-        t.add_row(c.name, str(c.pid), "[green]running[/green]" if c.alive else "[red]exited[/red]",
-                  _mib(c.rss_bytes) if c.alive else "", ",".join(map(str, c.ports)), c.log)
+        t.add_row(
+            c.name,
+            str(c.pid),
+            "[green]running[/green]" if c.alive else "[red]exited[/red]",
+            _mib(c.rss_bytes) if c.alive else "",
+            ",".join(map(str, c.ports)),
+            c.log,
+        )
     console.print(t)
     s = Table(title="spokes")
     for col in ("spoke", "ready", "server", "nodes", "rss", "region", "profiles", "kubeconfig"):
         s.add_column(col)
     for name, d in st.spokes.items():
-        s.add_row(name, "yes" if d["ready"] else "[red]no[/red]", d["server"], str(d["nodes"]), _mib(d["rss_bytes"]),
-                  d["region"] or "", ",".join(d["profiles"]), d["kubeconfig"])
+        s.add_row(
+            name,
+            "yes" if d["ready"] else "[red]no[/red]",
+            d["server"],
+            str(d["nodes"]),
+            _mib(d["rss_bytes"]),
+            d["region"] or "",
+            ",".join(d["profiles"]),
+            d["kubeconfig"],
+        )
     console.print(s)
     if st.hub:
         console.print(f"hub: {st.hub['url']}  kubeconfig: {st.hub['kubeconfig']}")

@@ -46,8 +46,9 @@ def up(root: Path, specs: list[SpokeSpec], with_hub: bool, progress: Callable[[s
         kc = root / "kubeconfigs" / f"{s.name}.kubeconfig"
         doc = yaml.safe_load(kc.read_text())
         server = doc["clusters"][0]["cluster"]["server"]
-        spokes[s.name] = SpokeInfo(name=s.name, dir=str(root), server=server, kubeconfig=str(kc),
-                                   profiles=list(s.profiles), region=s.region)
+        spokes[s.name] = SpokeInfo(
+            name=s.name, dir=str(root), server=server, kubeconfig=str(kc), profiles=list(s.profiles), region=s.region
+        )
     return spokes
 
 

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,10 +35,10 @@ import httpx
 import psutil
 
 from fleetplane_lab import kind, process
-from fleetplane_testing import hub_command, wait_ready
 from fleetplane_lab.binaries import require_binaries
 from fleetplane_lab.process import LOOPBACK, ProcRecord
 from fleetplane_lab.spoke import LabStartError, SpokeInfo, SpokeSpec, start_etcd, start_spoke
+from fleetplane_testing import hub_command, wait_ready
 
 DEFAULT_DIR = Path(".fleetplane/lab")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -56,8 +55,11 @@ _MIXES = [["h100-reserved", "l4-ondemand"], ["a100-spot", "l4-ondemand"], ["h100
 def default_spokes(n: int, profiles: list[str] | None = None) -> list[SpokeSpec]:
     """spoke-1..spoke-n; `profiles` gives every spoke the same profiles instead of the mix."""
     return [
-        SpokeSpec(name=f"spoke-{i + 1}", profiles=list(profiles or _MIXES[i % len(_MIXES)]),
-                  region=_REGIONS[i % len(_REGIONS)])
+        SpokeSpec(
+            name=f"spoke-{i + 1}",
+            profiles=list(profiles or _MIXES[i % len(_MIXES)]),
+            region=_REGIONS[i % len(_REGIONS)],
+        )
         for i in range(n)
     ]
 
@@ -78,14 +80,24 @@ class HubInfo:
         return (Path(self.data_dir) / "admin.token").read_text().strip() if self.data_dir else ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"url": self.url, "http_url": self.http_url, "kubeconfig": self.kubeconfig, "data_dir": self.data_dir,
-                "process": self.process.to_dict() if self.process else None}
+        return {
+            "url": self.url,
+            "http_url": self.http_url,
+            "kubeconfig": self.kubeconfig,
+            "data_dir": self.data_dir,
+            "process": self.process.to_dict() if self.process else None,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HubInfo:
         p = d.get("process")
-        return cls(url=d["url"], kubeconfig=d["kubeconfig"], data_dir=d["data_dir"], http_url=d.get("http_url", ""),
-                   process=ProcRecord.from_dict(p) if p else None)
+        return cls(
+            url=d["url"],
+            kubeconfig=d["kubeconfig"],
+            data_dir=d["data_dir"],
+            http_url=d.get("http_url", ""),
+            process=ProcRecord.from_dict(p) if p else None,
+        )
 
 
 @dataclass
@@ -164,7 +176,9 @@ class Lab:
             raise LabError(f"unknown lab backend {self.backend!r}; use 'local' or 'kind'")
         existing = self._load_state()
         if existing and any(r.alive() for r in _records_of(existing)):
-            raise LabError(f"a lab is already running in {self.root}; run `fleetplane lab down --dir {self.root}` first")
+            raise LabError(
+                f"a lab is already running in {self.root}; run `fleetplane lab down --dir {self.root}` first"
+            )
         names = [s.name for s in self.specs]
         if len(set(names)) != len(names):
             raise LabError(f"spoke names must be unique, got {names}")
@@ -173,8 +187,10 @@ class Lab:
             # Spoke names prefix node names and directory names.
             raise LabError(f"spoke names must be DNS labels (a-z, 0-9, '-', ≤40 chars): {bad}")
         if self.backend == "local" and self.with_hub and importlib.util.find_spec("fastapi") is None:
-            raise LabError("the hub is not installed here (pip install 'fleetplane[hub]'); "
-                           "start the lab without the hub (--no-hub / with_hub=False)")
+            raise LabError(
+                "the hub is not installed here (pip install 'fleetplane[hub]'); "
+                "start the lab without the hub (--no-hub / with_hub=False)"
+            )
         t0 = time.monotonic()
         if self.backend == "kind":
             self.root.mkdir(parents=True, exist_ok=True)
@@ -205,8 +221,9 @@ class Lab:
         etcd_url: str | None = None
         if self.shared_etcd:
             self.progress("starting shared etcd")
-            etcd_url, rec = start_etcd("etcd", self.root / "etcd" / "data", bin_dir, self.root / "etcd",
-                                       [], self._record_shared)
+            etcd_url, _rec = start_etcd(
+                "etcd", self.root / "etcd" / "data", bin_dir, self.root / "etcd", [], self._record_shared
+            )
         # Spokes start in parallel: most of a spoke's startup is waiting on its apiserver,
         # so overlapping them cuts `lab up` time even on 2 cores.
         with ThreadPoolExecutor(max_workers=max(1, len(self.specs)) + 1) as pool:
@@ -216,8 +233,14 @@ class Lab:
             for spec in self.specs:
                 self.progress(f"starting {spec.name} ({', '.join(spec.profiles)})")
                 futures[spec.name] = pool.submit(
-                    start_spoke, spec, self.root / "spokes" / spec.name, bin_dir, self._record, etcd_url,
-                    self.root / "kubeconfigs" / f"{spec.name}.kubeconfig")
+                    start_spoke,
+                    spec,
+                    self.root / "spokes" / spec.name,
+                    bin_dir,
+                    self._record,
+                    etcd_url,
+                    self.root / "kubeconfigs" / f"{spec.name}.kubeconfig",
+                )
             errors: list[BaseException] = []
             for name, fut in futures.items():
                 try:
@@ -258,8 +281,13 @@ class Lab:
         kcfg.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(data / "admin.kubeconfig", kcfg)
         kcfg.chmod(0o600)
-        self.hub = HubInfo(url=f"https://{LOOPBACK}:{port}", kubeconfig=str(kcfg), data_dir=str(data), process=rec,
-                           http_url=f"http://{LOOPBACK}:{http_port}")
+        self.hub = HubInfo(
+            url=f"https://{LOOPBACK}:{port}",
+            kubeconfig=str(kcfg),
+            data_dir=str(data),
+            process=rec,
+            http_url=f"http://{LOOPBACK}:{http_port}",
+        )
         self.timings["hub"] = time.monotonic() - t0
         self.progress(f"hub ready in {self.timings['hub']:.1f}s: {self.hub.url}")
         return self.hub
@@ -278,8 +306,8 @@ class Lab:
         # etcd goes last, after everything that talks to it has exited: an apiserver whose
         # etcd vanished spends its whole grace period retrying instead of exiting.
         is_etcd = [r.name == "etcd" or r.name.endswith("/etcd") for r in records]
-        killed = process.stop([r for r, e in zip(records, is_etcd) if not e], grace=grace)
-        killed += process.stop([r for r, e in zip(records, is_etcd) if e], grace=grace)
+        killed = process.stop([r for r, e in zip(records, is_etcd, strict=False) if not e], grace=grace)
+        killed += process.stop([r for r, e in zip(records, is_etcd, strict=False) if e], grace=grace)
         # The hub's data dir is always RUN_DIR/hub; check it even if the hub died mid-start.
         if (self.root / "hub").is_dir():
             _stop_strays_using(str(self.root / "hub"))
@@ -299,22 +327,49 @@ class Lab:
         comps = []
         for r in _records_of(state):
             p = r.process()
-            comps.append(ComponentStatus(name=r.name, pid=r.pid, alive=p is not None,
-                                         rss_bytes=r.rss_bytes() if p else 0, ports=r.ports, log=r.log))
+            comps.append(
+                ComponentStatus(
+                    name=r.name,
+                    pid=r.pid,
+                    alive=p is not None,
+                    rss_bytes=r.rss_bytes() if p else 0,
+                    ports=r.ports,
+                    log=r.log,
+                )
+            )
         hub_dir = self.root / "hub"
         if hub_dir.is_dir():
             db = _db_processes(str(hub_dir))
             if db:
-                comps.append(ComponentStatus(name="hub/postgres", pid=db[0].pid, alive=True,
-                                             rss_bytes=hub_db_rss_bytes(str(hub_dir)), ports=[], log=""))
+                comps.append(
+                    ComponentStatus(
+                        name="hub/postgres",
+                        pid=db[0].pid,
+                        alive=True,
+                        rss_bytes=hub_db_rss_bytes(str(hub_dir)),
+                        ports=[],
+                        log="",
+                    )
+                )
         spokes = {}
         for name, d in state.get("spokes", {}).items():
             info = SpokeInfo.from_dict(d)
-            spokes[name] = {"server": info.server, "kubeconfig": info.kubeconfig, "rss_bytes": info.rss_bytes(),
-                            "nodes": len(info.nodes), "profiles": info.profiles, "region": info.region,
-                            "ready": _apiserver_ready(info)}
-        return LabStatus(backend=state.get("backend", "local"), running=any(c.alive for c in comps) or
-                         state.get("backend") == "kind", components=comps, spokes=spokes, hub=state.get("hub"))
+            spokes[name] = {
+                "server": info.server,
+                "kubeconfig": info.kubeconfig,
+                "rss_bytes": info.rss_bytes(),
+                "nodes": len(info.nodes),
+                "profiles": info.profiles,
+                "region": info.region,
+                "ready": _apiserver_ready(info),
+            }
+        return LabStatus(
+            backend=state.get("backend", "local"),
+            running=any(c.alive for c in comps) or state.get("backend") == "kind",
+            components=comps,
+            spokes=spokes,
+            hub=state.get("hub"),
+        )
 
     def __enter__(self) -> Lab:
         return self.up()
@@ -463,9 +518,12 @@ def _apiserver_ready(info: SpokeInfo) -> bool:
     if not info.server:
         return False
     try:
-        r = httpx.get(f"{info.server}/readyz", headers={"Authorization": f"Bearer {info.token}"},
-                      verify=ssl.create_default_context(cafile=info.ca_file) if info.ca_file else False,
-                      timeout=2)
+        r = httpx.get(
+            f"{info.server}/readyz",
+            headers={"Authorization": f"Bearer {info.token}"},
+            verify=ssl.create_default_context(cafile=info.ca_file) if info.ca_file else False,
+            timeout=2,
+        )
         return r.status_code == 200
     except httpx.HTTPError:
         return False

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
@@ -90,8 +89,14 @@ class ProcRecord:
         return total
 
 
-def start(name: str, cmd: Sequence[str], log: Path, ports: Iterable[int] = (), env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> ProcRecord:
+def start(
+    name: str,
+    cmd: Sequence[str],
+    log: Path,
+    ports: Iterable[int] = (),
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ProcRecord:
     """Start `cmd` in a new session (own process group, no controlling terminal).
 
     A new session keeps the component alive after `fleetplane lab up` returns and keeps a
@@ -101,8 +106,13 @@ def start(name: str, cmd: Sequence[str], log: Path, ports: Iterable[int] = (), e
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, env=env, cwd=cwd,
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            cwd=cwd,
         )
     try:
         ctime = psutil.Process(proc.pid).create_time()

@@ -139,15 +139,20 @@ def _wait(component: str, rec: ProcRecord, check: Callable[[], bool], timeout: f
         time.sleep(0.1)
 
 
-def start_etcd(name: str, data_dir: Path, bin_dir: Path, log_dir: Path, extra: list[str],
-               record: Callable[[ProcRecord], None]) -> tuple[str, ProcRecord]:
+def start_etcd(
+    name: str, data_dir: Path, bin_dir: Path, log_dir: Path, extra: list[str], record: Callable[[ProcRecord], None]
+) -> tuple[str, ProcRecord]:
     client, peer = process.free_ports(2)
     url = f"http://{LOOPBACK}:{client}"
     peer_url = f"http://{LOOPBACK}:{peer}"
     cmd = [
-        str(bin_dir / "etcd"), "--name=lab", f"--data-dir={data_dir}",
-        f"--listen-client-urls={url}", f"--advertise-client-urls={url}",
-        f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
+        str(bin_dir / "etcd"),
+        "--name=lab",
+        f"--data-dir={data_dir}",
+        f"--listen-client-urls={url}",
+        f"--advertise-client-urls={url}",
+        f"--listen-peer-urls={peer_url}",
+        f"--initial-advertise-peer-urls={peer_url}",
         f"--initial-cluster=lab={peer_url}",
         # Throwaway test data: skipping fsync makes etcd (and so every API write) much faster,
         # as envtest does.
@@ -166,8 +171,14 @@ def _gen_sa_key(path: Path) -> None:
     subprocess.run(["openssl", "genrsa", "-out", str(path), "2048"], check=True, capture_output=True)
 
 
-def start_spoke(spec: SpokeSpec, spoke_dir: Path, bin_dir: Path, record: Callable[[ProcRecord], None],
-                etcd_url: str | None = None, kubeconfig_path: Path | None = None) -> SpokeInfo:
+def start_spoke(
+    spec: SpokeSpec,
+    spoke_dir: Path,
+    bin_dir: Path,
+    record: Callable[[ProcRecord], None],
+    etcd_url: str | None = None,
+    kubeconfig_path: Path | None = None,
+) -> SpokeInfo:
     """Start one spoke and create its GPU nodes; return once every node is Ready.
 
     `record` is called with each started process before waiting on it, so a caller can
@@ -187,8 +198,9 @@ def start_spoke(spec: SpokeSpec, spoke_dir: Path, bin_dir: Path, record: Callabl
     # --- etcd ---
     if etcd_url is None:
         t0 = time.monotonic()
-        etcd_url, _ = start_etcd(f"{spec.name}/etcd", spoke_dir / "etcd", bin_dir, logs,
-                                 spec.extra_args.get("etcd", []), rec_and_keep)
+        etcd_url, _ = start_etcd(
+            f"{spec.name}/etcd", spoke_dir / "etcd", bin_dir, logs, spec.extra_args.get("etcd", []), rec_and_keep
+        )
         info.timings["etcd"] = time.monotonic() - t0
         info.etcd_prefix = "/registry"
     else:
@@ -208,7 +220,7 @@ def start_spoke(spec: SpokeSpec, spoke_dir: Path, bin_dir: Path, record: Callabl
     (pki / "tokens.csv").write_text(
         f'{tokens["admin"]},admin,admin,"system:masters"\n'
         f'{tokens["kcm"]},fleetplane:kube-controller-manager,kcm,"system:masters"\n'
-        f'{tokens["scheduler"]},system:kube-scheduler,kube-scheduler,\n'
+        f"{tokens['scheduler']},system:kube-scheduler,kube-scheduler,\n"
         f'{tokens["kwok"]},fleetplane:kwok,kwok,"system:masters"\n'
     )
     (pki / "tokens.csv").chmod(0o600)
@@ -216,22 +228,30 @@ def start_spoke(spec: SpokeSpec, spoke_dir: Path, bin_dir: Path, record: Callabl
 
     # --- kube-apiserver ---
     api_port, kcm_port, sched_port, kwok_port = process.free_ports(4)
-    info.ports = {"kube-apiserver": api_port, "kube-controller-manager": kcm_port,
-                  "kube-scheduler": sched_port, "kwok": kwok_port}
+    info.ports = {
+        "kube-apiserver": api_port,
+        "kube-controller-manager": kcm_port,
+        "kube-scheduler": sched_port,
+        "kwok": kwok_port,
+    }
     server = f"https://{LOOPBACK}:{api_port}"
     info.server = server
     cert_dir = spoke_dir / "apiserver-certs"
     cmd = [
         str(bin_dir / "kube-apiserver"),
-        f"--etcd-servers={etcd_url}", f"--etcd-prefix={info.etcd_prefix}",
-        f"--bind-address={LOOPBACK}", f"--advertise-address={LOOPBACK}", f"--secure-port={api_port}",
+        f"--etcd-servers={etcd_url}",
+        f"--etcd-prefix={info.etcd_prefix}",
+        f"--bind-address={LOOPBACK}",
+        f"--advertise-address={LOOPBACK}",
+        f"--secure-port={api_port}",
         # No serving cert given: the apiserver writes a self-signed CA + cert for 127.0.0.1
         # here; the kubeconfigs embed it so TLS is verified, not skipped.
         f"--cert-dir={cert_dir}",
         "--service-cluster-ip-range=10.96.0.0/16",
         "--allow-privileged=true",
         f"--service-account-issuer={server}",
-        f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
+        f"--service-account-key-file={sa_key}",
+        f"--service-account-signing-key-file={sa_key}",
         f"--token-auth-file={pki / 'tokens.csv'}",
         "--authorization-mode=RBAC",
         # Pods then need no service-account token volume (nothing runs them) and no race
@@ -247,7 +267,8 @@ def start_spoke(spec: SpokeSpec, spoke_dir: Path, bin_dir: Path, record: Callabl
     rec_and_keep(api)
     hdr = {"Authorization": f"Bearer {info.token}"}
     info.timings["kube-apiserver"] = _wait(
-        api.name, api,
+        api.name,
+        api,
         lambda: httpx.get(f"{server}/readyz", headers=hdr, verify=False, timeout=2).status_code == 200,
         APISERVER_TIMEOUT,
     )
@@ -263,50 +284,79 @@ def start_spoke(spec: SpokeSpec, spoke_dir: Path, bin_dir: Path, record: Callabl
 
     # --- controller manager, scheduler, kwok (independent of each other: start together) ---
     kcm_cfg = kcfg_dir / "kcm.kubeconfig"
-    kcm = process.start(f"{spec.name}/kube-controller-manager", [
-        str(bin_dir / "kube-controller-manager"),
-        f"--kubeconfig={kcm_cfg}", f"--authentication-kubeconfig={kcm_cfg}", f"--authorization-kubeconfig={kcm_cfg}",
-        "--leader-elect=false", f"--bind-address={LOOPBACK}", f"--secure-port={kcm_port}",
-        f"--cert-dir={spoke_dir / 'kcm-certs'}",
-        f"--service-account-private-key-file={sa_key}", f"--root-ca-file={info.ca_file}",
-        "--profiling=false",
-        *spec.extra_args.get("kube-controller-manager", []),
-    ], logs / "kube-controller-manager.log", ports=[kcm_port])
+    kcm = process.start(
+        f"{spec.name}/kube-controller-manager",
+        [
+            str(bin_dir / "kube-controller-manager"),
+            f"--kubeconfig={kcm_cfg}",
+            f"--authentication-kubeconfig={kcm_cfg}",
+            f"--authorization-kubeconfig={kcm_cfg}",
+            "--leader-elect=false",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={kcm_port}",
+            f"--cert-dir={spoke_dir / 'kcm-certs'}",
+            f"--service-account-private-key-file={sa_key}",
+            f"--root-ca-file={info.ca_file}",
+            "--profiling=false",
+            *spec.extra_args.get("kube-controller-manager", []),
+        ],
+        logs / "kube-controller-manager.log",
+        ports=[kcm_port],
+    )
     rec_and_keep(kcm)
     sch_cfg = kcfg_dir / "scheduler.kubeconfig"
-    sched = process.start(f"{spec.name}/kube-scheduler", [
-        str(bin_dir / "kube-scheduler"),
-        f"--kubeconfig={sch_cfg}", f"--authentication-kubeconfig={sch_cfg}", f"--authorization-kubeconfig={sch_cfg}",
-        "--leader-elect=false", f"--bind-address={LOOPBACK}", f"--secure-port={sched_port}",
-        f"--cert-dir={spoke_dir / 'scheduler-certs'}",
-        "--profiling=false",
-        *spec.extra_args.get("kube-scheduler", []),
-    ], logs / "kube-scheduler.log", ports=[sched_port])
+    sched = process.start(
+        f"{spec.name}/kube-scheduler",
+        [
+            str(bin_dir / "kube-scheduler"),
+            f"--kubeconfig={sch_cfg}",
+            f"--authentication-kubeconfig={sch_cfg}",
+            f"--authorization-kubeconfig={sch_cfg}",
+            "--leader-elect=false",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={sched_port}",
+            f"--cert-dir={spoke_dir / 'scheduler-certs'}",
+            "--profiling=false",
+            *spec.extra_args.get("kube-scheduler", []),
+        ],
+        logs / "kube-scheduler.log",
+        ports=[sched_port],
+    )
     rec_and_keep(sched)
-    kwok = process.start(f"{spec.name}/kwok", [
-        str(bin_dir / "kwok"),
-        f"--kubeconfig={kcfg_dir / 'kwok.kubeconfig'}",
-        "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1",
-        f"--server-address={LOOPBACK}:{kwok_port}",
-        f"--config={STAGES_FILE}",
-        *spec.extra_args.get("kwok", []),
-    ], logs / "kwok.log", ports=[kwok_port])
+    kwok = process.start(
+        f"{spec.name}/kwok",
+        [
+            str(bin_dir / "kwok"),
+            f"--kubeconfig={kcfg_dir / 'kwok.kubeconfig'}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--cidr=10.244.0.0/16",
+            "--node-ip=10.0.0.1",
+            f"--server-address={LOOPBACK}:{kwok_port}",
+            f"--config={STAGES_FILE}",
+            *spec.extra_args.get("kwok", []),
+        ],
+        logs / "kwok.log",
+        ports=[kwok_port],
+    )
     rec_and_keep(kwok)
 
     def healthy(url: str) -> Callable[[], bool]:
         return lambda: httpx.get(url, verify=False, timeout=2).status_code == 200
 
     info.timings["kube-controller-manager"] = _wait(
-        kcm.name, kcm, healthy(f"https://{LOOPBACK}:{kcm_port}/healthz"), COMPONENT_TIMEOUT)
+        kcm.name, kcm, healthy(f"https://{LOOPBACK}:{kcm_port}/healthz"), COMPONENT_TIMEOUT
+    )
     info.timings["kube-scheduler"] = _wait(
-        sched.name, sched, healthy(f"https://{LOOPBACK}:{sched_port}/healthz"), COMPONENT_TIMEOUT)
+        sched.name, sched, healthy(f"https://{LOOPBACK}:{sched_port}/healthz"), COMPONENT_TIMEOUT
+    )
     info.timings["kwok"] = _wait(kwok.name, kwok, healthy(f"http://{LOOPBACK}:{kwok_port}/healthz"), COMPONENT_TIMEOUT)
 
     # --- fake GPU nodes ---
     t0 = time.monotonic()
-    with httpx.Client(base_url=server, headers=hdr, verify=ssl.create_default_context(cafile=info.ca_file),
-                      timeout=10) as c:
+    with httpx.Client(
+        base_url=server, headers=hdr, verify=ssl.create_default_context(cafile=info.ca_file), timeout=10
+    ) as c:
         for node in nodes:
             create_node(c, node)
         info.nodes = [n["metadata"]["name"] for n in nodes]
@@ -328,8 +378,11 @@ def create_node(c: httpx.Client, node: dict[str, Any]) -> None:
     name = node["metadata"]["name"]
     got = c.get(f"/api/v1/nodes/{name}").json()
     if got.get("status", {}).get("allocatable", {}).get("nvidia.com/gpu") is None:
-        r = c.patch(f"/api/v1/nodes/{name}/status", json={"status": node["status"]},
-                    headers={"Content-Type": "application/merge-patch+json"})
+        r = c.patch(
+            f"/api/v1/nodes/{name}/status",
+            json={"status": node["status"]},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
         r.raise_for_status()
 
 
@@ -338,6 +391,9 @@ def _all_ready(c: httpx.Client, names: set[str]) -> bool:
     ready = {
         n["metadata"]["name"]
         for n in items
-        if any(cond.get("type") == "Ready" and cond.get("status") == "True" for cond in n.get("status", {}).get("conditions", []))
+        if any(
+            cond.get("type") == "Ready" and cond.get("status") == "True"
+            for cond in n.get("status", {}).get("conditions", [])
+        )
     }
     return names <= ready

@@ -6,6 +6,14 @@ from fleetplane_testing.ports import LOOPBACK, free_port, free_ports, port_in_us
 from fleetplane_testing.waiting import wait_until
 
 __all__ = [
-    "FLEETPLANE", "LOOPBACK", "REPO", "HubProcess", "free_port", "free_ports", "hub_command", "port_in_use",
-    "wait_ready", "wait_until",
+    "FLEETPLANE",
+    "LOOPBACK",
+    "REPO",
+    "HubProcess",
+    "free_port",
+    "free_ports",
+    "hub_command",
+    "port_in_use",
+    "wait_ready",
+    "wait_until",
 ]

@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 
-from fleetplane_types.names import AGENT_CLEANUP_FINALIZER, API_VERSION
 from fleetplane_testing.hubprocess import REPO, HubProcess
 from fleetplane_testing.ports import free_port
 from fleetplane_testing.processes import stop_process
 from fleetplane_testing.waiting import wait_until
+from fleetplane_types.names import AGENT_CLEANUP_FINALIZER, API_VERSION
 
 ROOT = REPO
 
@@ -38,12 +38,31 @@ class Hub:
     proc: subprocess.Popen[bytes]
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=ssl.create_default_context(cafile=str(self.ca)), headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=15)
+        return httpx.Client(
+            base_url=self.url,
+            verify=ssl.create_default_context(cafile=str(self.ca)),
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=15,
+        )
 
     def join_token(self, cluster: str) -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "fleetplane", "cluster", "join-token", "create", cluster, "--data-dir", str(self.data_dir)],
-            check=True, capture_output=True, text=True, env=env(), cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "fleetplane",
+                "cluster",
+                "join-token",
+                "create",
+                cluster,
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env(),
+            cwd=ROOT,
         )
         return out.stdout.strip().splitlines()[-1]
 
@@ -59,7 +78,9 @@ class Hub:
             r = c.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
             assert r.status_code in (200, 201, 409), r.text
 
-    def create_assignment(self, ns: str, name: str, cluster: str, workload: str, epoch: int, manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    def create_assignment(
+        self, ns: str, name: str, cluster: str, workload: str, epoch: int, manifests: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         body = {
             "apiVersion": API_VERSION,
             "kind": "Assignment",

@@ -25,7 +25,11 @@ FLEETPLANE = [sys.executable, "-m", "fleetplane"]
 
 
 def hub_command(
-    data_dir: Path, port: int, http_port: int | None = None, *extra_args: str, program: list[str] | None = None,
+    data_dir: Path,
+    port: int,
+    http_port: int | None = None,
+    *extra_args: str,
+    program: list[str] | None = None,
 ) -> list[str]:
     """`fleetplane up` on `data_dir`: HTTPS on `port`, plain HTTP on `http_port` for probes.
     `program` replaces `python -m fleetplane` (a benchmark's profiling wrapper)."""
@@ -85,13 +89,17 @@ class HubProcess:
     def admin_token(self) -> str:
         return (self.data_dir / "admin.token").read_text().strip()
 
-    def start(self, timeout: float = 60) -> "HubProcess":
+    def start(self, timeout: float = 60) -> HubProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = self._env()
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115  (the child process writes it for its whole life)
         self.proc = subprocess.Popen(
             hub_command(self.data_dir, self.port, self.http_port, *self.extra_args, program=self.program),
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         proc = self.proc
         if wait_ready(self.http_url, lambda: proc.poll() is None, timeout):
@@ -142,6 +150,17 @@ class HubProcess:
         """Create a team token; returns (token, kubeconfig path)."""
         kc = self.data_dir / f"team-{name}.kubeconfig"
         ns_args = [a for ns in namespaces for a in ("--namespace", ns)]
-        tok = self.cli("token", "create", "--team", name, *ns_args, "--data-dir", str(self.data_dir),
-                       "--kubeconfig", str(kc), "--server", self.url)
+        tok = self.cli(
+            "token",
+            "create",
+            "--team",
+            name,
+            *ns_args,
+            "--data-dir",
+            str(self.data_dir),
+            "--kubeconfig",
+            str(kc),
+            "--server",
+            self.url,
+        )
         return tok.splitlines()[-1], kc

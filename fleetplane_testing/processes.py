@@ -41,12 +41,16 @@ class AgentProcess:
 
     def start(self) -> AgentProcess:
         self.starts += 1
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115  (the child process writes it for its whole life)
         log.write(f"\n===== start #{self.starts} =====\n".encode())
         log.flush()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "spoke_agent", *self.args],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.extra_env}, cwd=REPO, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.extra_env},
+            cwd=REPO,
+            start_new_session=True,
         )
         return self
 

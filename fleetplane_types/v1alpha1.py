@@ -344,7 +344,9 @@ class Dataset(_Model):
     kind: Literal["Dataset"] = "Dataset"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: DatasetSpec
-    status: dict[str, Any] | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    status: dict[str, Any] | None = Field(
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
 
 
 # ---------------------------------------------------------------- Assignment
@@ -432,7 +434,9 @@ class Topology(_Model):
     kind: Literal["Topology"] = "Topology"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: TopologySpec = Field(default_factory=TopologySpec)
-    status: dict[str, Any] | None = Field(default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    status: dict[str, Any] | None = Field(
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
 
 
 KINDS: dict[str, type[_Model]] = {

@@ -13,7 +13,6 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
 
 import typer
 import uvicorn
@@ -30,7 +29,6 @@ from hub.store.database import EmbeddedPostgres, sqlalchemy_url, upgrade
 from hub.store.store import Store
 from hub.store.tokens import create_token, lookup_token
 from hub.store.watch import Broadcaster
-
 from hub.web.tls import ensure_serving_cert
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -39,8 +37,12 @@ cluster_app = typer.Typer(help="Member clusters.", no_args_is_help=True)
 join_app = typer.Typer(help="Single-use join tokens for spoke agents.", no_args_is_help=True)
 cluster_app.add_typer(join_app, name="join-token")
 
-DataDirOpt = typer.Option(None, "--data-dir", help="Embedded Postgres data and kubeconfigs (env FLEETPLANE_DATA_DIR; default .fleetplane).")
-DatabaseOpt = typer.Option(None, "--database-url", help="Use this Postgres instead of the embedded one (env FLEETPLANE_DATABASE_URL).")
+DataDirOpt = typer.Option(
+    None, "--data-dir", help="Embedded Postgres data and kubeconfigs (env FLEETPLANE_DATA_DIR; default .fleetplane)."
+)
+DatabaseOpt = typer.Option(
+    None, "--database-url", help="Use this Postgres instead of the embedded one (env FLEETPLANE_DATABASE_URL)."
+)
 
 
 def resolve_database(settings: Settings) -> str:
@@ -119,12 +121,29 @@ def run_hub(settings: Settings, before_serve: Callable[[FastAPI, str, Path, str]
     app = create_app(settings, url)
     if before_serve is not None:
         before_serve(app, server, cert, token)
-    configs = [uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2,
-                              ssl_certfile=str(cert), ssl_keyfile=str(key))]
+    configs = [
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+        )
+    ]
     if settings.http_port:
         # The lifespan (poller, controllers) runs once, in the HTTPS server.
-        configs.append(uvicorn.Config(app, host=host, port=settings.http_port, log_level="warning",
-                                      timeout_graceful_shutdown=2, lifespan="off"))
+        configs.append(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=settings.http_port,
+                log_level="warning",
+                timeout_graceful_shutdown=2,
+                lifespan="off",
+            )
+        )
 
     async def serve_all() -> None:
         await asyncio.gather(*(uvicorn.Server(c).serve() for c in configs))
@@ -140,7 +159,7 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(data_dir: Optional[Path] = DataDirOpt, database_url: Optional[str] = DatabaseOpt) -> None:
+def db_upgrade(data_dir: Path | None = DataDirOpt, database_url: str | None = DatabaseOpt) -> None:
     """Apply all database migrations."""
     upgrade(resolve_database(Settings.load(data_dir=data_dir, database_url=database_url)))
     typer.echo("database schema is up to date")
@@ -151,11 +170,18 @@ async def _create_team(url: str, team: str, namespaces: list[str]) -> str:
     registry = Registry(store, Broadcaster(store))
     ns_res = BY_KEY[NAMESPACES]
     try:
+
         async def ensure_namespaces(rtx: RegistryTx) -> None:
             for ns in namespaces:
                 if await rtx.get(ns_res, None, ns) is None:
-                    await rtx.create(ns_res, {"apiVersion": "v1", "kind": "Namespace",
-                                              "metadata": {"name": ns, "labels": {TEAM_LABEL: team}}})
+                    await rtx.create(
+                        ns_res,
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Namespace",
+                            "metadata": {"name": ns, "labels": {TEAM_LABEL: team}},
+                        },
+                    )
 
         await registry.transact(ensure_namespaces)
         return await create_token(store, "team", team, namespaces)
@@ -167,10 +193,12 @@ async def _create_team(url: str, team: str, namespaces: list[str]) -> str:
 def token_create(
     team: str = typer.Option(..., "--team", help="Team name."),
     namespace: list[str] = typer.Option(..., "--namespace", "-n", help="Namespace the team may use (repeat)."),
-    data_dir: Optional[Path] = DataDirOpt,
-    database_url: Optional[str] = DatabaseOpt,
-    kubeconfig: Optional[Path] = typer.Option(None, "--kubeconfig", help="Also write a kubeconfig for the team here."),
-    server: str = typer.Option(f"https://127.0.0.1:{DEFAULT_PORT}", "--server", help="Hub URL written into the kubeconfig."),
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseOpt,
+    kubeconfig: Path | None = typer.Option(None, "--kubeconfig", help="Also write a kubeconfig for the team here."),
+    server: str = typer.Option(
+        f"https://127.0.0.1:{DEFAULT_PORT}", "--server", help="Hub URL written into the kubeconfig."
+    ),
 ) -> None:
     """Create a team token limited to its namespaces (creating the namespaces if missing)."""
     settings = Settings.load(data_dir=data_dir, database_url=database_url)
@@ -193,8 +221,8 @@ async def _create_join(url: str, cluster: str) -> str:
 @join_app.command("create")
 def join_token_create(
     name: str = typer.Argument(..., help="Cluster name the token may register."),
-    data_dir: Optional[Path] = DataDirOpt,
-    database_url: Optional[str] = DatabaseOpt,
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseOpt,
 ) -> None:
     """Create a single-use join token for a spoke agent."""
     if not DNS1123_SUBDOMAIN.match(name):

@@ -65,12 +65,17 @@ def qualified(plural: str, group: str) -> str:
 
 
 def not_found(plural: str, group: str, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f'{qualified(plural, group)} "{name}" not found', details=_details(plural, group, name))
+    return ApiError(
+        404, "NotFound", f'{qualified(plural, group)} "{name}" not found', details=_details(plural, group, name)
+    )
 
 
 def already_exists(plural: str, group: str, name: str) -> ApiError:
     return ApiError(
-        409, "AlreadyExists", f'{qualified(plural, group)} "{name}" already exists', details=_details(plural, group, name)
+        409,
+        "AlreadyExists",
+        f'{qualified(plural, group)} "{name}" already exists',
+        details=_details(plural, group, name),
     )
 
 

@@ -51,8 +51,12 @@ async def _compactor(hub: HubContext) -> None:
 
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     store = Store(database_url)
-    broadcaster = Broadcaster(store, poll_seconds=settings.watch_poll_seconds,
-                              ring_size=settings.watch_cache_events, queue_limit=settings.watch_queue_limit)
+    broadcaster = Broadcaster(
+        store,
+        poll_seconds=settings.watch_poll_seconds,
+        ring_size=settings.watch_cache_events,
+        queue_limit=settings.watch_queue_limit,
+    )
     registry = Registry(store, broadcaster)
     hub = HubContext(settings=settings, registry=registry, authenticator=Authenticator(store), store=store)
     tasks: list[asyncio.Task[Any]] = []

@@ -42,7 +42,7 @@ def report(decisions: Sequence[Decision], profile: str, limit: int | None = None
 
 def _columns(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)).rstrip() for r in rows]
 
 
 def _placement_text(d: Decision) -> str:
@@ -79,7 +79,14 @@ def render_table(decisions: Sequence[Decision], limit: int | None = TABLE_CLUSTE
                     f"{p['name']} {p['score']:g}×{p['weight']:g}={p['contribution']:g}" for p in c["plugins"]
                 )
                 rows.append(
-                    [f"  {c['rank']}", c["name"], f"{c['score']:.1f}", c["pool"] or "-", c["capacityType"] or "-", breakdown]
+                    [
+                        f"  {c['rank']}",
+                        c["name"],
+                        f"{c['score']:.1f}",
+                        c["pool"] or "-",
+                        c["capacityType"] or "-",
+                        breakdown,
+                    ]
                 )
             else:
                 rows.append(["  -", c["name"], "-", "-", "-", f"{c['filter']}: {c['detail']}"])

@@ -15,7 +15,6 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-
 import numpy.typing as npt
 
 from placement.fleet import BoolArray, FloatArray, IntArray
@@ -171,7 +170,7 @@ class Decision:
             c = int(opts.cluster[i])
             p = int(opts.pool[i])
             plugins = []
-            for (plugin, weight), raw in zip(t.scorers, t.scores):
+            for (plugin, weight), raw in zip(t.scorers, t.scores, strict=False):
                 s = float(raw[i])
                 plugins.append(
                     {
@@ -198,7 +197,9 @@ class Decision:
         for ci, (name, short, detail) in sorted(self._removed.items(), key=lambda kv: a.cluster_names[kv[0]]):
             if limit is not None and len(rows) >= limit:
                 break
-            rows.append({"name": a.cluster_names[ci], "feasible": False, "filter": name, "reason": short, "detail": detail})
+            rows.append(
+                {"name": a.cluster_names[ci], "feasible": False, "filter": name, "reason": short, "detail": detail}
+            )
         return rows if limit is None else rows[:limit]
 
     def to_dict(self, limit: int | None = None) -> dict[str, Any]:

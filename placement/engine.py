@@ -24,8 +24,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from placement.catalogue import canonical_model, known_models
-from placement.errors import PlacementInputError
 from placement.decision import ClusterAssignment, Decision, Trace, best_option
+from placement.errors import PlacementInputError
 from placement.fleet import CAP_CODE, FleetArrays, FleetState, IntArray, compile_snapshot
 from placement.model import CAPACITY_TYPES, FleetSnapshot, Reservation, WorkloadRequest
 from placement.plugins import default_plugins
@@ -94,7 +94,10 @@ class PlacementSession:
         a = self.arrays
         index = a.cache.get("pool-index")
         if index is None:
-            index = {(a.cluster_names[int(c)], n): i for i, (c, n) in enumerate(zip(a.pool_cluster, a.pool_names))}
+            index = {
+                (a.cluster_names[int(c)], n): i
+                for i, (c, n) in enumerate(zip(a.pool_cluster, a.pool_names, strict=False))
+            }
             a.cache["pool-index"] = index
         assert isinstance(index, dict)
         return index.get((cluster, pool))

@@ -93,9 +93,7 @@ def compile_snapshot(snapshot: FleetSnapshot) -> FleetArrays:
 
     site_names = sorted(snapshot.topology.site_names)
     site_idx = {s: i for i, s in enumerate(site_names)}
-    site_of_cluster = np.array(
-        [site_idx.get(snapshot.cluster_site(c) or "", -1) for c in clusters], dtype=np.int64
-    )
+    site_of_cluster = np.array([site_idx.get(snapshot.cluster_site(c) or "", -1) for c in clusters], dtype=np.int64)
 
     label_vocab: dict[str, dict[str, int]] = {}
     for c in clusters:
@@ -148,8 +146,8 @@ def compile_snapshot(snapshot: FleetSnapshot) -> FleetArrays:
             pool_node_end.append(len(node_names))
     pc = np.array(pool_cluster, dtype=np.int64)
     pg = np.array(pool_gpus, dtype=np.int64)
-    cluster_gpus = np.bincount(pc, weights=pg, minlength=len(clusters)).astype(np.float64) if len(pc) else np.zeros(
-        len(clusters)
+    cluster_gpus = (
+        np.bincount(pc, weights=pg, minlength=len(clusters)).astype(np.float64) if len(pc) else np.zeros(len(clusters))
     )
     f = np.arange(max_gpn + 1)
     div = np.zeros((max_gpn + 1, max_gpn + 1), dtype=np.int64)
@@ -197,9 +195,9 @@ class FleetState:
         self.node_free: IntArray = a.node_free0.copy()
         width = a.max_gpus_per_node + 1
         node_pool = np.repeat(np.arange(a.n_pools), a.pool_node_end - a.pool_node_start)
-        self.hist: IntArray = np.bincount(
-            node_pool * width + self.node_free, minlength=a.n_pools * width
-        ).reshape(a.n_pools, width)
+        self.hist: IntArray = np.bincount(node_pool * width + self.node_free, minlength=a.n_pools * width).reshape(
+            a.n_pools, width
+        )
         self.cap: IntArray = self.hist @ a.div
         self.pool_free: IntArray = np.bincount(node_pool, weights=self.node_free, minlength=a.n_pools).astype(np.int64)
         self.cluster_free: FloatArray = np.bincount(
@@ -247,7 +245,7 @@ class FleetState:
         before = int(self.pool_free[pool])
         nodes[used] -= take * k
         self._refresh_pool(pool, before)
-        return [start + int(n) for n, t in zip(used, take) for _ in range(int(t))]
+        return [start + int(n) for n, t in zip(used, take, strict=False) for _ in range(int(t))]
 
     def book_nodes(self, pool: int, node_ids: list[int], k: int) -> None:
         """Take ``k`` GPUs from each listed node (a reservation's nodes); never below zero."""

@@ -103,7 +103,9 @@ def load_documents(paths: Iterable[Path | str]) -> list[tuple[str, dict[str, Any
                 continue
             source = f"{p} document {i + 1}"
             if not isinstance(doc, dict):
-                raise PlacementInputError("File", str(p), f"document {i + 1}", "expected a mapping with apiVersion and kind")
+                raise PlacementInputError(
+                    "File", str(p), f"document {i + 1}", "expected a mapping with apiVersion and kind"
+                )
             if doc.get("kind") == "List":
                 items = doc.get("items") or []
                 if not isinstance(items, list):
@@ -128,7 +130,9 @@ def parse_objects(docs: Iterable[tuple[str, Any] | Mapping[str, Any]]) -> Manife
             continue
         if kind not in _KINDS:
             raise PlacementInputError(
-                str(kind or "Object"), name or source, "kind",
+                str(kind or "Object"),
+                name or source,
+                "kind",
                 f"unsupported kind {kind!r} (want one of {', '.join(sorted(_KINDS))})",
             )
         try:
@@ -234,7 +238,10 @@ def topology_from_api(objs: Sequence[v1.Topology]) -> Topology:
         for i, s in enumerate(t.spec.sites):
             if s.name in seen:
                 raise PlacementInputError(
-                    "Topology", _name(t), f"spec.sites[{i}].name", f'site "{s.name}" is also defined in Topology "{seen[s.name]}"'
+                    "Topology",
+                    _name(t),
+                    f"spec.sites[{i}].name",
+                    f'site "{s.name}" is also defined in Topology "{seen[s.name]}"',
                 )
             seen[s.name] = _name(t)
             sites.append(Site(s.name, s.type, s.parent))
@@ -279,15 +286,11 @@ def _selector(sel: v1.LabelSelector | None) -> LabelSelector | None:
         return None
     return LabelSelector(
         tuple(sorted((sel.match_labels or {}).items())),
-        tuple(
-            LabelRequirement(r.key, r.operator, tuple(r.values or ())) for r in sel.match_expressions or []
-        ),
+        tuple(LabelRequirement(r.key, r.operator, tuple(r.values or ())) for r in sel.match_expressions or []),
     )
 
 
-def workload_from_api(
-    w: v1.Workload, snapshot: FleetSnapshot, known: frozenset[str] | None = None
-) -> WorkloadRequest:
+def workload_from_api(w: v1.Workload, snapshot: FleetSnapshot, known: frozenset[str] | None = None) -> WorkloadRequest:
     """A workload's needs, checked against the models and datasets the snapshot knows."""
     name = _name(w)
     spec = w.spec
@@ -298,7 +301,9 @@ def workload_from_api(
         for i, m in enumerate(values):
             if canonical_model(m) not in models:
                 raise PlacementInputError(
-                    "Workload", name, f"spec.gpu.{field_name}[{i}]",
+                    "Workload",
+                    name,
+                    f"spec.gpu.{field_name}[{i}]",
                     f'unknown GPU model "{m}" (known: {", ".join(sorted(models))})',
                 )
     if allowed_models:

@@ -195,11 +195,15 @@ class ClusterInfo:
                 raise PlacementInputError("Cluster", self.name, f"{where}.model", "is required")
             if pool.capacity_type not in CAPACITY_TYPES:
                 raise PlacementInputError(
-                    "Cluster", self.name, f"{where}.capacityType",
+                    "Cluster",
+                    self.name,
+                    f"{where}.capacityType",
                     f'unknown capacity type "{pool.capacity_type}" (want one of {", ".join(CAPACITY_TYPES)})',
                 )
             if pool.memory_gib < 0:
-                raise PlacementInputError("Cluster", self.name, f"{where}.memoryGiB", f"must be >= 0, got {pool.memory_gib}")
+                raise PlacementInputError(
+                    "Cluster", self.name, f"{where}.memoryGiB", f"must be >= 0, got {pool.memory_gib}"
+                )
             if pool.price_per_gpu_hour is not None and pool.price_per_gpu_hour < 0:
                 raise PlacementInputError(
                     "Cluster", self.name, f"{where}.pricePerGpuHour", f"must be >= 0, got {pool.price_per_gpu_hour}"
@@ -268,14 +272,18 @@ class Topology:
             for attr, wire in (("source", "from"), ("target", "to")):
                 site = getattr(link, attr)
                 if site not in names:
-                    raise PlacementInputError("Topology", self.name, f"spec.links[{i}].{wire}", f'unknown site "{site}"')
+                    raise PlacementInputError(
+                        "Topology", self.name, f"spec.links[{i}].{wire}", f'unknown site "{site}"'
+                    )
             if link.bandwidth_gbps <= 0:
                 raise PlacementInputError(
                     "Topology", self.name, f"spec.links[{i}].bandwidthGbps", f"must be > 0, got {link.bandwidth_gbps}"
                 )
             if link.egress_cost_per_gb < 0:
                 raise PlacementInputError(
-                    "Topology", self.name, f"spec.links[{i}].egressCostPerGB",
+                    "Topology",
+                    self.name,
+                    f"spec.links[{i}].egressCostPerGB",
                     f"must be >= 0, got {link.egress_cost_per_gb}",
                 )
 
@@ -299,7 +307,8 @@ class Topology:
             old = g.get_edge_data(link.source, link.target)
             new = {"bandwidth_gbps": link.bandwidth_gbps, "egress_cost_per_gb": link.egress_cost_per_gb}
             if old is None or (link.egress_cost_per_gb, -link.bandwidth_gbps) < (
-                old["egress_cost_per_gb"], -old["bandwidth_gbps"]
+                old["egress_cost_per_gb"],
+                -old["bandwidth_gbps"],
             ):
                 g.add_edge(link.source, link.target, **new)
         return g
@@ -361,7 +370,9 @@ class WorkloadRequest:
         if self.replicas < 1:
             raise PlacementInputError("Workload", self.name, "spec.replicas", f"must be >= 1, got {self.replicas}")
         if self.gpus_per_replica < 0:
-            raise PlacementInputError("Workload", self.name, "spec.gpu.count", f"must be >= 0, got {self.gpus_per_replica}")
+            raise PlacementInputError(
+                "Workload", self.name, "spec.gpu.count", f"must be >= 0, got {self.gpus_per_replica}"
+            )
         if self.min_memory_gib < 0:
             raise PlacementInputError(
                 "Workload", self.name, "spec.gpu.minMemoryGiB", f"must be >= 0, got {self.min_memory_gib}"
@@ -374,7 +385,9 @@ class WorkloadRequest:
                     "Workload", self.name, "spec.maxClusters", "applies only to placementMode Divisible"
                 )
             if self.max_clusters < 1:
-                raise PlacementInputError("Workload", self.name, "spec.maxClusters", f"must be >= 1, got {self.max_clusters}")
+                raise PlacementInputError(
+                    "Workload", self.name, "spec.maxClusters", f"must be >= 1, got {self.max_clusters}"
+                )
         for attr, wire in (("allowed_capacity", "allowed"), ("preferred_capacity", "preferred")):
             value = getattr(self, attr)
             for c in value or ():
@@ -471,7 +484,9 @@ class FleetSnapshot:
                 raise PlacementInputError("Dataset", ds.name, "metadata", f'is keyed "{key}" but is "{ds.key}"')
             for i, s in enumerate(ds.sites):
                 if s not in sites:
-                    raise PlacementInputError("Dataset", ds.name, f"spec.locations[{i}].site", f'unknown topology site "{s}"')
+                    raise PlacementInputError(
+                        "Dataset", ds.name, f"spec.locations[{i}].site", f'unknown topology site "{s}"'
+                    )
 
     def cluster_site(self, cluster: ClusterInfo) -> str | None:
         """The topology site of a cluster: spec.site, else its zone, else its region, if known."""

@@ -15,21 +15,26 @@ from typing import Any
 
 import yaml
 
-from fleetplane_testing import wait_until as lab_wait_until
 from fleetplane_testing import FLEETPLANE, REPO, HubProcess, free_port
+from fleetplane_testing import wait_until as lab_wait_until
 
 __all__ = ["FLEETPLANE", "REPO", "HubProcess", "Kubectl", "free_port", "manifest", "wait_until", "workload"]
+
 
 @dataclass
 class Kubectl:
     kubeconfig: Path
     cache_dir: Path
 
-    def run(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), KUBECACHEDIR=str(self.cache_dir))
         out = subprocess.run(["kubectl", *args], input=input, env=env, capture_output=True, text=True, timeout=timeout)
         if check and out.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({out.returncode}):\nstdout: {out.stdout}\nstderr: {out.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({out.returncode}):\nstdout: {out.stdout}\nstderr: {out.stderr}"
+            )
         return out
 
     def __call__(self, *args: str, input: str | None = None) -> str:
@@ -57,8 +62,18 @@ def workload(name: str, namespace: str = "team-a", *, gpus: int = 1, replicas: i
         "spec": {
             "replicas": replicas,
             "gpu": {"count": gpus},
-            "manifests": [{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-                           "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}}}}],
+            "manifests": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "template": {
+                            "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}
+                        }
+                    },
+                }
+            ],
             **spec,
         },
     }

@@ -30,12 +30,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "spoke-agent")]
 
-from fleetplane_testing.agenthub import start_hub, stop_hub  # noqa: E402
-from fleetplane_testing.processes import AgentProcess, kubectl  # noqa: E402
+from fleetplane_testing.agenthub import start_hub, stop_hub
+from fleetplane_testing.processes import AgentProcess, kubectl
 
 PROFILE = {
     "cluster": {"region": "us-east-1", "zone": "us-east-1a"},
-    "pools": [{"name": "h100", "model": "H100", "memoryGiB": 80, "capacityType": "on-demand", "nodes": 4, "gpusPerNode": 8}],
+    "pools": [
+        {"name": "h100", "model": "H100", "memoryGiB": 80, "capacityType": "on-demand", "nodes": 4, "gpusPerNode": 8}
+    ],
     "jobs": {"durationSeconds": 1, "startDelaySeconds": 0.1},
 }
 
@@ -49,13 +51,22 @@ def window(proc: psutil.Process, seconds: float) -> dict[str, float]:
         time.sleep(0.5)
     t1 = proc.cpu_times()
     cpu = (t1.user + t1.system - t0.user - t0.system) / (time.monotonic() - start) * 100
-    return {"cpu_percent_of_one_core": round(cpu, 2), "rss_mib": round(proc.memory_info().rss / 2**20, 1), "rss_max_mib": round(rss_max / 2**20, 1)}
+    return {
+        "cpu_percent_of_one_core": round(cpu, 2),
+        "rss_mib": round(proc.memory_info().rss / 2**20, 1),
+        "rss_max_mib": round(rss_max / 2**20, 1),
+    }
 
 
 def job(i: int) -> dict[str, Any]:
     return {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": f"bench-{i}"},
-        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "bench"}]}}},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": f"bench-{i}"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "bench"}]}},
+        },
     }
 
 
@@ -75,10 +86,28 @@ def main() -> None:
     try:
         hub.create_namespace("bench")
         cluster = "bench-1"
-        common = ["--hub", hub.url, "--hub-ca", str(hub.ca), "--join-token", hub.join_token(cluster), "--cluster-name", cluster, "--log-level", "WARNING"]
+        common = [
+            "--hub",
+            hub.url,
+            "--hub-ca",
+            str(hub.ca),
+            "--join-token",
+            hub.join_token(cluster),
+            "--cluster-name",
+            cluster,
+            "--log-level",
+            "WARNING",
+        ]
         if args.backend == "simulated":
             (tmp / "profile.yaml").write_text(yaml.safe_dump(PROFILE))
-            extra = ["--backend", "simulated", "--profile", str(tmp / "profile.yaml"), "--state-file", str(tmp / "state.json")]
+            extra = [
+                "--backend",
+                "simulated",
+                "--profile",
+                str(tmp / "profile.yaml"),
+                "--state-file",
+                str(tmp / "state.json"),
+            ]
         else:
             from fleetplane_lab import Lab, SpokeSpec
 
@@ -93,7 +122,7 @@ def main() -> None:
             try:
                 if (hub.cluster(cluster).get("status") or {}).get("heartbeatTime"):
                     break
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             time.sleep(0.5)
         assert agent.proc is not None
@@ -117,9 +146,19 @@ def main() -> None:
         with hub.client() as c:
             for i in range(args.assignments):
                 body = {
-                    "apiVersion": "fleetplane.io/v1alpha1", "kind": "Assignment",
-                    "metadata": {"name": f"bench-{i}", "namespace": "bench", "finalizers": ["fleetplane.io/agent-cleanup"]},
-                    "spec": {"clusterName": cluster, "workloadRef": {"name": f"bench-{i}"}, "epoch": 1, "manifests": [job(i)]},
+                    "apiVersion": "fleetplane.io/v1alpha1",
+                    "kind": "Assignment",
+                    "metadata": {
+                        "name": f"bench-{i}",
+                        "namespace": "bench",
+                        "finalizers": ["fleetplane.io/agent-cleanup"],
+                    },
+                    "spec": {
+                        "clusterName": cluster,
+                        "workloadRef": {"name": f"bench-{i}"},
+                        "epoch": 1,
+                        "manifests": [job(i)],
+                    },
                 }
                 r = c.post("/apis/fleetplane.io/v1alpha1/namespaces/bench/assignments", json=body)
                 assert r.status_code in (200, 201), r.text

@@ -102,8 +102,12 @@ def main() -> None:
         runs.append(r)
     doc = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "mem_gib": round(psutil.virtual_memory().total / 2**30),
-                    "python": platform.python_version(), "kernel": platform.release()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "mem_gib": round(psutil.virtual_memory().total / 2**30),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+        },
         "settle_seconds": ns.settle,
         "runs": runs,
     }

@@ -19,16 +19,16 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import random  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import random
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from placement import (  # noqa: E402
+from placement import (
     CapacityPolicy,
     ClusterInfo,
     Dataset,
@@ -43,7 +43,7 @@ from placement import (  # noqa: E402
     Topology,
     WorkloadRequest,
 )
-from placement.model import CapacityType, GpuNode  # noqa: E402
+from placement.model import CapacityType, GpuNode
 
 MODELS: list[tuple[str, int, int, float]] = [  # model, GiB, GPUs per node, on-demand $/GPU-h
     ("H100", 80, 8, 4.5),
@@ -183,9 +183,9 @@ def run(size: int, decisions: int, seed: int = 7) -> dict[str, float]:
 def table(rows: list[dict[str, float]]) -> str:
     cols = list(rows[0])
     widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in cols]
-    line = "| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths)) + " |"
+    line = "| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False)) + " |"
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(str(r[c]).rjust(w) for c, w in zip(cols, widths)) + " |" for r in rows]
+    body = ["| " + " | ".join(str(r[c]).rjust(w) for c, w in zip(cols, widths, strict=False)) + " |" for r in rows]
     return "\n".join([line, sep, *body])
 
 

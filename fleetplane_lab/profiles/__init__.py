@@ -15,13 +15,13 @@ Label sources, so readers can check them against real clusters:
 
 from __future__ import annotations
 
-from fleetplane_types import names
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from fleetplane_types import names
 
 PROFILES_DIR = Path(__file__).parent
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
@@ -185,4 +185,3 @@ def main(argv: list[str] | None = None) -> None:
     ns = ap.parse_args(argv)
     items = render_nodes(ns.spoke, ns.profiles, ns.region)
     print(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}, sort_keys=False))
-

@@ -117,11 +117,12 @@ class FederationController:
     async def _lead(self) -> None:
         self._dirty.set()
         while True:
-            timeout = health.seconds_to_next_expiry(self._last_clusters, time.time(),
-                                                    self.settings.cluster_timeout_seconds)
+            timeout = health.seconds_to_next_expiry(
+                self._last_clusters, time.time(), self.settings.cluster_timeout_seconds
+            )
             try:
                 await asyncio.wait_for(self._dirty.wait(), timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             await asyncio.sleep(self.settings.placement_debounce_seconds)
             self._dirty.clear()
@@ -170,8 +171,11 @@ class FederationController:
             if epoch is None or not current:
                 pending.append(w)
                 continue
-            lost = [a for a in current if a["spec"]["clusterName"] not in ready
-                    or (a.get("status") or {}).get("reason") == "Preempted"]
+            lost = [
+                a
+                for a in current
+                if a["spec"]["clusterName"] not in ready or (a.get("status") or {}).get("reason") == "Preempted"
+            ]
             if lost and w["spec"].get("failover", "Replace") == "Replace":
                 await self._fence(w, current, lost)
                 pending.append(await self.registry.find(WORKLOAD, key[0], key[1]) or w)
@@ -235,11 +239,12 @@ class FederationController:
         decisions = self.engine.place_batch(snapshot, requests, reservations(assignments, cluster_map))
         placed = [(by_key[d.workload.key], d) for d in decisions if d.placed]
         for i in range(0, len(placed), COMMIT_BATCH):
-            await self._commit_placements(placed[i:i + COMMIT_BATCH], cluster_map)
+            await self._commit_placements(placed[i : i + COMMIT_BATCH], cluster_map)
         for d in decisions:
             if not d.placed:
-                await self._set_pending(by_key[d.workload.key], d.reason,
-                                        d.to_placement_record(explain_limit=placing.EXPLAIN_ROWS))
+                await self._set_pending(
+                    by_key[d.workload.key], d.reason, d.to_placement_record(explain_limit=placing.EXPLAIN_ROWS)
+                )
 
     async def _set_pending(self, w: Obj, reason: str, record: dict[str, Any] | None = None) -> None:
         # Decide on the listed copy first: most passes change nothing, and then no row is locked.
@@ -319,15 +324,20 @@ class FederationController:
             await rtx.update_status(WORKLOAD, cur, status.fenced_status(cur, why))
 
         await self.registry.transact(fn)
-        log.warning("workload %s/%s: fenced epoch %s after losing %s", ns, name,
-                    ((w.get("status") or {}).get("placement") or {}).get("epoch"), why)
+        log.warning(
+            "workload %s/%s: fenced epoch %s after losing %s",
+            ns,
+            name,
+            ((w.get("status") or {}).get("placement") or {}).get("epoch"),
+            why,
+        )
 
     # ------------------------------------------------------------------ status
 
     async def _write_aggregates(self, updates: list[StatusUpdate]) -> None:
         """Write status updates COMMIT_BATCH per transaction, re-checked on the locked row."""
         for i in range(0, len(updates), COMMIT_BATCH):
-            chunk = updates[i:i + COMMIT_BATCH]
+            chunk = updates[i : i + COMMIT_BATCH]
 
             async def fn(rtx: RegistryTx, chunk: list[StatusUpdate] = chunk) -> None:
                 for ns, name, phase, per_cluster in chunk:

@@ -26,8 +26,15 @@ def not_ready_status(cluster: Obj, timeout: float, now_rfc3339: str) -> dict[str
     """The cluster's status with Ready=False (HeartbeatTimeout); other conditions are kept."""
     st = dict(cluster.get("status") or {})
     conds = [x for x in st.get("conditions") or [] if x.get("type") != READY_CONDITION]
-    conds.append({"type": READY_CONDITION, "status": "False", "reason": HEARTBEAT_TIMEOUT_REASON,
-                  "message": f"no heartbeat for more than {timeout:g}s", "lastTransitionTime": now_rfc3339})
+    conds.append(
+        {
+            "type": READY_CONDITION,
+            "status": "False",
+            "reason": HEARTBEAT_TIMEOUT_REASON,
+            "message": f"no heartbeat for more than {timeout:g}s",
+            "lastTransitionTime": now_rfc3339,
+        }
+    )
     st["conditions"] = conds
     return st
 
@@ -51,5 +58,8 @@ def cluster_digest(c: Obj) -> int:
     st = {k: v for k, v in (c.get("status") or {}).items() if k != "heartbeatTime"}
     conds = [{k: v for k, v in x.items() if k != "lastTransitionTime"} for x in st.pop("conditions", None) or []]
     meta = c.get("metadata") or {}
-    return hash(json.dumps([c.get("spec"), meta.get("labels"), meta.get("deletionTimestamp"), st, conds],
-                           sort_keys=True, default=str))
+    return hash(
+        json.dumps(
+            [c.get("spec"), meta.get("labels"), meta.get("deletionTimestamp"), st, conds], sort_keys=True, default=str
+        )
+    )

@@ -58,7 +58,7 @@ def placed_status(cur: Obj, d: Decision, epoch: int, now: str) -> dict[str, Any]
 
 
 def _share(x: ClusterAssignment) -> str:
-    """"east (2x H100 spot)", or "east (1x cpu)" for a CPU-only workload without a capacity type."""
+    """ "east (2x H100 spot)", or "east (1x cpu)" for a CPU-only workload without a capacity type."""
     what = " ".join(p for p in (f"{x.replicas}x", x.gpu_model or "cpu", x.capacity_type or "") if p)
     return f"{x.cluster} ({what})"
 
@@ -92,18 +92,33 @@ def assignments_for(cur: Obj, d: Decision, epoch: int, clusters: dict[str, Obj])
             spec["gpuModel"] = x.gpu_model
         if x.pool is not None and (pinned := pool_node_names(clusters.get(x.cluster), x.pool)) is not None:
             spec["nodeNames"] = pinned
-        out.append({
-            "apiVersion": API_VERSION, "kind": "Assignment",
-            "metadata": {
-                "name": object_name(name, x.cluster, f"e{epoch}"), "namespace": ns,
-                "labels": {WORKLOAD_LABEL: label_value(name), CLUSTER_LABEL: label_value(x.cluster),
-                           EPOCH_LABEL: str(epoch)},
-                "annotations": annotations,
-                "finalizers": [AGENT_CLEANUP_FINALIZER],
-                "ownerReferences": [{"apiVersion": API_VERSION, "kind": "Workload", "name": name, "uid": uid,
-                                     "controller": True, "blockOwnerDeletion": True}],
-            },
-            "spec": spec,
-            "status": {"phase": "Pending"},
-        })
+        out.append(
+            {
+                "apiVersion": API_VERSION,
+                "kind": "Assignment",
+                "metadata": {
+                    "name": object_name(name, x.cluster, f"e{epoch}"),
+                    "namespace": ns,
+                    "labels": {
+                        WORKLOAD_LABEL: label_value(name),
+                        CLUSTER_LABEL: label_value(x.cluster),
+                        EPOCH_LABEL: str(epoch),
+                    },
+                    "annotations": annotations,
+                    "finalizers": [AGENT_CLEANUP_FINALIZER],
+                    "ownerReferences": [
+                        {
+                            "apiVersion": API_VERSION,
+                            "kind": "Workload",
+                            "name": name,
+                            "uid": uid,
+                            "controller": True,
+                            "blockOwnerDeletion": True,
+                        }
+                    ],
+                },
+                "spec": spec,
+                "status": {"phase": "Pending"},
+            }
+        )
     return out

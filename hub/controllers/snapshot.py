@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fleetplane_types import v1alpha1 as v1
@@ -24,7 +24,7 @@ def parse_time(ts: str | None) -> float | None:
     if not ts or not isinstance(ts, str):
         return None
     try:
-        return datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+        return datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
 
@@ -56,10 +56,16 @@ def reservations(assignments: list[Obj], clusters: Mapping[str, Obj]) -> list[Re
                 continue  # the capacity report already counts these GPUs
         try:
             r = json.loads(raw)
-            out.append(Reservation(workload=f"{_meta(a).get('namespace')}/{a['spec']['workloadRef']['name']}",
-                                   cluster=a["spec"]["clusterName"], pool=r["pool"],
-                                   gpus_per_replica=int(r["gpusPerReplica"]), replicas=int(r["replicas"]),
-                                   nodes=tuple(r.get("nodes") or ())))
+            out.append(
+                Reservation(
+                    workload=f"{_meta(a).get('namespace')}/{a['spec']['workloadRef']['name']}",
+                    cluster=a["spec"]["clusterName"],
+                    pool=r["pool"],
+                    gpus_per_replica=int(r["gpusPerReplica"]),
+                    replicas=int(r["replicas"]),
+                    nodes=tuple(r.get("nodes") or ()),
+                )
+            )
         except (KeyError, ValueError, TypeError):
             log.warning("ignoring malformed reservation on assignment %s", _meta(a).get("name"))
     return out
@@ -67,8 +73,9 @@ def reservations(assignments: list[Obj], clusters: Mapping[str, Obj]) -> list[Re
 
 def reservation_annotation(r: Reservation) -> str:
     """The annotation value `reservations` reads back."""
-    return json.dumps({"pool": r.pool, "gpusPerReplica": r.gpus_per_replica, "replicas": r.replicas,
-                       "nodes": list(r.nodes)})
+    return json.dumps(
+        {"pool": r.pool, "gpusPerReplica": r.gpus_per_replica, "replicas": r.replicas, "nodes": list(r.nodes)}
+    )
 
 
 def build_snapshot(clusters: list[Obj], datasets: list[Obj], topologies: list[Obj]) -> tuple[FleetSnapshot, list[str]]:

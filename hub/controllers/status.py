@@ -51,8 +51,9 @@ def aggregated_status(cur: Obj, phase: str, per_cluster: list[dict[str, Any]]) -
     new_phase = phase if PHASE_RANK[phase] >= PHASE_RANK.get(old_phase, 0) else old_phase
     msg = st.get("message")
     if new_phase == "Failed":
-        msg = "; ".join(f"{e['name']}: {e.get('message', e['phase'])}" for e in per_cluster
-                        if e["phase"] in ("Failed", "Rejected"))
+        msg = "; ".join(
+            f"{e['name']}: {e.get('message', e['phase'])}" for e in per_cluster if e["phase"] in ("Failed", "Rejected")
+        )
     elif new_phase == "Succeeded":
         msg = "all replicas succeeded"
     elif new_phase == "Running":
@@ -63,7 +64,9 @@ def aggregated_status(cur: Obj, phase: str, per_cluster: list[dict[str, Any]]) -
     return None if new == st else new
 
 
-def pending_status(cur: Obj, reason: str, record: dict[str, Any] | None, now: str | None = None) -> dict[str, Any] | None:
+def pending_status(
+    cur: Obj, reason: str, record: dict[str, Any] | None, now: str | None = None
+) -> dict[str, Any] | None:
     """The status of a workload the engine could not place, or None if it already says so.
 
     Only real changes are written: the controller's own writes wake it, so writing identical
@@ -74,8 +77,12 @@ def pending_status(cur: Obj, reason: str, record: dict[str, Any] | None, now: st
     placement["clusters"] = []
     if record is not None:
         placement["explanation"] = record.get("explanation")
-    new_st = {**st, "phase": st.get("phase") if PHASE_RANK.get(st.get("phase"), 0) > 0 else "Pending",
-              "message": reason, "placement": placement}
+    new_st = {
+        **st,
+        "phase": st.get("phase") if PHASE_RANK.get(st.get("phase"), 0) > 0 else "Pending",
+        "message": reason,
+        "placement": placement,
+    }
     if new_st.get("phase") == "Pending":
         new_st["observedGeneration"] = (cur.get("metadata") or {}).get("generation")
     if _strip_times(new_st) == _strip_times(st):

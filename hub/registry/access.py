@@ -50,9 +50,12 @@ class ReadScope:
     def allows(self, obj: Obj) -> bool:
         if not self.visible:
             return False
-        if self.namespaces is not None and (obj.get("metadata") or {}).get("namespace", "") not in self.namespaces:
-            if not (obj.get("kind") == "Namespace" and obj["metadata"].get("name") in self.namespaces):
-                return False
+        if (
+            self.namespaces is not None
+            and (obj.get("metadata") or {}).get("namespace", "") not in self.namespaces
+            and not (obj.get("kind") == "Namespace" and obj["metadata"].get("name") in self.namespaces)
+        ):
+            return False
         return self.predicate is None or self.predicate(obj)
 
 
@@ -79,9 +82,7 @@ def read_scope(subject: Subject, res: Resource) -> ReadScope:
     return ReadScope(False)
 
 
-def check_write(
-    subject: Subject, res: Resource, verb: str, namespace: str, obj: Obj | None, subresource: str
-) -> None:
+def check_write(subject: Subject, res: Resource, verb: str, namespace: str, obj: Obj | None, subresource: str) -> None:
     """Raise 403 for writes the subject may not make. Visibility (404) is checked by the caller."""
     if subject.is_admin:
         return
@@ -93,9 +94,13 @@ def check_write(
             return
         raise forbidden(f'{what} is forbidden: team "{subject.name}" cannot {verb} {res.plural} here')
     if subject.kind == "agent":
-        if res.kind == "Cluster" and verb in ("update", "patch") and obj is not None:
-            if obj["metadata"].get("name") == subject.name:
-                return
+        if (
+            res.kind == "Cluster"
+            and verb in ("update", "patch")
+            and obj is not None
+            and obj["metadata"].get("name") == subject.name
+        ):
+            return
         if res.kind == "Assignment" and verb in ("update", "patch"):
             return  # visibility already limits it to its own cluster's Assignments
         raise forbidden(f'{what} is forbidden: cluster agent "{subject.name}" cannot {verb} {res.plural}')
@@ -111,13 +116,18 @@ def check_change(subject: Subject, res: Resource, old: Obj, new: Obj, subresourc
         return
 
     def essence(o: Obj) -> Obj:
-        meta = {k: v for k, v in (o.get("metadata") or {}).items()
-                if k not in ("finalizers", "managedFields", "resourceVersion", "generation")}
+        meta = {
+            k: v
+            for k, v in (o.get("metadata") or {}).items()
+            if k not in ("finalizers", "managedFields", "resourceVersion", "generation")
+        }
         return {**{k: v for k, v in o.items() if k not in ("metadata", "status")}, "metadata": meta}
 
     if essence(old) != essence(new):
-        raise forbidden(f'{res.qualified} "{old["metadata"]["name"]}": cluster agent "{subject.name}" may only '
-                        "update status and remove finalizers")
+        raise forbidden(
+            f'{res.qualified} "{old["metadata"]["name"]}": cluster agent "{subject.name}" may only '
+            "update status and remove finalizers"
+        )
     added = set(new["metadata"].get("finalizers") or []) - set(old["metadata"].get("finalizers") or [])
     if added:
         raise forbidden(f'{res.qualified} "{old["metadata"]["name"]}": cluster agents cannot add finalizers')

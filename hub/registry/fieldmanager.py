@@ -28,8 +28,17 @@ Path = tuple[str, ...]
 
 # Server-owned metadata never belongs to a manager.
 _SKIP_META = {
-    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
-    "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink", "generateName",
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+    "generateName",
 }
 
 
@@ -40,7 +49,7 @@ def leaf_paths(obj: Obj, *, status: bool = False) -> dict[Path, Any]:
     def walk(prefix: Path, value: Any) -> None:
         if isinstance(value, dict) and value:
             for k, v in value.items():
-                walk(prefix + (k,), v)
+                walk((*prefix, k), v)
         else:
             out[prefix] = value
 
@@ -79,7 +88,7 @@ def from_fields_v1(fields: dict[str, Any] | None) -> set[Path]:
                 out.add(prefix)
             return
         for k in keys:
-            walk(prefix + (k[2:],), node[k] or {})
+            walk((*prefix, k[2:]), node[k] or {})
 
     walk((), fields or {})
     return out
@@ -136,7 +145,7 @@ class Managed:
 
     def take(self, key: tuple[str, str, str], paths: set[Path], api_version: str) -> None:
         """Give `paths` to manager `key` and remove them from every other manager."""
-        for k, (owned, av, t) in list(self.entries.items()):
+        for k, (owned, _av, _t) in list(self.entries.items()):
             if k != key:
                 owned -= paths
         prev = self.entries.get(key, (set(), api_version, ""))[0]
@@ -151,8 +160,12 @@ class Managed:
             if not paths:
                 continue
             e: dict[str, Any] = {
-                "manager": manager, "operation": op, "apiVersion": av, "time": t,
-                "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(paths),
+                "manager": manager,
+                "operation": op,
+                "apiVersion": av,
+                "time": t,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": to_fields_v1(paths),
             }
             if sub:
                 e["subresource"] = sub
@@ -169,16 +182,14 @@ def record_update(old: Obj | None, new: Obj, manager: str, api_version: str, *, 
     managed = Managed((old or {}).get("metadata", {}).get("managedFields"))
     # Fields that disappeared are no longer owned by anyone.
     gone = {p for p in before if p not in after}
-    for k, (owned, _, _) in managed.entries.items():
+    for _k, (owned, _, _) in managed.entries.items():
         owned -= gone
     if changed:
         managed.take((manager, "Update", subresource), changed, api_version)
     new.setdefault("metadata", {})["managedFields"] = managed.dump()
 
 
-def apply(
-    live: Obj | None, applied: Obj, manager: str, api_version: str, *, force: bool, resource: str
-) -> Obj:
+def apply(live: Obj | None, applied: Obj, manager: str, api_version: str, *, force: bool, resource: str) -> Obj:
     """Server-side apply of `applied` by `manager` onto `live` (None: create). Returns the new object."""
     key = (manager, "Apply", "")
     managed = Managed((live or {}).get("metadata", {}).get("managedFields"))

@@ -115,7 +115,12 @@ class RegistryTx:
     # -------------------------------------------------------------- writes
 
     async def create(
-        self, res: Resource, obj: Obj, opts: WriteOptions = CONTROLLER, *, keep_status: bool = False,
+        self,
+        res: Resource,
+        obj: Obj,
+        opts: WriteOptions = CONTROLLER,
+        *,
+        keep_status: bool = False,
     ) -> tuple[Obj, list[str]]:
         """Create a new object: kind, namespace, validation, managedFields, then stage it.
 
@@ -149,7 +154,13 @@ class RegistryTx:
         return self.tx.create(res.key, validated), warnings  # a name taken meanwhile: AlreadyExists at commit
 
     async def update(
-        self, res: Resource, old: Obj, new: Obj, *, subresource: str = "", opts: WriteOptions = CONTROLLER,
+        self,
+        res: Resource,
+        old: Obj,
+        new: Obj,
+        *,
+        subresource: str = "",
+        opts: WriteOptions = CONTROLLER,
     ) -> tuple[Obj, list[str]]:
         """Store the next version of `old`. PUT semantics: `new` is the whole object.
 
@@ -213,12 +224,20 @@ class RegistryTx:
             return obj  # reached twice in one cascade (a namespace's content and its owner's)
         pre = preconditions or {}
         if pre.get("uid") and pre["uid"] != m.get("uid"):
-            raise conflict(res.plural, res.group, name,
-                           f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {m.get('uid')}")
+            raise conflict(
+                res.plural,
+                res.group,
+                name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: {m.get('uid')}",
+            )
         if pre.get("resourceVersion") and pre["resourceVersion"] != m.get("resourceVersion"):
-            raise conflict(res.plural, res.group, name,
-                           f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
-                           f"ResourceVersion in object meta: {m.get('resourceVersion')}")
+            raise conflict(
+                res.plural,
+                res.group,
+                name,
+                f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                f"ResourceVersion in object meta: {m.get('resourceVersion')}",
+            )
         if dry_run:
             return obj
         self._deleted.add(key)
@@ -233,7 +252,12 @@ class RegistryTx:
     # -------------------------------------------------------------- internals
 
     def _next_version(
-        self, res: Resource, old: Obj, incoming: Obj, subresource: str, opts: WriteOptions,
+        self,
+        res: Resource,
+        old: Obj,
+        incoming: Obj,
+        subresource: str,
+        opts: WriteOptions,
     ) -> tuple[Obj, list[str]]:
         """Build the validated next version of `old` from a full `incoming` object."""
         incoming = check_kind(res, incoming)
@@ -243,8 +267,11 @@ class RegistryTx:
             raise conflict(res.plural, res.group, om["name"])
         im = meta(incoming)
         if im.get("name") and im["name"] != om["name"]:
-            raise ApiError(400, "BadRequest",
-                           f'the name of the object ({im["name"]}) does not match the name on the URL ({om["name"]})')
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the name of the object ({im['name']}) does not match the name on the URL ({om['name']})",
+            )
         im["name"] = om["name"]
         if res.namespaced:
             if im.get("namespace") and im["namespace"] != om.get("namespace"):
@@ -267,10 +294,17 @@ class RegistryTx:
                 added = set(meta(new).get("finalizers") or []) - set(om.get("finalizers") or [])
                 if added:
                     raise ApiError(
-                        422, "Invalid",
+                        422,
+                        "Invalid",
                         f'{res.kind} "{om["name"]}" is being deleted: metadata.finalizers: cannot add {sorted(added)}',
-                        causes=[{"reason": "FieldValueForbidden", "field": "metadata.finalizers",
-                                 "message": "no new finalizers can be added if the object is being deleted"}])
+                        causes=[
+                            {
+                                "reason": "FieldValueForbidden",
+                                "field": "metadata.finalizers",
+                                "message": "no new finalizers can be added if the object is being deleted",
+                            }
+                        ],
+                    )
         carry_server_meta(old, new)
         validated, warnings = validate_object(res, new, opts.field_validation)
         carry_server_meta(old, validated)
@@ -283,7 +317,13 @@ class RegistryTx:
         return validated, warnings
 
     async def _store(
-        self, res: Resource, old: Obj, new: Obj, subresource: str, opts: WriteOptions, scope: ReadScope | None,
+        self,
+        res: Resource,
+        old: Obj,
+        new: Obj,
+        subresource: str,
+        opts: WriteOptions,
+        scope: ReadScope | None,
     ) -> Obj:
         check_change(self.subject, res, old, new, subresource)
         if scope is not None and not scope.allows(new):
@@ -319,8 +359,9 @@ class RegistryTx:
 
 def check_policy(policy: str) -> None:
     if policy not in PROPAGATION_POLICIES:
-        raise bad_request(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
-                          '"Background", "Foreground", "Orphan"')
+        raise bad_request(
+            f'propagationPolicy: Unsupported value: "{policy}": supported values: "Background", "Foreground", "Orphan"'
+        )
 
 
 # ------------------------------------------------------------------ lists and watches
@@ -340,12 +381,18 @@ class ListQuery:
 
 
 def list_query(
-    res: Resource, subject: Subject, namespace: str | None, label_selector: str | None = None,
+    res: Resource,
+    subject: Subject,
+    namespace: str | None,
+    label_selector: str | None = None,
     field_selector: str | None = None,
 ) -> ListQuery:
     scope = read_scope(subject, res)
-    pred = both(scope.predicate, parse_label_selector(label_selector),
-                parse_field_selector(field_selector, res.field_selectors, res.kind))
+    pred = both(
+        scope.predicate,
+        parse_label_selector(label_selector),
+        parse_field_selector(field_selector, res.field_selectors, res.kind),
+    )
     if not scope.visible:
         return ListQuery([], pred)
     if res.kind == "Namespace" or not res.namespaced:
@@ -396,14 +443,24 @@ class Registry:
         return await self.store.get(res.key, ns, n)
 
     async def list_objects(
-        self, res: Resource, query: ListQuery, *, limit: int | None = None, continue_token: str | None = None,
+        self,
+        res: Resource,
+        query: ListQuery,
+        *,
+        limit: int | None = None,
+        continue_token: str | None = None,
     ) -> tuple[list[Obj], int, str | None]:
         """(items, resourceVersion, continue token) for a query built by `list_query`."""
         if query.namespaces == []:
             return [], await self.store.current_rv(), None
         try:
-            return await self.store.list(res.key, namespaces=query.namespaces, predicate=query.predicate,
-                                         limit=limit, continue_token=continue_token)
+            return await self.store.list(
+                res.key,
+                namespaces=query.namespaces,
+                predicate=query.predicate,
+                limit=limit,
+                continue_token=continue_token,
+            )
         except StoreError as exc:
             raise from_store_error(exc) from exc
 
@@ -437,7 +494,12 @@ class Registry:
     # -------------------------------------------------------------- writes (HTTP verbs)
 
     async def create(
-        self, res: Resource, namespace: str | None, obj: Obj, subject: Subject, opts: WriteOptions,
+        self,
+        res: Resource,
+        namespace: str | None,
+        obj: Obj,
+        subject: Subject,
+        opts: WriteOptions,
     ) -> tuple[Obj, list[str]]:
         obj = check_kind(res, obj)
         place_in_namespace(res, obj, namespace)
@@ -448,8 +510,14 @@ class Registry:
         return await self.transact(fn, subject)
 
     async def replace(
-        self, res: Resource, namespace: str | None, name: str, incoming: Obj, subject: Subject,
-        subresource: str, opts: WriteOptions,
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        incoming: Obj,
+        subject: Subject,
+        subresource: str,
+        opts: WriteOptions,
     ) -> tuple[Obj, list[str]]:
         """PUT: `incoming` is the whole next version."""
         return await self.mutate(res, namespace, name, lambda old: incoming, subject, subresource, opts, verb="update")
@@ -483,15 +551,24 @@ class Registry:
         return await self.transact(fn, subject)
 
     async def apply(
-        self, res: Resource, namespace: str | None, name: str, applied: Obj, subject: Subject, *,
-        force: bool, opts: WriteOptions,
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        applied: Obj,
+        subject: Subject,
+        *,
+        force: bool,
+        opts: WriteOptions,
     ) -> tuple[Obj, list[str], bool]:
         """Server-side apply; creates the object when missing. Returns (object, warnings, created)."""
         applied = check_kind(res, applied)
         strip_server_meta(applied)
         am = meta(applied)
         if am.get("name") and am["name"] != name:
-            raise ApiError(400, "BadRequest", f'the name of the object ({am["name"]}) does not match the name on the URL ({name})')
+            raise ApiError(
+                400, "BadRequest", f"the name of the object ({am['name']}) does not match the name on the URL ({name})"
+            )
         am["name"] = name
         place_in_namespace(res, applied, namespace)
         scope = read_scope(subject, res)
@@ -499,8 +576,9 @@ class Registry:
         async def fn(rtx: RegistryTx) -> tuple[Obj, list[str], bool]:
             old = await rtx.get(res, namespace, name)
             if old is None:
-                new = fieldmanager.apply(None, copy.deepcopy(applied), opts.manager, res.api_version, force=force,
-                                         resource=res.plural)
+                new = fieldmanager.apply(
+                    None, copy.deepcopy(applied), opts.manager, res.api_version, force=force, resource=res.plural
+                )
                 mf = meta(new).pop("managedFields", None)
                 new.pop("status", None)
                 validated, warnings = validate_object(res, new, opts.field_validation)
@@ -530,8 +608,15 @@ class Registry:
         return await self.transact(fn, subject)
 
     async def delete(
-        self, res: Resource, namespace: str | None, name: str, subject: Subject, *, policy: str = "Background",
-        preconditions: dict[str, Any] | None = None, dry_run: bool = False,
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        subject: Subject,
+        *,
+        policy: str = "Background",
+        preconditions: dict[str, Any] | None = None,
+        dry_run: bool = False,
     ) -> Obj:
         check_policy(policy)
         scope = read_scope(subject, res)

@@ -14,13 +14,25 @@ from hub.registry.resources import Resource
 Obj = dict[str, Any]
 
 SERVER_META = (
-    "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
-    "deletionGracePeriodSeconds", "selfLink", "managedFields",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "managedFields",
 )
 """Metadata only the server sets: dropped from what clients send on create and apply."""
 
-CARRIED_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation",
-                "managedFields")
+CARRIED_META = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "managedFields",
+)
 """Metadata an update keeps from the stored object, whatever the client sent."""
 
 
@@ -79,8 +91,12 @@ def check_kind(res: Resource, obj: Any) -> Obj:
         raise bad_request(f'apiVersion "{av}" is not served for {res.qualified} (expected "{res.api_version}")')
     obj["kind"], obj["apiVersion"] = res.kind, res.api_version
     if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
-        raise ApiError(422, "Invalid", f"{res.kind}: metadata must be an object",
-                       causes=[{"reason": "FieldValueInvalid", "field": "metadata", "message": "must be an object"}])
+        raise ApiError(
+            422,
+            "Invalid",
+            f"{res.kind}: metadata must be an object",
+            causes=[{"reason": "FieldValueInvalid", "field": "metadata", "message": "must be an object"}],
+        )
     return obj
 
 

@@ -6,9 +6,10 @@ registry, so adding a kind is one entry here plus its model in fleetplane_types.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -76,8 +77,8 @@ def age(obj: Obj) -> str:
     ts = _get(obj, "metadata", "creationTimestamp")
     if not ts:
         return "<unknown>"
-    created = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    s = int((datetime.now(timezone.utc) - created).total_seconds())
+    created = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    s = int((datetime.now(UTC) - created).total_seconds())
     if s < 120:
         return f"{max(s, 0)}s"
     if s < 7200:
@@ -88,7 +89,9 @@ def age(obj: Obj) -> str:
 
 
 def _name_col() -> Column:
-    return Column("Name", "string", "Name of the object.", lambda o: _get(o, "metadata", "name", default=""), format="name")
+    return Column(
+        "Name", "string", "Name of the object.", lambda o: _get(o, "metadata", "name", default=""), format="name"
+    )
 
 
 def _age_col() -> Column:
@@ -145,62 +148,175 @@ class Namespace(BaseModel):
 
 RESOURCES: list[Resource] = [
     Resource(
-        "", "v1", "Namespace", "namespaces", "namespace", False, Namespace, ("ns",),
-        (_name_col(), Column("Status", "string", "Namespace phase.", lambda o: _get(o, "status", "phase", default="Active")), _age_col()),
-        has_status=True, categories=(), strategic_merge=True,
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        False,
+        Namespace,
+        ("ns",),
+        (
+            _name_col(),
+            Column("Status", "string", "Namespace phase.", lambda o: _get(o, "status", "phase", default="Active")),
+            _age_col(),
+        ),
+        has_status=True,
+        categories=(),
+        strategic_merge=True,
     ),
     Resource(
-        api.GROUP, api.VERSION, "Workload", "workloads", "workload", True, api.Workload, ("wl",),
+        api.GROUP,
+        api.VERSION,
+        "Workload",
+        "workloads",
+        "workload",
+        True,
+        api.Workload,
+        ("wl",),
         (
             _name_col(),
             Column("GPUs", "string", "Replicas x GPUs per replica and allowed models.", _workload_gpus),
-            Column("Phase", "string", "Pending, Placed, Running, Succeeded or Failed.", lambda o: _get(o, "status", "phase", default="Pending")),
+            Column(
+                "Phase",
+                "string",
+                "Pending, Placed, Running, Succeeded or Failed.",
+                lambda o: _get(o, "status", "phase", default="Pending"),
+            ),
             Column("Cluster", "string", "Cluster(s) the workload is placed on.", _workload_clusters),
             Column("Age", "string", "Time since creation.", age),
-            Column("Priority", "integer", "Scheduling priority.", lambda o: _get(o, "spec", "priority", default=0), priority=1),
-            Column("Capacity", "string", "Capacity types allowed.", lambda o: ",".join(_get(o, "spec", "capacityTypes", "allowed") or []), priority=1),
-            Column("Message", "string", "Why it is pending, or the last status message.", lambda o: _get(o, "status", "message", default=""), priority=1),
+            Column(
+                "Priority",
+                "integer",
+                "Scheduling priority.",
+                lambda o: _get(o, "spec", "priority", default=0),
+                priority=1,
+            ),
+            Column(
+                "Capacity",
+                "string",
+                "Capacity types allowed.",
+                lambda o: ",".join(_get(o, "spec", "capacityTypes", "allowed") or []),
+                priority=1,
+            ),
+            Column(
+                "Message",
+                "string",
+                "Why it is pending, or the last status message.",
+                lambda o: _get(o, "status", "message", default=""),
+                priority=1,
+            ),
         ),
     ),
     Resource(
-        api.GROUP, api.VERSION, "Cluster", "clusters", "cluster", False, api.Cluster, ("fc",),
+        api.GROUP,
+        api.VERSION,
+        "Cluster",
+        "clusters",
+        "cluster",
+        False,
+        api.Cluster,
+        ("fc",),
         (
             _name_col(),
             Column("Ready", "string", "Ready condition.", _ready),
-            Column("Region", "string", "Cloud region.", lambda o: _get(o, "status", "region") or _get(o, "spec", "region", default="")),
+            Column(
+                "Region",
+                "string",
+                "Cloud region.",
+                lambda o: _get(o, "status", "region") or _get(o, "spec", "region", default=""),
+            ),
             Column("GPUs", "integer", "Allocatable GPUs.", lambda o: _get(o, "status", "totalGpus", default=0)),
             Column("Free", "integer", "GPUs free for new work.", lambda o: _get(o, "status", "freeGpus", default=0)),
-            Column("Backend", "string", "kubernetes, or simulated for fake spokes.", lambda o: _get(o, "spec", "backend", default="kubernetes")),
+            Column(
+                "Backend",
+                "string",
+                "kubernetes, or simulated for fake spokes.",
+                lambda o: _get(o, "spec", "backend", default="kubernetes"),
+            ),
             _age_col(),
             Column("Pools", "string", "model/capacity:free/allocatable per pool.", _pools_summary, priority=1),
-            Column("Heartbeat", "string", "Last heartbeat from the agent.", lambda o: _get(o, "status", "heartbeatTime", default=""), priority=1),
+            Column(
+                "Heartbeat",
+                "string",
+                "Last heartbeat from the agent.",
+                lambda o: _get(o, "status", "heartbeatTime", default=""),
+                priority=1,
+            ),
         ),
         field_selectors=("metadata.name",),
     ),
     Resource(
-        api.GROUP, api.VERSION, "Dataset", "datasets", "dataset", True, api.Dataset, ("ds",),
+        api.GROUP,
+        api.VERSION,
+        "Dataset",
+        "datasets",
+        "dataset",
+        True,
+        api.Dataset,
+        ("ds",),
         (
             _name_col(),
             Column("Size", "string", "Size in GiB.", lambda o: f"{_get(o, 'spec', 'sizeGiB', default=0)}Gi"),
-            Column("Locations", "string", "Sites holding replicas.", lambda o: ",".join(l.get("site", "") for l in _get(o, "spec", "locations") or [])),
+            Column(
+                "Locations",
+                "string",
+                "Sites holding replicas.",
+                lambda o: ",".join(loc.get("site", "") for loc in _get(o, "spec", "locations") or []),
+            ),
             _age_col(),
         ),
     ),
     Resource(
-        api.GROUP, api.VERSION, "Assignment", "assignments", "assignment", True, api.Assignment, ("asg",),
+        api.GROUP,
+        api.VERSION,
+        "Assignment",
+        "assignments",
+        "assignment",
+        True,
+        api.Assignment,
+        ("asg",),
         (
             _name_col(),
-            Column("Cluster", "string", "Member cluster that runs it.", lambda o: _get(o, "spec", "clusterName", default="")),
-            Column("Workload", "string", "Workload it belongs to.", lambda o: _get(o, "spec", "workloadRef", "name", default="")),
+            Column(
+                "Cluster",
+                "string",
+                "Member cluster that runs it.",
+                lambda o: _get(o, "spec", "clusterName", default=""),
+            ),
+            Column(
+                "Workload",
+                "string",
+                "Workload it belongs to.",
+                lambda o: _get(o, "spec", "workloadRef", "name", default=""),
+            ),
             Column("Epoch", "integer", "Fencing epoch.", lambda o: _get(o, "spec", "epoch", default=0)),
-            Column("Phase", "string", "Phase reported by the agent.", lambda o: _get(o, "status", "phase", default="Pending")),
+            Column(
+                "Phase",
+                "string",
+                "Phase reported by the agent.",
+                lambda o: _get(o, "status", "phase", default="Pending"),
+            ),
             _age_col(),
-            Column("Message", "string", "Last status message.", lambda o: _get(o, "status", "message", default=""), priority=1),
+            Column(
+                "Message",
+                "string",
+                "Last status message.",
+                lambda o: _get(o, "status", "message", default=""),
+                priority=1,
+            ),
         ),
         field_selectors=("metadata.name", "metadata.namespace", "spec.clusterName", "spec.workloadRef.name"),
     ),
     Resource(
-        api.GROUP, api.VERSION, "Topology", "topologies", "topology", False, api.Topology, ("topo",),
+        api.GROUP,
+        api.VERSION,
+        "Topology",
+        "topologies",
+        "topology",
+        False,
+        api.Topology,
+        ("topo",),
         (
             _name_col(),
             Column("Sites", "integer", "Number of sites.", lambda o: len(_get(o, "spec", "sites") or [])),

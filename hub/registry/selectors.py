@@ -44,13 +44,13 @@ def parse_label_selector(expr: str | None) -> Pred | None:
     reqs: list[Callable[[dict[str, str]], bool]] = []
 
     def in_set(k: str, vs: set[str], negate: bool) -> Callable[[dict[str, str]], bool]:
-        return lambda l: (l.get(k) in vs) != negate
+        return lambda labels: (labels.get(k) in vs) != negate
 
     def equals(k: str, v: str, negate: bool) -> Callable[[dict[str, str]], bool]:
-        return lambda l: (l.get(k) == v) != negate
+        return lambda labels: (labels.get(k) == v) != negate
 
     def exists(k: str, negate: bool) -> Callable[[dict[str, str]], bool]:
-        return lambda l: (k in l) != negate
+        return lambda labels: (k in labels) != negate
 
     for part in _split_top(expr):
         m = _SET.match(part)
@@ -88,9 +88,7 @@ def parse_field_selector(expr: str | None, allowed: tuple[str, ...], kind: str) 
             raise bad_request(f'invalid field selector "{part}"')
         path, op, val = m.groups()
         if path not in allowed:
-            raise bad_request(
-                f'field label not supported: "{path}" (for {kind}, supported: {", ".join(allowed)})'
-            )
+            raise bad_request(f'field label not supported: "{path}" (for {kind}, supported: {", ".join(allowed)})')
         checks.append((path, op != "!=", val))
 
     def pred(obj: Obj) -> bool:

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hub.registry.resources import Resource
 from fleetplane_types.v1alpha1 import DNS1123_LABEL, DNS1123_SUBDOMAIN
 from hub.errors import ApiError, bad_request, invalid
+from hub.registry.resources import Resource
 
 Obj = dict[str, Any]
 
@@ -70,10 +70,17 @@ def validate_object(res: Resource, obj: Obj, field_validation: str) -> tuple[Obj
                 raise ApiError(
                     400,
                     "BadRequest",
-                    f"{res.kind} in version \"{res.version}\" cannot be handled as a {res.kind}: strict decoding error: {fields}",
-                    details={"name": name, "kind": res.plural, "group": res.group,
-                             "causes": [{"reason": "FieldValueInvalid", "field": _loc(u), "message": "unknown field"} for u in unknown]},
-                )
+                    f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: strict decoding error: {fields}',
+                    details={
+                        "name": name,
+                        "kind": res.plural,
+                        "group": res.group,
+                        "causes": [
+                            {"reason": "FieldValueInvalid", "field": _loc(u), "message": "unknown field"}
+                            for u in unknown
+                        ],
+                    },
+                ) from None
             if others:
                 causes = []
                 for e in others:
@@ -84,7 +91,7 @@ def validate_object(res: Resource, obj: Obj, field_validation: str) -> tuple[Obj
                         if len(shown) <= 60:
                             msg = f"Invalid value: {shown}: {msg}"
                     causes.append({"reason": "FieldValueInvalid", "field": field, "message": msg})
-                raise invalid(res.kind, res.group, name, metadata_causes(res, work) + causes)
+                raise invalid(res.kind, res.group, name, metadata_causes(res, work) + causes) from None
             for u in unknown:
                 if mode == "Warn":
                     warnings.append(f'unknown field "{_loc(u)}"')
@@ -120,15 +127,29 @@ def metadata_causes(res: Resource, obj: Obj) -> list[dict[str, str]]:
         else (DNS1123_SUBDOMAIN, 253, "a lowercase RFC 1123 subdomain")
     )
     if not name:
-        causes.append({"reason": "FieldValueRequired", "field": "metadata.name", "message": "Required value: name or generateName is required"})
+        causes.append(
+            {
+                "reason": "FieldValueRequired",
+                "field": "metadata.name",
+                "message": "Required value: name or generateName is required",
+            }
+        )
     elif len(name) > limit or not pattern.match(name):
-        causes.append({
-            "reason": "FieldValueInvalid",
-            "field": "metadata.name",
-            "message": f'Invalid value: "{name}": must be {what} (lowercase letters, digits, \'-\' and \'.\', '
-            f"starting and ending with a letter or digit, at most {limit} characters)",
-        })
+        causes.append(
+            {
+                "reason": "FieldValueInvalid",
+                "field": "metadata.name",
+                "message": f"Invalid value: \"{name}\": must be {what} (lowercase letters, digits, '-' and '.', "
+                f"starting and ending with a letter or digit, at most {limit} characters)",
+            }
+        )
     for k, v in (meta.get("labels") or {}).items():
         if not isinstance(v, str) or len(v) > 63 or not _LABEL_VALUE.match(v):
-            causes.append({"reason": "FieldValueInvalid", "field": f"metadata.labels.{k}", "message": f'Invalid value: "{v}": a label value must be 63 characters or less, alphanumeric, \'-\', \'_\' or \'.\''})
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "field": f"metadata.labels.{k}",
+                    "message": f"Invalid value: \"{v}\": a label value must be 63 characters or less, alphanumeric, '-', '_' or '.'",
+                }
+            )
     return causes

@@ -64,7 +64,7 @@ def sqlalchemy_url(url: str) -> str:
     """Accept postgres:// and postgresql:// URLs and pick the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -34,7 +34,7 @@ Obj = dict[str, Any]
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -324,9 +324,7 @@ class Store:
             if upto_rv is None:
                 found = (
                     await conn.execute(
-                        text(
-                            "SELECT max(rv) FROM events WHERE created_at < now() - make_interval(secs => :s)"
-                        ),
+                        text("SELECT max(rv) FROM events WHERE created_at < now() - make_interval(secs => :s)"),
                         {"s": older_than_seconds or 0},
                     )
                 ).scalar_one()

@@ -38,12 +38,13 @@ async def create_token(store: Store, kind: str, subject: str, namespaces: list[s
     token = new_token(kind)
     async with store.engine.begin() as conn:
         await conn.execute(
-            text(
-                "INSERT INTO tokens (token_sha256, kind, subject, namespaces) "
-                "VALUES (:h, :k, :s, CAST(:n AS jsonb))"
-            ),
-            {"h": token_hash(token), "k": kind, "s": subject,
-             "n": None if namespaces is None else json.dumps(namespaces)},
+            text("INSERT INTO tokens (token_sha256, kind, subject, namespaces) VALUES (:h, :k, :s, CAST(:n AS jsonb))"),
+            {
+                "h": token_hash(token),
+                "k": kind,
+                "s": subject,
+                "n": None if namespaces is None else json.dumps(namespaces),
+            },
         )
     return token
 

@@ -84,7 +84,7 @@ class Broadcaster:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:
@@ -109,7 +109,9 @@ class Broadcaster:
             for listener in self.listeners:
                 listener(ev)
 
-    async def subscribe(self, resource: str, accept: Callable[[Event], bool], from_rv: int | None) -> tuple[Watcher, list[Event], int]:
+    async def subscribe(
+        self, resource: str, accept: Callable[[Event], bool], from_rv: int | None
+    ) -> tuple[Watcher, list[Event], int]:
         """Register a watcher. Returns it, the back-fill events after from_rv, and the seam rv L.
 
         from_rv=None means "from now": no back-fill.
@@ -148,7 +150,7 @@ class Broadcaster:
         while True:
             try:
                 ev = await asyncio.wait_for(w.queue.get(), timeout=idle)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 yield None
                 continue
             if ev is None:

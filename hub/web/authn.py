@@ -41,7 +41,9 @@ def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith("/docs") or path == "/openapi.json"
 
 
-def middleware(auth: Authenticator) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+def middleware(
+    auth: Authenticator,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if is_open(request.url.path):
             return await call_next(request)

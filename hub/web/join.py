@@ -30,7 +30,9 @@ async def join(request: Request) -> JSONResponse:
         body = {}
     token, cluster = body.get("joinToken"), body.get("clusterName")
     if not isinstance(token, str) or not isinstance(cluster, str) or not cluster:
-        return JSONResponse(bad_request("join: joinToken and clusterName are required strings").status(), status_code=400)
+        return JSONResponse(
+            bad_request("join: joinToken and clusterName are required strings").status(), status_code=400
+        )
     if not await redeem_join_token(hub.store, token, cluster):
         err = ApiError(401, "Unauthorized", f'join token for cluster "{cluster}" is invalid or already used')
         return JSONResponse(err.status(), status_code=401)
@@ -38,11 +40,15 @@ async def join(request: Request) -> JSONResponse:
 
     async def ensure_cluster(rtx: RegistryTx) -> None:
         if await rtx.get(CLUSTER, None, cluster) is None:
-            await rtx.create(CLUSTER, {
-                "apiVersion": API_VERSION, "kind": "Cluster",
-                "metadata": {"name": cluster, "annotations": {JOINED_AT_ANNOTATION: now_rfc3339()}},
-                "spec": {"backend": "kubernetes"},
-            })
+            await rtx.create(
+                CLUSTER,
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "Cluster",
+                    "metadata": {"name": cluster, "annotations": {JOINED_AT_ANNOTATION: now_rfc3339()}},
+                    "spec": {"backend": "kubernetes"},
+                },
+            )
 
     await hub.registry.transact(ensure_cluster)
     return JSONResponse({"clusterName": cluster, "token": credential})

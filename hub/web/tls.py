@@ -36,7 +36,7 @@ def ensure_serving_cert(directory: Path, hosts: list[str] | None = None) -> tupl
         except ValueError:
             names.append(x509.DNSName(h))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fleetplane-hub")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -49,9 +49,17 @@ def ensure_serving_cert(directory: Path, hosts: list[str] | None = None) -> tupl
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, key_encipherment=False, content_commitment=False,
-                          data_encipherment=False, key_agreement=False, crl_sign=False, encipher_only=False,
-                          decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                key_encipherment=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
         .sign(key, hashes.SHA256())

@@ -32,8 +32,9 @@ class CapacityTypePlugin(BasePlugin):
         a = view.arrays
         start = int(np.searchsorted(a.pool_cluster, index))
         n = len(a.snapshot.clusters[index].pools)
-        offered = sorted({CAPACITY_TYPES[int(a.pool_cap[p])] for p in range(start, start + n)}
-                         - set(q.workload.allowed))
+        offered = sorted(
+            {CAPACITY_TYPES[int(a.pool_cap[p])] for p in range(start, start + n)} - set(q.workload.allowed)
+        )
         what = "/".join(offered) or "capacity type"
         return (f"{what} not allowed", f"{what} not allowed (allowed: {', '.join(sorted(q.workload.allowed))})")
 

@@ -35,7 +35,8 @@ class GpuFit(BasePlugin):
         want = "/".join(w.models) if w.models else "GPUs"
         best = int(cap.max()) if len(cap) else 0
         parts = "; ".join(
-            f"{a.pool_names[int(p)]}: {int(f)} free, room for {int(c)}" for p, c, f in zip(pools, cap, free)
+            f"{a.pool_names[int(p)]}: {int(f)} free, room for {int(c)}"
+            for p, c, f in zip(pools, cap, free, strict=False)
         )
         if best == 0:
             short = f"no node with {q.k} free {want}"

@@ -62,6 +62,8 @@ class GpuModel(BasePlugin):
         if not q.workload.preferred_models:
             return f"{model}; no preferred model"
         pref = "/".join(q.workload.preferred_models)
-        return f"{model} is preferred" if q.preferred_model_ids.size and model in {
-            view.arrays.model_names[int(i)] for i in q.preferred_model_ids
-        } else f"{model} is not preferred ({pref})"
+        return (
+            f"{model} is preferred"
+            if q.preferred_model_ids.size and model in {view.arrays.model_names[int(i)] for i in q.preferred_model_ids}
+            else f"{model} is not preferred ({pref})"
+        )

@@ -11,6 +11,7 @@ unreachable site 0.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import networkx as nx
@@ -59,7 +60,7 @@ def dataset_transfers(a: FleetArrays, dataset_key: str, profile: Profile) -> dic
     out: dict[str, Transfer] = {}
     for site, path in paths.items():
         egress = hours = 0.0
-        for u, v in zip(path, path[1:]):
+        for u, v in itertools.pairwise(path):
             e = graph.edges[u, v]
             egress += size_gb * e["egress_cost_per_gb"]
             hours += size_gb * 8.0 / (e["bandwidth_gbps"] * SECONDS_PER_HOUR)
@@ -111,5 +112,7 @@ class Locality(BasePlugin):
             elif len(t.path) == 1:
                 parts.append(f"{ds}: local at {site}")
             else:
-                parts.append(f"{ds}: from {t.source} via {'→'.join(t.path)}, ${t.egress_usd:.2f} egress, {t.hours:.2f} h")
+                parts.append(
+                    f"{ds}: from {t.source} via {'→'.join(t.path)}, ${t.egress_usd:.2f} egress, {t.hours:.2f} h"
+                )
         return "; ".join(parts)

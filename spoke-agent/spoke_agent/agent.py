@@ -50,7 +50,9 @@ class AgentOptions:
 
             if not self.profile:
                 raise PermanentError("--backend simulated needs --profile FILE (node pools and job run times)")
-            return SimulatedBackend(Profile.load(self.profile), state_file=self.state_file, cluster_name=self.cluster_name or "sim")
+            return SimulatedBackend(
+                Profile.load(self.profile), state_file=self.state_file, cluster_name=self.cluster_name or "sim"
+            )
         if self.backend == "kubernetes":
             from .backends.kubernetes import KubernetesBackend
             from .kubeconfig import resolve
@@ -92,7 +94,9 @@ class Agent:
                 log.info("cluster %s: reusing stored hub credential", self.cluster_name)
                 return
             except JoinRefused:
-                log.warning("cluster %s: stored credential refused by the hub; trying the join token", self.cluster_name)
+                log.warning(
+                    "cluster %s: stored credential refused by the hub; trying the join token", self.cluster_name
+                )
         join_token = self.options.join_token or state.get("joinToken")
         if not join_token:
             raise JoinRefused(
@@ -106,7 +110,9 @@ class Agent:
                 f"cluster {self.cluster_name}: the hub refused the join token (used already, expired or wrong); "
                 f"create a new one with `fleetplane cluster join-token create {self.cluster_name}` ({e})"
             ) from e
-        await self.backend.save_state({"clusterName": self.cluster_name, "token": token, "hub": self.options.hub, "joinToken": ""})
+        await self.backend.save_state(
+            {"clusterName": self.cluster_name, "token": token, "hub": self.options.hub, "joinToken": ""}
+        )
         await self.hub.set_token(token)
         log.info("cluster %s: joined the hub %s", self.cluster_name, self.options.hub)
 
@@ -114,14 +120,20 @@ class Agent:
         """Label the Cluster with its backend, so a simulated spoke is never mistaken for a real one."""
         name = self.backend.name
         try:
-            await self.hub.patch_cluster(self.cluster_name, {"metadata": {"labels": {BACKEND_LABEL: name}}, "spec": {"backend": name}})
+            await self.hub.patch_cluster(
+                self.cluster_name, {"metadata": {"labels": {BACKEND_LABEL: name}}, "spec": {"backend": name}}
+            )
         except PermanentError as e:
             if e.reason != "Forbidden":
                 raise
             # Some hubs let an agent write only its Cluster's status; the status still says
             # which backend this is (Ready reason, agentVersion suffix), so carry on.
-            log.warning("cluster %s: hub does not let the agent set spec.backend/labels (%s); "
-                        "the backend is shown in status only", self.cluster_name, e)
+            log.warning(
+                "cluster %s: hub does not let the agent set spec.backend/labels (%s); "
+                "the backend is shown in status only",
+                self.cluster_name,
+                e,
+            )
 
     # ------------------------------------------------------------ capacity reporting
 
@@ -137,7 +149,9 @@ class Agent:
                     "type": "Ready",
                     "status": "True",
                     "reason": "SimulatedAgentReporting" if simulated else "AgentReporting",
-                    "message": "SIMULATED cluster (spoke agent simulated backend)" if simulated else "spoke agent is reporting",
+                    "message": "SIMULATED cluster (spoke agent simulated backend)"
+                    if simulated
+                    else "spoke agent is reporting",
                     "lastTransitionTime": self._ready_since,
                 }
             ],
@@ -155,7 +169,7 @@ class Agent:
             try:
                 await asyncio.wait_for(self._capacity_dirty.wait(), timeout=settings.heartbeat_seconds)
                 await asyncio.sleep(settings.debounce_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass  # heartbeat
             self._capacity_dirty.clear()
             try:
@@ -185,7 +199,9 @@ class Agent:
             self._kubernetes_version = await self.backend.kubernetes_version()
             await self._retry(self.mark_backend, "label the Cluster")
             await self._retry(delivery.inventory, "inventory the spoke")
-            await self._retry(lambda: self.hub.patch_cluster_status(self.cluster_name, self.cluster_status()), "first report")
+            await self._retry(
+                lambda: self.hub.patch_cluster_status(self.cluster_name, self.cluster_status()), "first report"
+            )
             self.reports += 1
             tasks.append(asyncio.create_task(self.report_forever(), name="report"))
             tasks.append(asyncio.create_task(delivery.watch_forever(), name="watch"))
@@ -233,9 +249,9 @@ class Agent:
 class AgentThread:
     """Run one agent in a background thread (Python API for tests and embedding).
 
-        agent = AgentThread(AgentOptions(hub=url, cluster_name="a", join_token=t, kubeconfig=kc)).start()
-        ...
-        agent.stop()
+    agent = AgentThread(AgentOptions(hub=url, cluster_name="a", join_token=t, kubeconfig=kc)).start()
+    ...
+    agent.stop()
     """
 
     def __init__(self, options: AgentOptions, backend: Backend | None = None) -> None:
@@ -266,7 +282,7 @@ class AgentThread:
 
         try:
             asyncio.run(main())
-        except BaseException as e:  # noqa: BLE001 - reported to the caller
+        except BaseException as e:
             self.error = e
         finally:
             self._ready.set()

@@ -14,14 +14,14 @@ slimmed copies (see `slim_node` / `slim_pod`) so a big cluster does not cost the
 
 from __future__ import annotations
 
-from fleetplane_types import names
-from fleetplane_types.names import CAPACITY_TYPE_LABEL, NODE_POOL_LABEL
-
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from fleetplane_types import names
+from fleetplane_types.names import CAPACITY_TYPE_LABEL, NODE_POOL_LABEL
 
 # ------------------------------------------------------------------ label keys
 
@@ -208,9 +208,10 @@ def pod_gpu_request(pod: Mapping[str, Any], resource: str) -> int:
 
 def pod_holds_resources(pod: Mapping[str, Any]) -> bool:
     """Bound and not terminal: the scheduler counts its requests against the node."""
-    return bool((pod.get("spec") or {}).get("nodeName")) and (pod.get("status") or {}).get(
-        "phase"
-    ) not in TERMINAL_POD_PHASES
+    return (
+        bool((pod.get("spec") or {}).get("nodeName"))
+        and (pod.get("status") or {}).get("phase") not in TERMINAL_POD_PHASES
+    )
 
 
 # ------------------------------------------------------------------ slim copies

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import sys
 from enum import Enum
-from typing import Optional
 
 import typer
 
@@ -21,21 +20,48 @@ class BackendName(str, Enum):
 
 def agent_command(
     hub: str = typer.Option(..., "--hub", envvar="FLEETPLANE_HUB", help="Hub URL, e.g. https://hub.example:8443"),
-    join_token: Optional[str] = typer.Option(
-        None, "--join-token", envvar="FLEETPLANE_JOIN_TOKEN",
+    join_token: str | None = typer.Option(
+        None,
+        "--join-token",
+        envvar="FLEETPLANE_JOIN_TOKEN",
         help="Single-use token from `fleetplane cluster join-token create NAME`; only needed on first start "
         "(or put it in the state Secret under joinToken).",
     ),
-    cluster_name: Optional[str] = typer.Option(None, "--cluster-name", envvar="FLEETPLANE_CLUSTER_NAME", help="This cluster's name on the hub."),
-    kubeconfig: Optional[str] = typer.Option(None, "--kubeconfig", help="Spoke kubeconfig; default: $KUBECONFIG, in-cluster, ~/.kube/config."),
-    backend: BackendName = typer.Option(BackendName.kubernetes, "--backend", help="kubernetes, or simulated (an in-memory fake cluster)."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Simulated backend: YAML with node pools and job run times."),
-    config: Optional[str] = typer.Option(None, "--config", help="Agent settings YAML (allowed kinds/namespaces, intervals)."),
-    state_secret: Optional[str] = typer.Option(None, "--state-secret", help="namespace/name of the Secret holding the credential (default from config: fleetplane-system/fleetplane-agent)."),
-    state_file: Optional[str] = typer.Option(None, "--state-file", help="Simulated backend: file to keep the credential in across restarts."),
-    heartbeat_seconds: Optional[float] = typer.Option(None, "--heartbeat-seconds", help="Seconds between capacity reports without changes (default 15)."),
-    hub_ca: Optional[str] = typer.Option(None, "--hub-ca", envvar="FLEETPLANE_HUB_CA", help="PEM file of the CA that signed the hub's certificate (default: system CAs)."),
-    insecure_hub: bool = typer.Option(False, "--insecure-skip-tls-verify", help="Do not verify the hub's TLS certificate (lab only)."),
+    cluster_name: str | None = typer.Option(
+        None, "--cluster-name", envvar="FLEETPLANE_CLUSTER_NAME", help="This cluster's name on the hub."
+    ),
+    kubeconfig: str | None = typer.Option(
+        None, "--kubeconfig", help="Spoke kubeconfig; default: $KUBECONFIG, in-cluster, ~/.kube/config."
+    ),
+    backend: BackendName = typer.Option(
+        BackendName.kubernetes, "--backend", help="kubernetes, or simulated (an in-memory fake cluster)."
+    ),
+    profile: str | None = typer.Option(
+        None, "--profile", help="Simulated backend: YAML with node pools and job run times."
+    ),
+    config: str | None = typer.Option(
+        None, "--config", help="Agent settings YAML (allowed kinds/namespaces, intervals)."
+    ),
+    state_secret: str | None = typer.Option(
+        None,
+        "--state-secret",
+        help="namespace/name of the Secret holding the credential (default from config: fleetplane-system/fleetplane-agent).",
+    ),
+    state_file: str | None = typer.Option(
+        None, "--state-file", help="Simulated backend: file to keep the credential in across restarts."
+    ),
+    heartbeat_seconds: float | None = typer.Option(
+        None, "--heartbeat-seconds", help="Seconds between capacity reports without changes (default 15)."
+    ),
+    hub_ca: str | None = typer.Option(
+        None,
+        "--hub-ca",
+        envvar="FLEETPLANE_HUB_CA",
+        help="PEM file of the CA that signed the hub's certificate (default: system CAs).",
+    ),
+    insecure_hub: bool = typer.Option(
+        False, "--insecure-skip-tls-verify", help="Do not verify the hub's TLS certificate (lab only)."
+    ),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING."),
 ) -> None:
     """Join this cluster to the hub, report its GPUs, and run what the hub assigns it."""

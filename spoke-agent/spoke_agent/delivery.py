@@ -35,7 +35,7 @@ from .labels import (
     assignment_key,
     assignment_label,
 )
-from .manifests import ObjectRef, decorate, group_of, policy_violations, target_namespace
+from .manifests import ObjectRef, decorate, policy_violations, target_namespace
 from .settings import AgentConfig
 from .workqueue import WorkQueue
 
@@ -50,7 +50,7 @@ Assignment's finalizer. Pod termination takes seconds; one GET per object per se
 
 
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _key_of(obj: Mapping[str, Any]) -> str:
@@ -201,7 +201,7 @@ class Delivery:
                 delay = q.retry_delay(key, self.config.delivery.retry_backoff_max_seconds)
                 log.warning("Assignment %s: %s; retrying in %.1fs", key, e, delay)
                 q.add_after(key, delay)
-            except Exception:  # noqa: BLE001 - one bad Assignment must not stop the others
+            except Exception:
                 log.exception("Assignment %s: unexpected error", key)
                 q.add_after(key, q.retry_delay(key, self.config.delivery.retry_backoff_max_seconds))
             finally:
@@ -274,7 +274,13 @@ class Delivery:
             for m in manifests
         ]
         if delivery.create_namespaces:
-            for target in sorted({target_namespace(m, ns) for m, o in zip(manifests, objs) if namespaced[(m["apiVersion"], m["kind"])]}):
+            for target in sorted(
+                {
+                    target_namespace(m, ns)
+                    for m, o in zip(manifests, objs, strict=False)
+                    if namespaced[(m["apiVersion"], m["kind"])]
+                }
+            ):
                 await self.backend.ensure_namespace(target)
         refs: set[ObjectRef] = set()
         for obj in objs:
@@ -327,7 +333,14 @@ class Delivery:
         if self.applied.get(key) and (a.get("status") or {}).get("phase") != "Deleting":
             try:
                 updated = await self.hub.patch_assignment_status(
-                    ns, name, {"phase": "Deleting", "reason": None, "message": "deleting objects on the cluster", "updatedAt": now_rfc3339()}
+                    ns,
+                    name,
+                    {
+                        "phase": "Deleting",
+                        "reason": None,
+                        "message": "deleting objects on the cluster",
+                        "updatedAt": now_rfc3339(),
+                    },
                 )
                 rv = (updated.get("metadata") or {}).get("resourceVersion") or rv  # our own write moved it
             except PermanentError:
@@ -340,9 +353,7 @@ class Delivery:
         if CLEANUP_FINALIZER in finalizers:
             rest = [f for f in finalizers if f != CLEANUP_FINALIZER]
             try:
-                await self.hub.patch_assignment(
-                    ns, name, {"metadata": {"finalizers": rest, "resourceVersion": rv}}
-                )
+                await self.hub.patch_assignment(ns, name, {"metadata": {"finalizers": rest, "resourceVersion": rv}})
             except PermanentError as e:
                 if "404" not in str(e) and "NotFound" not in str(e):
                     raise
@@ -379,7 +390,7 @@ class Delivery:
                 q.add_after(key, delay)
             except PermanentError as e:
                 log.warning("status of Assignment %s: %s", key, e)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("status of Assignment %s: unexpected error", key)
             finally:
                 q.done(key)

@@ -148,7 +148,9 @@ class HubClient:
         Raises Expired on 410 (as an HTTP status or an ERROR event), TemporaryError when the
         stream breaks or stays silent longer than the inactivity timeout.
         """
-        url = f"{self._assignments_query(cluster)}&watch=true&allowWatchBookmarks=true&resourceVersion={resource_version}"
+        url = (
+            f"{self._assignments_query(cluster)}&watch=true&allowWatchBookmarks=true&resourceVersion={resource_version}"
+        )
         timeout = httpx.Timeout(
             self.settings.request_timeout_seconds, read=self.settings.watch_inactivity_timeout_seconds
         )

@@ -145,8 +145,13 @@ class KubeAPI:
             await self._request(
                 "DELETE",
                 await self.url(ref),
-                content=json.dumps({"kind": "DeleteOptions", "apiVersion": "v1",
-                                    "propagationPolicy": "Foreground" if foreground else "Background"}),
+                content=json.dumps(
+                    {
+                        "kind": "DeleteOptions",
+                        "apiVersion": "v1",
+                        "propagationPolicy": "Foreground" if foreground else "Background",
+                    }
+                ),
                 headers={"Content-Type": "application/json"},
             )
             return True
@@ -218,7 +223,11 @@ class KubeAPI:
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": "fleetplane-agent"}},
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/name": "fleetplane-agent"},
+            },
             "type": "Opaque",
             "stringData": dict(data),
         }

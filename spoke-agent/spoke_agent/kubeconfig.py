@@ -78,6 +78,7 @@ def _tempfile(content: bytes) -> str:
     with os.fdopen(fd, "wb") as f:
         f.write(content)
     os.chmod(path, 0o600)
+
     def cleanup() -> None:
         if os.path.exists(path):
             os.unlink(path)

@@ -20,9 +20,17 @@ from fleetplane_types.names import (
 )
 
 __all__ = [
-    "ASSIGNMENT_ANNOTATION", "ASSIGNMENT_LABEL", "BACKEND_LABEL", "CLEANUP_FINALIZER", "EPOCH_LABEL", "WORKLOAD_LABEL",
-    "assignment_key", "assignment_label", "label_value",
+    "ASSIGNMENT_ANNOTATION",
+    "ASSIGNMENT_LABEL",
+    "BACKEND_LABEL",
+    "CLEANUP_FINALIZER",
+    "EPOCH_LABEL",
+    "WORKLOAD_LABEL",
+    "assignment_key",
+    "assignment_label",
+    "label_value",
 ]
+
 
 def assignment_key(namespace: str, name: str) -> str:
     """The in-memory key of an Assignment: "<ns>/<name>"."""

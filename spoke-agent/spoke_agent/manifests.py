@@ -17,7 +17,13 @@ from .settings import DeliverySettings
 
 # Kinds whose pod template lives at spec.template (and JobSet/Ray/PyTorch templates deeper:
 # those keep their own labels; the agent finds their pods through the objects they own).
-_TEMPLATE_KINDS = {("batch", "Job"), ("apps", "Deployment"), ("apps", "StatefulSet"), ("apps", "DaemonSet"), ("apps", "ReplicaSet")}
+_TEMPLATE_KINDS = {
+    ("batch", "Job"),
+    ("apps", "Deployment"),
+    ("apps", "StatefulSet"),
+    ("apps", "DaemonSet"),
+    ("apps", "ReplicaSet"),
+}
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,13 @@ def pin_to_nodes(template_spec: dict[str, Any], nodes: list[str]) -> None:
     required = affinity.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
     terms = required.get("nodeSelectorTerms") or [{}]
     required["nodeSelectorTerms"] = [
-        {**term, "matchFields": [*[f for f in term.get("matchFields") or [] if f.get("key") != "metadata.name"],
-                                 {"key": "metadata.name", "operator": "In", "values": [node]}]}
+        {
+            **term,
+            "matchFields": [
+                *[f for f in term.get("matchFields") or [] if f.get("key") != "metadata.name"],
+                {"key": "metadata.name", "operator": "In", "values": [node]},
+            ],
+        }
         for term in terms
         for node in nodes
     ]
@@ -103,8 +114,12 @@ def pin_to_nodes(template_spec: dict[str, Any], nodes: list[str]) -> None:
 
 def pinned_nodes(template_spec: Mapping[str, Any]) -> set[str] | None:
     """The node names a template is pinned to by pin_to_nodes (None: not pinned)."""
-    terms = (((template_spec.get("affinity") or {}).get("nodeAffinity") or {})
-             .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []
+    terms = (
+        ((template_spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        )
+        or {}
+    ).get("nodeSelectorTerms") or []
     allowed: set[str] | None = None
     for term in terms:
         for f in term.get("matchFields") or []:

@@ -38,7 +38,12 @@ class ObjectPhase:
     reason: str | None = None
 
     def to_api(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "phase": self.phase}
+        out: dict[str, Any] = {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "phase": self.phase,
+        }
         if self.namespace:
             out["namespace"] = self.namespace
         if self.message:
@@ -80,7 +85,12 @@ def pod_pending_reason(pods: Iterable[Mapping[str, Any]]) -> tuple[str, str] | N
                 return reason, cond.get("message") or "the scheduler found no node for the pod"
         for cs in status.get("containerStatuses") or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in {"ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff", "CreateContainerConfigError"}:
+            if waiting.get("reason") in {
+                "ImagePullBackOff",
+                "ErrImagePull",
+                "CrashLoopBackOff",
+                "CreateContainerConfigError",
+            }:
                 return waiting["reason"], waiting.get("message") or waiting["reason"]
     return None
 

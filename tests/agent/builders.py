@@ -51,7 +51,9 @@ def a_node(name: str) -> NodeBuilder:
     return NodeBuilder(name)
 
 
-def a_pod(node: str | None, gpus: int, phase: str = "Running", resource: str = "nvidia.com/gpu", use_limits: bool = False) -> dict[str, Any]:
+def a_pod(
+    node: str | None, gpus: int, phase: str = "Running", resource: str = "nvidia.com/gpu", use_limits: bool = False
+) -> dict[str, Any]:
     key = "limits" if use_limits else "requests"
     return {
         "metadata": {"name": f"pod-{node}-{gpus}-{phase}"},

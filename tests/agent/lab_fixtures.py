@@ -6,17 +6,9 @@ killed and restarted. Helpers are named after what they wait for or assert.
 from __future__ import annotations
 
 import json
-import os
-import ssl
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-
-import httpx
 
 from fleetplane_testing import wait_until as lab_wait_until
 from fleetplane_testing.agenthub import Hub, env, start_hub, stop_hub

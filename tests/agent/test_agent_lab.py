@@ -52,7 +52,11 @@ def spoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from fleetplane_lab.fixtures import require_lab_binaries
 
     require_lab_binaries()
-    lab = Lab(tmp_path_factory.mktemp("lab"), spokes=[SpokeSpec(name=CLUSTER, profiles=["a100-spot", "l4-ondemand"], region="us-east-1")], with_hub=False)
+    lab = Lab(
+        tmp_path_factory.mktemp("lab"),
+        spokes=[SpokeSpec(name=CLUSTER, profiles=["a100-spot", "l4-ondemand"], region="us-east-1")],
+        with_hub=False,
+    )
     with lab:
         yield lab.spokes[CLUSTER]
 
@@ -63,7 +67,9 @@ def agent_kubeconfig(spoke: Any, tmp_path_factory: pytest.TempPathFactory) -> st
     admin = spoke.kubeconfig
     kubectl(admin, "create", "namespace", "fleetplane-system")
     kubectl(admin, "apply", "-f", str(ROOT / "deploy/agent/rbac.yaml"))
-    token = kubectl(admin, "-n", "fleetplane-system", "create", "token", "fleetplane-agent", "--duration=4h").stdout.strip()
+    token = kubectl(
+        admin, "-n", "fleetplane-system", "create", "token", "fleetplane-agent", "--duration=4h"
+    ).stdout.strip()
     cfg = yaml.safe_load(Path(admin).read_text())
     for user in cfg["users"]:
         user["user"] = {"token": token}
@@ -73,14 +79,28 @@ def agent_kubeconfig(spoke: Any, tmp_path_factory: pytest.TempPathFactory) -> st
 
 
 @pytest.fixture(scope="module")
-def agent(hub: Hub, spoke: Any, agent_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+def agent(
+    hub: Hub, spoke: Any, agent_kubeconfig: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AgentProcess]:
     token = hub.join_token(CLUSTER)
     config = tmp_path_factory.mktemp("cfg") / "agent.yaml"
     # Fast heartbeat so a missed change would show; 0.5 s debounce keeps reports "within seconds".
     config.write_text("capacity: {heartbeatSeconds: 5, debounceSeconds: 0.5}\n")
     proc = AgentProcess(
-        args=["--hub", hub.url, "--hub-ca", str(hub.ca), "--join-token", token, "--cluster-name", CLUSTER,
-              "--kubeconfig", agent_kubeconfig, "--config", str(config)],
+        args=[
+            "--hub",
+            hub.url,
+            "--hub-ca",
+            str(hub.ca),
+            "--join-token",
+            token,
+            "--cluster-name",
+            CLUSTER,
+            "--kubeconfig",
+            agent_kubeconfig,
+            "--config",
+            str(config),
+        ],
         log_path=tmp_path_factory.mktemp("agentlog") / "agent.log",
     )
     proc.join_token = token  # type: ignore[attr-defined]
@@ -104,7 +124,13 @@ def gpu_job(name: str, gpus: int, delay: str | None = None) -> dict[str, Any]:
                 "metadata": {"annotations": annotations},
                 "spec": {
                     "restartPolicy": "Never",
-                    "containers": [{"name": "train", "image": "trainer:latest", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}],
+                    "containers": [
+                        {
+                            "name": "train",
+                            "image": "trainer:latest",
+                            "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+                        }
+                    ],
                 },
             },
         },
@@ -112,7 +138,9 @@ def gpu_job(name: str, gpus: int, delay: str | None = None) -> dict[str, Any]:
 
 
 def jobs_on_spoke(kubeconfig: str, assignment: str) -> list[dict[str, Any]]:
-    return kubectl_json(kubeconfig, "get", "jobs", "-A", "--show-managed-fields", "-l", f"fleetplane.io/assignment={NS}.{assignment}")["items"]
+    return kubectl_json(
+        kubeconfig, "get", "jobs", "-A", "--show-managed-fields", "-l", f"fleetplane.io/assignment={NS}.{assignment}"
+    )["items"]
 
 
 # ---------------------------------------------------------------- join
@@ -131,9 +159,20 @@ def test_a_used_join_token_is_refused(hub: Hub, spoke: Any, agent: AgentProcess,
     # A second agent with an empty state Secret (admin kubeconfig: the agent's own RBAC may
     # only read its one Secret) presents the join token the first agent already used.
     again = AgentProcess(
-        args=["--hub", hub.url, "--hub-ca", str(hub.ca), "--join-token", agent.join_token,  # type: ignore[attr-defined]
-              "--cluster-name", CLUSTER, "--kubeconfig", spoke.kubeconfig,
-              "--state-secret", "fleetplane-system/fleetplane-agent-unused"],
+        args=[
+            "--hub",
+            hub.url,
+            "--hub-ca",
+            str(hub.ca),
+            "--join-token",
+            agent.join_token,  # type: ignore[attr-defined]
+            "--cluster-name",
+            CLUSTER,
+            "--kubeconfig",
+            spoke.kubeconfig,
+            "--state-secret",
+            "fleetplane-system/fleetplane-agent-unused",
+        ],
         log_path=tmp_path / "again.log",
     ).start()
     assert again.proc is not None
@@ -147,23 +186,35 @@ def test_a_used_join_token_is_refused(hub: Hub, spoke: Any, agent: AgentProcess,
 
 def test_capacity_on_the_hub_equals_what_nodes_and_pods_say(hub: Hub, spoke: Any, agent: AgentProcess) -> None:
     expected = expected_capacity(spoke.kubeconfig)
-    wait_until("the hub shows the spoke's capacity", lambda: reported_capacity(hub.cluster(CLUSTER)) == expected, timeout=30)
+    wait_until(
+        "the hub shows the spoke's capacity", lambda: reported_capacity(hub.cluster(CLUSTER)) == expected, timeout=30
+    )
     pools = {(p["model"], p["capacityType"]) for p in hub.cluster(CLUSTER)["status"]["gpuPools"]}
     assert pools == {("A100", "spot"), ("L4", "on-demand")}
 
 
-def test_capacity_changes_within_seconds_when_a_gpu_pod_starts_or_a_node_is_cordoned(hub: Hub, spoke: Any, agent: AgentProcess) -> None:
+def test_capacity_changes_within_seconds_when_a_gpu_pod_starts_or_a_node_is_cordoned(
+    hub: Hub, spoke: Any, agent: AgentProcess
+) -> None:
     kc = spoke.kubeconfig
     before = reported_capacity(hub.cluster(CLUSTER))
     pod = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gpu-probe", "namespace": "default"},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "gpu-probe", "namespace": "default"},
         "spec": {"containers": [{"name": "c", "image": "x", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]},
     }
     kubectl(kc, "create", "-f", "-", check=False)  # no-op warm-up of kubectl's cache
-    proc = __import__("subprocess").run(["kubectl", "--kubeconfig", kc, "create", "-f", "-"], input=json.dumps(pod), text=True, capture_output=True)
+    proc = __import__("subprocess").run(
+        ["kubectl", "--kubeconfig", kc, "create", "-f", "-"], input=json.dumps(pod), text=True, capture_output=True
+    )
     assert proc.returncode == 0, proc.stderr
     t0 = time.monotonic()
-    wait_until("the hub shows 2 fewer free GPUs", lambda: reported_capacity(hub.cluster(CLUSTER))["free"] == before["free"] - 2, timeout=15)
+    wait_until(
+        "the hub shows 2 fewer free GPUs",
+        lambda: reported_capacity(hub.cluster(CLUSTER))["free"] == before["free"] - 2,
+        timeout=15,
+    )
     pod_latency = time.monotonic() - t0
     node = kubectl_json(kc, "-n", "default", "get", "pod", "gpu-probe")["spec"]["nodeName"]
     kubectl(kc, "delete", "pod", "-n", "default", "gpu-probe", "--wait=false")
@@ -172,8 +223,11 @@ def test_capacity_changes_within_seconds_when_a_gpu_pod_starts_or_a_node_is_cord
     kubectl(kc, "cordon", target)
     try:
         t0 = time.monotonic()
-        wait_until(f"the hub shows cordoned {target} with no free GPUs",
-                   lambda: reported_capacity(hub.cluster(CLUSTER))["per_node"].get(target) == 0, timeout=15)
+        wait_until(
+            f"the hub shows cordoned {target} with no free GPUs",
+            lambda: reported_capacity(hub.cluster(CLUSTER))["per_node"].get(target) == 0,
+            timeout=15,
+        )
         cordon_latency = time.monotonic() - t0
         assert reported_capacity(hub.cluster(CLUSTER)) == expected_capacity(kc)
     finally:
@@ -186,7 +240,9 @@ def test_capacity_changes_within_seconds_when_a_gpu_pod_starts_or_a_node_is_cord
 # ---------------------------------------------------------------- delivery and status
 
 
-def test_an_assignment_with_a_gpu_job_runs_to_succeeded_and_deleting_it_removes_the_job(hub: Hub, spoke: Any, agent: AgentProcess) -> None:
+def test_an_assignment_with_a_gpu_job_runs_to_succeeded_and_deleting_it_removes_the_job(
+    hub: Hub, spoke: Any, agent: AgentProcess
+) -> None:
     hub.create_assignment(NS, "train-a", CLUSTER, "train", 1, [gpu_job("train", 4, delay="3s")])
     wait_until("the Job is on the spoke", lambda: jobs_on_spoke(spoke.kubeconfig, "train-a"), timeout=30)
     job = jobs_on_spoke(spoke.kubeconfig, "train-a")[0]
@@ -200,12 +256,18 @@ def test_an_assignment_with_a_gpu_job_runs_to_succeeded_and_deleting_it_removes_
 
     hub.delete_assignment(NS, "train-a")
     wait_until("the Job is gone from the spoke", lambda: not jobs_on_spoke(spoke.kubeconfig, "train-a"), timeout=30)
-    wait_until("the Assignment is gone from the hub (finalizer removed)", lambda: hub.assignment(NS, "train-a") is None, timeout=30)
+    wait_until(
+        "the Assignment is gone from the hub (finalizer removed)",
+        lambda: hub.assignment(NS, "train-a") is None,
+        timeout=30,
+    )
 
 
 def test_a_disallowed_kind_is_refused_and_reported(hub: Hub, spoke: Any, agent: AgentProcess) -> None:
     crb = {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "take-over"},
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "take-over"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
         "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": NS}],
     }
@@ -218,10 +280,16 @@ def test_a_disallowed_kind_is_refused_and_reported(hub: Hub, spoke: Any, agent: 
     hub.delete_assignment(NS, "evil")
 
 
-def test_an_unschedulable_job_is_reported_pending_with_the_schedulers_reason(hub: Hub, spoke: Any, agent: AgentProcess) -> None:
+def test_an_unschedulable_job_is_reported_pending_with_the_schedulers_reason(
+    hub: Hub, spoke: Any, agent: AgentProcess
+) -> None:
     hub.create_assignment(NS, "too-big", CLUSTER, "too-big", 1, [gpu_job("too-big", 64)])
     a = hub.wait_until_assignment_phase(NS, "too-big", "Pending", timeout=30)
-    wait_until("the reason is Unschedulable", lambda: (hub.assignment(NS, "too-big") or {}).get("status", {}).get("reason") == "Unschedulable", timeout=30)
+    wait_until(
+        "the reason is Unschedulable",
+        lambda: (hub.assignment(NS, "too-big") or {}).get("status", {}).get("reason") == "Unschedulable",
+        timeout=30,
+    )
     hub.delete_assignment(NS, "too-big")
     wait_until("the Job is gone", lambda: not jobs_on_spoke(spoke.kubeconfig, "too-big"), timeout=30)
     assert a
@@ -243,7 +311,9 @@ def test_a_stale_epoch_is_dropped_and_its_copy_removed(hub: Hub, spoke: Any, age
 # ---------------------------------------------------------------- restart
 
 
-def test_restarting_the_agent_mid_stream_duplicates_nothing_and_loses_no_status(hub: Hub, spoke: Any, agent: AgentProcess) -> None:
+def test_restarting_the_agent_mid_stream_duplicates_nothing_and_loses_no_status(
+    hub: Hub, spoke: Any, agent: AgentProcess
+) -> None:
     kc = spoke.kubeconfig
     hub.create_assignment(NS, "long", CLUSTER, "long", 1, [gpu_job("long", 2, delay="12s")])
     hub.create_assignment(NS, "doomed", CLUSTER, "doomed", 1, [gpu_job("doomed", 1, delay="600s")])
@@ -254,9 +324,15 @@ def test_restarting_the_agent_mid_stream_duplicates_nothing_and_loses_no_status(
     # While the agent is down: a new Assignment arrives, another is deleted, "long" finishes.
     hub.create_assignment(NS, "while-down", CLUSTER, "while-down", 1, [gpu_job("while-down", 1, delay="2s")])
     hub.delete_assignment(NS, "doomed")
-    wait_until("long's Job completes on the spoke", lambda: any(
-        c["type"] == "Complete" and c["status"] == "True"
-        for j in jobs_on_spoke(kc, "long") for c in (j.get("status") or {}).get("conditions") or []), timeout=60)
+    wait_until(
+        "long's Job completes on the spoke",
+        lambda: any(
+            c["type"] == "Complete" and c["status"] == "True"
+            for j in jobs_on_spoke(kc, "long")
+            for c in (j.get("status") or {}).get("conditions") or []
+        ),
+        timeout=60,
+    )
     assert (hub.assignment(NS, "long") or {})["status"]["phase"] == "Running", "nobody told the hub yet"
 
     agent.start().wait_until_ready()

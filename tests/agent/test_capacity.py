@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from fleetplane_types.v1alpha1 import ClusterStatus
-from spoke_agent.capacity import capacity_type, compute_capacity, gpu_memory_gib, gpu_model, pod_gpu_request, slim_node, slim_pod
+from spoke_agent.capacity import (
+    capacity_type,
+    compute_capacity,
+    gpu_memory_gib,
+    gpu_model,
+    pod_gpu_request,
+    slim_node,
+    slim_pod,
+)
 
 from .builders import a_node, a_pod
 
@@ -47,7 +55,9 @@ def test_capacity_type_is_read_from_each_providers_labels(labels: dict[str, str]
         ({}, "unknown", None),
     ],
 )
-def test_gpu_model_and_memory_come_from_discovery_labels(labels: dict[str, str], model: str, memory: int | None) -> None:
+def test_gpu_model_and_memory_come_from_discovery_labels(
+    labels: dict[str, str], model: str, memory: int | None
+) -> None:
     assert gpu_model(labels) == model
     assert gpu_memory_gib(labels) == memory
 
@@ -64,20 +74,43 @@ def test_limits_without_requests_count_and_init_containers_take_the_max() -> Non
 CASES = [
     pytest.param([a_node("n1").gpus(8)], [], (8, 8, 0, 8), id="idle node: all free"),
     pytest.param([a_node("n1").gpus(8)], [a_pod("n1", 3)], (8, 8, 3, 5), id="running pod holds its GPUs"),
-    pytest.param([a_node("n1").gpus(8)], [a_pod("n1", 3, "Pending")], (8, 8, 3, 5), id="bound pending pod holds its GPUs"),
-    pytest.param([a_node("n1").gpus(8)], [a_pod("n1", 3, "Succeeded"), a_pod("n1", 2, "Failed")], (8, 8, 0, 8), id="terminal pods hold nothing"),
+    pytest.param(
+        [a_node("n1").gpus(8)], [a_pod("n1", 3, "Pending")], (8, 8, 3, 5), id="bound pending pod holds its GPUs"
+    ),
+    pytest.param(
+        [a_node("n1").gpus(8)],
+        [a_pod("n1", 3, "Succeeded"), a_pod("n1", 2, "Failed")],
+        (8, 8, 0, 8),
+        id="terminal pods hold nothing",
+    ),
     pytest.param([a_node("n1").gpus(8)], [a_pod(None, 4, "Pending")], (8, 8, 0, 8), id="unbound pod holds nothing"),
-    pytest.param([a_node("n1").gpus(8).cordoned()], [a_pod("n1", 2)], (8, 8, 2, 0), id="cordoned node offers no free GPUs"),
+    pytest.param(
+        [a_node("n1").gpus(8).cordoned()], [a_pod("n1", 2)], (8, 8, 2, 0), id="cordoned node offers no free GPUs"
+    ),
     pytest.param([a_node("n1").gpus(8).not_ready()], [], (8, 8, 0, 0), id="NotReady node offers no free GPUs"),
-    pytest.param([a_node("n1").gpus(8).taint("node.kubernetes.io/unreachable", "NoExecute")], [], (8, 8, 0, 0), id="unreachable taint: no free GPUs"),
-    pytest.param([a_node("n1").gpus(8).taint("nvidia.com/gpu")], [], (8, 8, 0, 8), id="the usual GPU taint does not hide capacity"),
-    pytest.param([a_node("n1").gpus(8, allocatable=7)], [], (8, 7, 0, 7), id="allocatable below capacity (an unhealthy GPU)"),
+    pytest.param(
+        [a_node("n1").gpus(8).taint("node.kubernetes.io/unreachable", "NoExecute")],
+        [],
+        (8, 8, 0, 0),
+        id="unreachable taint: no free GPUs",
+    ),
+    pytest.param(
+        [a_node("n1").gpus(8).taint("nvidia.com/gpu")],
+        [],
+        (8, 8, 0, 8),
+        id="the usual GPU taint does not hide capacity",
+    ),
+    pytest.param(
+        [a_node("n1").gpus(8, allocatable=7)], [], (8, 7, 0, 7), id="allocatable below capacity (an unhealthy GPU)"
+    ),
     pytest.param([a_node("n1")], [a_pod("n1", 1)], (0, 0, 0, 0), id="CPU-only node is not a pool"),
 ]
 
 
 @pytest.mark.parametrize(("nodes", "pods", "expected"), CASES)
-def test_pool_totals_match_what_nodes_and_pods_say(nodes: list, pods: list, expected: tuple[int, int, int, int]) -> None:
+def test_pool_totals_match_what_nodes_and_pods_say(
+    nodes: list, pods: list, expected: tuple[int, int, int, int]
+) -> None:
     cap = compute_capacity([n.body for n in nodes], pods)
     got = (
         sum(p.total for p in cap.pools),
@@ -90,9 +123,23 @@ def test_pool_totals_match_what_nodes_and_pods_say(nodes: list, pods: list, expe
 
 def test_pools_split_by_model_and_capacity_type_with_free_per_node() -> None:
     nodes = [
-        a_node("h1").gpus(8).product("NVIDIA-H100-80GB-HBM3", 81559).label("karpenter.sh/capacity-type", "spot").label("karpenter.sh/nodepool", "h100").zone("us-east-1a", "us-east-1"),
-        a_node("h2").gpus(8).product("NVIDIA-H100-80GB-HBM3", 81559).label("karpenter.sh/capacity-type", "spot").label("karpenter.sh/nodepool", "h100").zone("us-east-1a", "us-east-1"),
-        a_node("a1").gpus(4).product("NVIDIA-A100-SXM4-40GB").label("eks.amazonaws.com/capacityType", "ON_DEMAND").zone("us-east-1b", "us-east-1"),
+        a_node("h1")
+        .gpus(8)
+        .product("NVIDIA-H100-80GB-HBM3", 81559)
+        .label("karpenter.sh/capacity-type", "spot")
+        .label("karpenter.sh/nodepool", "h100")
+        .zone("us-east-1a", "us-east-1"),
+        a_node("h2")
+        .gpus(8)
+        .product("NVIDIA-H100-80GB-HBM3", 81559)
+        .label("karpenter.sh/capacity-type", "spot")
+        .label("karpenter.sh/nodepool", "h100")
+        .zone("us-east-1a", "us-east-1"),
+        a_node("a1")
+        .gpus(4)
+        .product("NVIDIA-A100-SXM4-40GB")
+        .label("eks.amazonaws.com/capacityType", "ON_DEMAND")
+        .zone("us-east-1b", "us-east-1"),
         a_node("cpu").zone("us-east-1b", "us-east-1"),
     ]
     pods = [a_pod("h1", 6), a_pod("a1", 1)]
@@ -100,13 +147,27 @@ def test_pools_split_by_model_and_capacity_type_with_free_per_node() -> None:
     pools = {(p.model, p.capacity_type): p for p in cap.pools}
     assert set(pools) == {("H100", "spot"), ("A100", "on-demand")}
     h100 = pools[("H100", "spot")]
-    assert (h100.total, h100.allocated, h100.free, h100.gpus_per_node, h100.memory_gib, h100.zone, h100.name) == (16, 6, 10, 8, 80, "us-east-1a", "h100")
+    assert (h100.total, h100.allocated, h100.free, h100.gpus_per_node, h100.memory_gib, h100.zone, h100.name) == (
+        16,
+        6,
+        10,
+        8,
+        80,
+        "us-east-1a",
+        "h100",
+    )
     assert {n.name: n.free for n in h100.nodes} == {"h1": 2, "h2": 8}
     assert (cap.total_gpus, cap.free_gpus, cap.region) == (20, 13, "us-east-1")
 
 
 def test_status_validates_against_the_hub_api_types() -> None:
-    nodes = [a_node("h1").gpus(8).product("NVIDIA-H100-80GB-HBM3", 81559).label("karpenter.sh/capacity-type", "spot").zone("z1", "r1")]
+    nodes = [
+        a_node("h1")
+        .gpus(8)
+        .product("NVIDIA-H100-80GB-HBM3", 81559)
+        .label("karpenter.sh/capacity-type", "spot")
+        .zone("z1", "r1")
+    ]
     status = compute_capacity([n.body for n in nodes], [a_pod("h1", 2)]).to_status()
     parsed = ClusterStatus.model_validate(status)
     assert parsed.gpu_pools is not None and parsed.gpu_pools[0].free == 6
@@ -115,7 +176,9 @@ def test_status_validates_against_the_hub_api_types() -> None:
 
 def test_other_extended_resources_named_in_config_are_counted() -> None:
     node = a_node("m1").gpus(4, resource="amd.com/gpu").label("amd.com/gpu.product-name", "MI300X")
-    cap = compute_capacity([node.body], [a_pod("m1", 1, resource="amd.com/gpu")], resources=["nvidia.com/gpu", "amd.com/gpu"])
+    cap = compute_capacity(
+        [node.body], [a_pod("m1", 1, resource="amd.com/gpu")], resources=["nvidia.com/gpu", "amd.com/gpu"]
+    )
     assert [(p.model, p.total, p.free) for p in cap.pools] == [("MI300X", 4, 3)]
 
 
@@ -123,14 +186,23 @@ def test_slim_copies_give_the_same_capacity_as_full_objects() -> None:
     nodes = [a_node("n1").gpus(8).product("NVIDIA-L4").cordoned(), a_node("n2").gpus(8).product("NVIDIA-L4")]
     pods = [a_pod("n1", 2), a_pod("n2", 3), a_pod("n2", 1, "Succeeded")]
     full = compute_capacity([n.body for n in nodes], pods).to_status()
-    slim = compute_capacity([slim_node(n.body) for n in nodes], [p for p in (slim_pod(p, ["nvidia.com/gpu"]) for p in pods) if p]).to_status()
+    slim = compute_capacity(
+        [slim_node(n.body) for n in nodes], [p for p in (slim_pod(p, ["nvidia.com/gpu"]) for p in pods) if p]
+    ).to_status()
     assert full == slim
 
 
 def test_pool_price_and_common_taints_are_reported_from_nodes() -> None:
     nodes = []
     for i in range(3):
-        n = a_node(f"h{i}").gpus(8).product("H100").label("karpenter.sh/capacity-type", "spot").taint("nvidia.com/gpu").body
+        n = (
+            a_node(f"h{i}")
+            .gpus(8)
+            .product("H100")
+            .label("karpenter.sh/capacity-type", "spot")
+            .taint("nvidia.com/gpu")
+            .body
+        )
         # Two nodes advertise 2.1 $/GPU-h, one 9.9: the pool reports the common price.
         n["metadata"]["annotations"] = {"fleetplane.io/price-per-gpu-hour": "9.9" if i == 2 else "2.1"}
         nodes.append(slim_node(n))

@@ -10,8 +10,17 @@ from spoke_agent.settings import DeliverySettings
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC = ROOT / "deploy" / "agent" / "rbac.yaml"
-PLURALS = {"Job": "jobs", "Deployment": "deployments", "StatefulSet": "statefulsets", "Pod": "pods", "Service": "services",
-           "ConfigMap": "configmaps", "PyTorchJob": "pytorchjobs", "RayJob": "rayjobs", "JobSet": "jobsets"}
+PLURALS = {
+    "Job": "jobs",
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "Pod": "pods",
+    "Service": "services",
+    "ConfigMap": "configmaps",
+    "PyTorchJob": "pytorchjobs",
+    "RayJob": "rayjobs",
+    "JobSet": "jobsets",
+}
 
 
 def cluster_role_rules() -> list[dict]:
@@ -21,7 +30,13 @@ def cluster_role_rules() -> list[dict]:
 
 def test_every_allowed_kind_can_be_applied_listed_and_deleted_and_nothing_else_is_writable() -> None:
     rules = cluster_role_rules()
-    writable = {(g, r) for rule in rules if {"create", "patch"} <= set(rule["verbs"]) for g in rule["apiGroups"] for r in rule["resources"]}
+    writable = {
+        (g, r)
+        for rule in rules
+        if {"create", "patch"} <= set(rule["verbs"])
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+    }
     allowed = {(k.group, PLURALS[k.kind]) for k in DeliverySettings().allowed_kinds}
     assert allowed <= writable
     assert writable - allowed == {("", "namespaces")} or writable - allowed == set()

@@ -19,34 +19,76 @@ def job(conditions: list[dict[str, Any]] | None = None, **status: Any) -> dict[s
 
 
 def pod(phase: str, unschedulable: bool = False, node: str | None = "n1") -> dict[str, Any]:
-    conds = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}] if unschedulable else []
-    return {"metadata": {"name": "p"}, "spec": {"nodeName": None if unschedulable else node}, "status": {"phase": phase, "conditions": conds}}
+    conds = (
+        [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+            }
+        ]
+        if unschedulable
+        else []
+    )
+    return {
+        "metadata": {"name": "p"},
+        "spec": {"nodeName": None if unschedulable else node},
+        "status": {"phase": phase, "conditions": conds},
+    }
 
 
 JOB_CASES = [
     pytest.param(job([{"type": "Complete", "status": "True"}]), [], "Succeeded", None, id="complete job succeeded"),
-    pytest.param(job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]), [], "Failed", "BackoffLimitExceeded", id="failed job carries its reason"),
+    pytest.param(
+        job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]),
+        [],
+        "Failed",
+        "BackoffLimitExceeded",
+        id="failed job carries its reason",
+    ),
     pytest.param(job(active=1, ready=1), [pod("Running")], "Running", None, id="ready pod: running"),
-    pytest.param(job(active=1), [pod("Pending", unschedulable=True)], "Pending", "Unschedulable", id="unschedulable pod: pending with reason"),
+    pytest.param(
+        job(active=1),
+        [pod("Pending", unschedulable=True)],
+        "Pending",
+        "Unschedulable",
+        id="unschedulable pod: pending with reason",
+    ),
     pytest.param(job(active=1), [], "Running", None, id="active job without seen pods trusts the job"),
     pytest.param(job(), [], "Pending", None, id="fresh job: pending"),
-    pytest.param(job([{"type": "Suspended", "status": "True"}]), [], "Pending", "Suspended", id="suspended job: pending"),
+    pytest.param(
+        job([{"type": "Suspended", "status": "True"}]), [], "Pending", "Suspended", id="suspended job: pending"
+    ),
 ]
 
 
 @pytest.mark.parametrize(("body", "pods", "phase", "reason"), JOB_CASES)
-def test_job_phase_follows_conditions_then_pods(body: dict[str, Any], pods: list[dict[str, Any]], phase: str, reason: str | None) -> None:
+def test_job_phase_follows_conditions_then_pods(
+    body: dict[str, Any], pods: list[dict[str, Any]], phase: str, reason: str | None
+) -> None:
     got = object_phase("batch/v1", "Job", "train", "team-a", body, pods)
     assert (got.phase, got.reason) == (phase, reason)
 
 
 def test_deployment_is_running_when_available_and_failed_past_its_progress_deadline() -> None:
-    ok = {"kind": "Deployment", "spec": {"replicas": 2}, "status": {"readyReplicas": 2, "conditions": [{"type": "Available", "status": "True"}]}}
-    stuck = {"kind": "Deployment", "spec": {"replicas": 2}, "status": {"conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}}
+    ok = {
+        "kind": "Deployment",
+        "spec": {"replicas": 2},
+        "status": {"readyReplicas": 2, "conditions": [{"type": "Available", "status": "True"}]},
+    }
+    stuck = {
+        "kind": "Deployment",
+        "spec": {"replicas": 2},
+        "status": {"conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]},
+    }
     half = {"kind": "Deployment", "spec": {"replicas": 2}, "status": {"readyReplicas": 1}}
     assert object_phase("apps/v1", "Deployment", "d", "ns", ok, []).phase == "Running"
     assert object_phase("apps/v1", "Deployment", "d", "ns", stuck, []).phase == "Failed"
-    assert object_phase("apps/v1", "Deployment", "d", "ns", half, [pod("Pending", unschedulable=True)]).reason == "Unschedulable"
+    assert (
+        object_phase("apps/v1", "Deployment", "d", "ns", half, [pod("Pending", unschedulable=True)]).reason
+        == "Unschedulable"
+    )
 
 
 def test_assignment_takes_the_most_urgent_object_phase() -> None:
@@ -119,7 +161,9 @@ def test_disallowed_kinds_and_namespaces_are_named_in_the_rejection() -> None:
 
 def test_config_file_keys_are_camel_case_with_typed_groups(tmp_path: Any) -> None:
     path = tmp_path / "agent.yaml"
-    path.write_text("capacity:\n  heartbeatSeconds: 5\ndelivery:\n  allowedKinds: [{group: batch, kind: Job}]\n  allowedNamespaces: [team-*]\n")
+    path.write_text(
+        "capacity:\n  heartbeatSeconds: 5\ndelivery:\n  allowedKinds: [{group: batch, kind: Job}]\n  allowedNamespaces: [team-*]\n"
+    )
     cfg = AgentConfig.load(path)
     assert cfg.capacity.heartbeat_seconds == 5
     assert cfg.delivery.kind_allowed("batch/v1", "Job") and not cfg.delivery.kind_allowed("apps/v1", "Deployment")

@@ -28,8 +28,15 @@ PROFILE = {
 
 def job(name: str, gpus: int, parallelism: int = 1, assignment: str = "a1") -> dict[str, Any]:
     manifest = {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-        "spec": {"parallelism": parallelism, "template": {"spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]}}},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "parallelism": parallelism,
+            "template": {
+                "spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]}
+            },
+        },
     }
     return decorate(manifest, assignment_namespace="ns", assignment_name=assignment, workload=name, epoch=1)
 
@@ -100,14 +107,22 @@ def test_a_simulated_spoke_joins_is_labelled_simulated_and_runs_an_assignment(hu
     profile = tmp_path / "profile.yaml"
     profile.write_text(yaml.safe_dump({**PROFILE, "jobs": {"durationSeconds": 2, "startDelaySeconds": 0.2}}))
     options = AgentOptions(
-        hub=hub.url, hub_verify=str(hub.ca), cluster_name="sim-1", join_token=hub.join_token("sim-1"),
-        backend="simulated", profile=str(profile), state_file=str(tmp_path / "state.json"),
+        hub=hub.url,
+        hub_verify=str(hub.ca),
+        cluster_name="sim-1",
+        join_token=hub.join_token("sim-1"),
+        backend="simulated",
+        profile=str(profile),
+        state_file=str(tmp_path / "state.json"),
     )
     agent = AgentThread(options).start()
     try:
         cluster = hub.cluster("sim-1")
         ready = cluster["status"]["conditions"][0]
-        assert (ready["reason"], cluster["status"]["agentVersion"].endswith("-simulated")) == ("SimulatedAgentReporting", True)
+        assert (ready["reason"], cluster["status"]["agentVersion"].endswith("-simulated")) == (
+            "SimulatedAgentReporting",
+            True,
+        )
         assert "SIMULATED" in ready["message"]
         # spec.backend and the label need the hub to let agents patch their Cluster (the issue's
         # contract); a hub that allows only status writes leaves them at the default.
@@ -117,8 +132,12 @@ def test_a_simulated_spoke_joins_is_labelled_simulated_and_runs_an_assignment(hu
         assert cluster["status"]["totalGpus"] == 20
 
         manifest = {
-            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "train"},
-            "spec": {"template": {"spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}},
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "train"},
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "8"}}}]}}
+            },
         }
         hub.create_assignment("team-sim", "train-1", "sim-1", "train", 1, [manifest])
         hub.wait_until_assignment_phase("team-sim", "train-1", "Running", timeout=20)

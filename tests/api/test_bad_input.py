@@ -36,14 +36,27 @@ def _status(r: httpx.Response, code: int, reason: str) -> dict:
 @pytest.mark.parametrize(
     "content,ctype,code,reason,words",
     [
-        (b'{"apiVersion": "fleetplane.io/v1alpha1", "kind": "Workload", ', "application/json", 400, "BadRequest", ["not valid JSON"]),
+        (
+            b'{"apiVersion": "fleetplane.io/v1alpha1", "kind": "Workload", ',
+            "application/json",
+            400,
+            "BadRequest",
+            ["not valid JSON"],
+        ),
         (b"kind: Workload\n  bad: [indent", "application/yaml", 400, "BadRequest", ["not valid YAML"]),
         (b"[1, 2]", "application/json", 400, "BadRequest", ["must be a JSON object"]),
-        (b'{"apiVersion": "fleetplane.io/v1alpha1", "kind": "Pod", "metadata": {"name": "x"}}', "application/json", 400, "BadRequest", ['kind "Pod"']),
+        (
+            b'{"apiVersion": "fleetplane.io/v1alpha1", "kind": "Pod", "metadata": {"name": "x"}}',
+            "application/json",
+            400,
+            "BadRequest",
+            ['kind "Pod"'],
+        ),
     ],
 )
-def test_malformed_bodies_are_rejected_with_a_status(admin: httpx.Client, content: bytes, ctype: str, code: int,
-                                                     reason: str, words: list[str]) -> None:
+def test_malformed_bodies_are_rejected_with_a_status(
+    admin: httpx.Client, content: bytes, ctype: str, code: int, reason: str, words: list[str]
+) -> None:
     before = _snapshot(admin)
     body = _status(admin.post(WL, content=content, headers={"Content-Type": ctype}), code, reason)
     for w in words:
@@ -94,12 +107,24 @@ def test_oversized_bodies_are_413_and_store_nothing(admin: httpx.Client) -> None
 
 def test_bad_patch_leaves_the_object_unchanged(admin: httpx.Client) -> None:
     before = admin.get(WL + "/keeper").json()
-    body = _status(admin.patch(WL + "/keeper", content='{"spec":{"gpu":{"count":"lots"}}}', headers=MERGE), 422, "Invalid")
+    body = _status(
+        admin.patch(WL + "/keeper", content='{"spec":{"gpu":{"count":"lots"}}}', headers=MERGE), 422, "Invalid"
+    )
     assert body["details"]["causes"][0]["field"] == "spec.gpu.count"
-    _status(admin.patch(WL + "/keeper", content='[{"op":"replace","path":"/spec/nope/x","value":1}]',
-                        headers={"Content-Type": "application/json-patch+json"}), 422, "Invalid")
-    _status(admin.patch(WL + "/keeper", content="{}", headers={"Content-Type": "application/strategic-merge-patch+json"}),
-            415, "UnsupportedMediaType")
+    _status(
+        admin.patch(
+            WL + "/keeper",
+            content='[{"op":"replace","path":"/spec/nope/x","value":1}]',
+            headers={"Content-Type": "application/json-patch+json"},
+        ),
+        422,
+        "Invalid",
+    )
+    _status(
+        admin.patch(WL + "/keeper", content="{}", headers={"Content-Type": "application/strategic-merge-patch+json"}),
+        415,
+        "UnsupportedMediaType",
+    )
     assert admin.get(WL + "/keeper").json() == before
 
 

@@ -67,12 +67,24 @@ def admin_assignment(k: Kubectl, name: str, ns: str = NS) -> Obj:
     """An Assignment an admin applies with kubectl, holding the agent-cleanup finalizer.
 
     Its workloadRef names no Workload, so the controllers leave it alone."""
-    k("apply", "-f", "-", input=manifest({
-        "apiVersion": "fleetplane.io/v1alpha1", "kind": "Assignment",
-        "metadata": {"name": name, "namespace": ns, "finalizers": ["fleetplane.io/agent-cleanup"]},
-        "spec": {"clusterName": "east", "workloadRef": {"name": f"{name}-no-such-workload", "uid": "none"},
-                 "epoch": 1, "manifests": []},
-    }))
+    k(
+        "apply",
+        "-f",
+        "-",
+        input=manifest(
+            {
+                "apiVersion": "fleetplane.io/v1alpha1",
+                "kind": "Assignment",
+                "metadata": {"name": name, "namespace": ns, "finalizers": ["fleetplane.io/agent-cleanup"]},
+                "spec": {
+                    "clusterName": "east",
+                    "workloadRef": {"name": f"{name}-no-such-workload", "uid": "none"},
+                    "epoch": 1,
+                    "manifests": [],
+                },
+            }
+        ),
+    )
     obj = read(k, "assignment", name, ns)
     assert obj is not None
     return obj
@@ -82,9 +94,11 @@ def placed_assignment(c: httpx.Client, k: Kubectl, wl: str, ns: str = NS, **spec
     """Submit a 1-GPU Workload with kubectl and return the Assignment the controller creates."""
     k("apply", "-f", "-", input=manifest(workload(wl, ns, gpus=1, **spec)))
     items = wait_until(
-        lambda: c.get(f"{API}/namespaces/{ns}/assignments",
-                      params={"fieldSelector": f"spec.workloadRef.name={wl}"}).json()["items"],
-        what=f"an Assignment for {wl}")
+        lambda: c.get(
+            f"{API}/namespaces/{ns}/assignments", params={"fieldSelector": f"spec.workloadRef.name={wl}"}
+        ).json()["items"],
+        what=f"an Assignment for {wl}",
+    )
     [listed] = items
     a = read(k, "assignment", listed["metadata"]["name"], ns)
     assert a is not None and "fleetplane.io/agent-cleanup" in a["metadata"]["finalizers"]
@@ -92,8 +106,10 @@ def placed_assignment(c: httpx.Client, k: Kubectl, wl: str, ns: str = NS, **spec
 
 
 def wait_until_marked(k: Kubectl, kind: str, name: str, ns: str = NS) -> Obj:
-    return wait_until(lambda: (o := read(k, kind, name, ns)) and o["metadata"].get("deletionTimestamp") and o,
-                      what=f"{kind} {ns}/{name} marked for deletion")
+    return wait_until(
+        lambda: (o := read(k, kind, name, ns)) and o["metadata"].get("deletionTimestamp") and o,
+        what=f"{kind} {ns}/{name} marked for deletion",
+    )
 
 
 def deletion_change(before: Obj, after: Obj) -> dict[str, Any]:
@@ -105,7 +121,8 @@ def deletion_change(before: Obj, after: Obj) -> dict[str, Any]:
         "generation": a.get("generation", 0) - b.get("generation", 0),
         "deletionGracePeriodSeconds": a.get("deletionGracePeriodSeconds"),
         "finalizers kept": a.get("finalizers") == b.get("finalizers") and bool(a.get("finalizers")),
-        "spec and status untouched": (after.get("spec"), after.get("status")) == (before.get("spec"), before.get("status")),
+        "spec and status untouched": (after.get("spec"), after.get("status"))
+        == (before.get("spec"), before.get("status")),
     }
 
 
@@ -177,7 +194,9 @@ def test_kubectl_delete_of_an_object_with_a_finalizer_only_marks_it(k: Kubectl) 
     ],
 )
 def test_deleting_a_placed_workload_marks_its_assignment_exactly_as_kubectl_delete_does(
-    c: httpx.Client, k: Kubectl, cascade: str,
+    c: httpx.Client,
+    k: Kubectl,
+    cascade: str,
 ) -> None:
     reference = kubectl_delete_change(k, f"reference-{cascade}")
     wl = f"train-{cascade}"
@@ -218,7 +237,8 @@ def test_failover_marks_the_lost_assignment_exactly_as_kubectl_delete_does(c: ht
 
 
 def test_namespace_deletion_marks_a_finalizer_holding_object_exactly_as_kubectl_delete_does(
-    c: httpx.Client, k: Kubectl,
+    c: httpx.Client,
+    k: Kubectl,
 ) -> None:
     reference = kubectl_delete_change(k, "reference-namespace")
     doomed = "deletes-doomed"

@@ -9,13 +9,19 @@ from tests.hubtest import HubProcess, Kubectl, free_port
 
 
 def test_demo_fleet_is_labelled_simulated_and_places_the_sample_workloads(
-    tmp_path_factory: pytest.TempPathFactory, fresh_database  # type: ignore[no-untyped-def]
+    tmp_path_factory: pytest.TempPathFactory,
+    fresh_database,  # type: ignore[no-untyped-def]
 ) -> None:
-    hub = HubProcess(tmp_path_factory.mktemp("demo"), fresh_database(), free_port(), free_port(), extra_args=["--demo"]).start()
+    hub = HubProcess(
+        tmp_path_factory.mktemp("demo"), fresh_database(), free_port(), free_port(), extra_args=["--demo"]
+    ).start()
     try:
         with hub.client() as c:
+
             def placed() -> dict | None:
-                items = {w["metadata"]["name"]: w for w in c.get(f"{API}/namespaces/demo/workloads").json().get("items", [])}
+                items = {
+                    w["metadata"]["name"]: w for w in c.get(f"{API}/namespaces/demo/workloads").json().get("items", [])
+                }
                 done = len(items) == 4 and all((w.get("status") or {}).get("message") for w in items.values())
                 return items if done else None
 

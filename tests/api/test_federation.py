@@ -9,41 +9,63 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from tests.conftest import start_hub
-from tests.hubtest import wait_until, HubProcess, Kubectl, manifest, workload
+from tests.hubtest import HubProcess, Kubectl, manifest, wait_until, workload
 
 API = "/apis/fleetplane.io/v1alpha1"
 MERGE = {"Content-Type": "application/merge-patch+json"}
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def pool(model: str, cap: str, price: float, nodes: int, gpus: int, free: list[int] | None = None, mem: int = 80) -> dict:
+def pool(
+    model: str, cap: str, price: float, nodes: int, gpus: int, free: list[int] | None = None, mem: int = 80
+) -> dict:
     free = free if free is not None else [gpus] * nodes
-    return {"name": f"{model.lower()}-{cap}", "model": model, "memoryGiB": mem, "capacityType": cap,
-            "pricePerGpuHour": price, "gpusPerNode": gpus, "total": nodes * gpus, "allocatable": nodes * gpus,
-            "allocated": nodes * gpus - sum(free), "free": sum(free),
-            "nodes": [{"name": f"{model.lower()}-{cap}-{i}", "gpus": gpus, "free": f} for i, f in enumerate(free)]}
+    return {
+        "name": f"{model.lower()}-{cap}",
+        "model": model,
+        "memoryGiB": mem,
+        "capacityType": cap,
+        "pricePerGpuHour": price,
+        "gpusPerNode": gpus,
+        "total": nodes * gpus,
+        "allocatable": nodes * gpus,
+        "allocated": nodes * gpus - sum(free),
+        "free": sum(free),
+        "nodes": [{"name": f"{model.lower()}-{cap}-{i}", "gpus": gpus, "free": f} for i, f in enumerate(free)],
+    }
 
 
 def report(c: httpx.Client, name: str, region: str, pools: list[dict], ready: bool = True) -> None:
     """Write a Cluster's status the way its agent does."""
     if c.get(f"{API}/clusters/{name}").status_code == 404:
-        r = c.post(f"{API}/clusters", json={"apiVersion": "fleetplane.io/v1alpha1", "kind": "Cluster",
-                                            "metadata": {"name": name}, "spec": {"region": region}})
+        r = c.post(
+            f"{API}/clusters",
+            json={
+                "apiVersion": "fleetplane.io/v1alpha1",
+                "kind": "Cluster",
+                "metadata": {"name": name},
+                "spec": {"region": region},
+            },
+        )
         assert r.status_code == 201, r.text
-    status = {"heartbeatTime": now(), "region": region, "gpuPools": pools,
-              "totalGpus": sum(p["allocatable"] for p in pools), "freeGpus": sum(p["free"] for p in pools),
-              "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "AgentReporting"}]}
+    status = {
+        "heartbeatTime": now(),
+        "region": region,
+        "gpuPools": pools,
+        "totalGpus": sum(p["allocatable"] for p in pools),
+        "freeGpus": sum(p["free"] for p in pools),
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "AgentReporting"}],
+    }
     r = c.patch(f"{API}/clusters/{name}/status", content=json.dumps({"status": status}), headers=MERGE)
     assert r.status_code == 200, r.text
 
@@ -53,12 +75,16 @@ def get_wl(c: httpx.Client, name: str, ns: str = "team-a") -> dict:
 
 
 def wait_until_placed(c: httpx.Client, name: str, ns: str = "team-a") -> dict:
-    return wait_until(lambda: (w := get_wl(c, name, ns)).get("status", {}).get("placement", {}).get("clusters") and w,
-                      what=f"{name} placed")
+    return wait_until(
+        lambda: (w := get_wl(c, name, ns)).get("status", {}).get("placement", {}).get("clusters") and w,
+        what=f"{name} placed",
+    )
 
 
 def assignments(c: httpx.Client, name: str, ns: str = "team-a") -> list[dict]:
-    items = c.get(f"{API}/namespaces/{ns}/assignments", params={"fieldSelector": f"spec.workloadRef.name={name}"}).json()["items"]
+    items = c.get(
+        f"{API}/namespaces/{ns}/assignments", params={"fieldSelector": f"spec.workloadRef.name={name}"}
+    ).json()["items"]
     return sorted(items, key=lambda a: a["spec"]["epoch"])
 
 
@@ -86,7 +112,9 @@ def fed(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[Hu
     h.stop()
 
 
-def test_workload_lands_on_reserved_capacity_and_gets_an_assignment(fed: HubProcess, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_workload_lands_on_reserved_capacity_and_gets_an_assignment(
+    fed: HubProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     with fed.client() as c:
         fed.alive["h100-reserved"] = ("us-east-1", [pool("H100", "reserved", 3.2, 2, 8)])  # type: ignore[attr-defined]
         fed.alive["a100-spot"] = ("us-west-2", [pool("A100", "spot", 1.1, 4, 8)])  # type: ignore[attr-defined]
@@ -134,13 +162,17 @@ def test_a_burst_never_over_assigns_a_cluster(fed: HubProcess) -> None:
             body["spec"]["gpu"]["models"] = ["B200"]
             body["spec"]["priority"] = i
             assert c.post(f"{API}/namespaces/burst/workloads", json=body).status_code == 201
-        wait_until(lambda: all(get_wl(c, f"b{i}", "burst").get("status", {}).get("phase") == "Pending" for i in range(6)),
-                   what="all pending before capacity exists")
+        wait_until(
+            lambda: all(get_wl(c, f"b{i}", "burst").get("status", {}).get("phase") == "Pending" for i in range(6)),
+            what="all pending before capacity exists",
+        )
         # Capacity appears: one pass places the whole backlog in priority order.
         fed.alive["b200-small"] = ("ap-south-1", [pool("B200", "on-demand", 6.0, 3, 8, mem=192)])  # type: ignore[attr-defined]
         report(c, "b200-small", *fed.alive["b200-small"])  # type: ignore[attr-defined]
-        wait_until(lambda: sum(1 for i in range(6) if get_wl(c, f"b{i}", "burst")["status"]["placement"].get("clusters")) == 3,
-                   what="three placed")
+        wait_until(
+            lambda: sum(1 for i in range(6) if get_wl(c, f"b{i}", "burst")["status"]["placement"].get("clusters")) == 3,
+            what="three placed",
+        )
         time.sleep(1)
         placed = [i for i in range(6) if get_wl(c, f"b{i}", "burst")["status"]["placement"].get("clusters")]
         assert sorted(placed) == [3, 4, 5], "exactly three fit, highest priority first"
@@ -176,8 +208,15 @@ def test_silent_cluster_goes_not_ready_and_its_workload_moves_with_a_new_epoch(f
         first = wait_until_placed(c, "serve", "fo")["status"]["placement"]["clusters"][0]["name"]
         other = "h100-west" if first == "h100-east" else "h100-east"
         del fed.alive[first]  # type: ignore[attr-defined]  # its agent goes silent
-        w = wait_until(lambda: (x := get_wl(c, "serve", "fo"))["status"]["placement"].get("epoch") == 2
-                       and x["status"]["placement"].get("clusters") and x, timeout=30, what="re-placement")
+        w = wait_until(
+            lambda: (
+                (x := get_wl(c, "serve", "fo"))["status"]["placement"].get("epoch") == 2
+                and x["status"]["placement"].get("clusters")
+                and x
+            ),
+            timeout=30,
+            what="re-placement",
+        )
         assert w["status"]["placement"]["clusters"][0]["name"] == other
         cl = c.get(f"{API}/clusters/{first}").json()
         ready = next(x for x in cl["status"]["conditions"] if x["type"] == "Ready")
@@ -189,27 +228,49 @@ def test_silent_cluster_goes_not_ready_and_its_workload_moves_with_a_new_epoch(f
 
 def test_deleting_a_workload_waits_for_agents_to_clean_up(fed: HubProcess) -> None:
     with fed.client() as c:
-        [a] = [x for x in assignments(c, "needs-l4")]
+        [a] = list(assignments(c, "needs-l4"))
         r = c.delete(f"{API}/namespaces/team-a/workloads/needs-l4")
         assert r.status_code == 200
-        a = wait_until(lambda: (x := c.get(f"{API}/namespaces/team-a/assignments/{a['metadata']['name']}").json())
-                       ["metadata"].get("deletionTimestamp") and x, what="assignment deleting")
+        a = wait_until(
+            lambda: (
+                (x := c.get(f"{API}/namespaces/team-a/assignments/{a['metadata']['name']}").json())["metadata"].get(
+                    "deletionTimestamp"
+                )
+                and x
+            ),
+            what="assignment deleting",
+        )
         assert get_wl(c, "needs-l4")["metadata"]["deletionTimestamp"], "workload held until agents confirm"
         # The agent confirms cleanup by dropping its finalizer.
-        c.patch(f"{API}/namespaces/team-a/assignments/{a['metadata']['name']}",
-                content=json.dumps({"metadata": {"finalizers": None}}), headers=MERGE)
-        wait_until(lambda: c.get(f"{API}/namespaces/team-a/workloads/needs-l4").status_code == 404, what="workload gone")
+        c.patch(
+            f"{API}/namespaces/team-a/assignments/{a['metadata']['name']}",
+            content=json.dumps({"metadata": {"finalizers": None}}),
+            headers=MERGE,
+        )
+        wait_until(
+            lambda: c.get(f"{API}/namespaces/team-a/workloads/needs-l4").status_code == 404, what="workload gone"
+        )
 
 
 def test_one_teams_bad_dataset_does_not_block_other_placements(fed: HubProcess) -> None:
     with fed.client() as c:
         c.post("/api/v1/namespaces", json={"metadata": {"name": "careless"}})
-        topo = {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Topology", "metadata": {"name": "net"},
-                "spec": {"sites": [{"name": "us-east-1", "type": "region"}, {"name": "eu-west-1", "type": "region"}],
-                         "links": [{"from": "us-east-1", "to": "eu-west-1", "bandwidthGbps": 10, "egressCostPerGB": 0.02}]}}
+        topo = {
+            "apiVersion": "fleetplane.io/v1alpha1",
+            "kind": "Topology",
+            "metadata": {"name": "net"},
+            "spec": {
+                "sites": [{"name": "us-east-1", "type": "region"}, {"name": "eu-west-1", "type": "region"}],
+                "links": [{"from": "us-east-1", "to": "eu-west-1", "bandwidthGbps": 10, "egressCostPerGB": 0.02}],
+            },
+        }
         assert c.post(f"{API}/topologies", json=topo).status_code == 201
-        bad = {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Dataset", "metadata": {"name": "lost"},
-               "spec": {"sizeGiB": 100, "locations": [{"site": "mars-1"}]}}
+        bad = {
+            "apiVersion": "fleetplane.io/v1alpha1",
+            "kind": "Dataset",
+            "metadata": {"name": "lost"},
+            "spec": {"sizeGiB": 100, "locations": [{"site": "mars-1"}]},
+        }
         assert c.post(f"{API}/namespaces/careless/datasets", json=bad).status_code == 201
         uses_it = workload("reads-lost", "careless", gpus=1)
         uses_it["spec"]["datasets"] = [{"name": "lost"}]
@@ -220,8 +281,10 @@ def test_one_teams_bad_dataset_does_not_block_other_placements(fed: HubProcess) 
         body["spec"]["gpu"]["models"] = ["L4"]
         assert c.post(f"{API}/namespaces/team-a/workloads", json=body).status_code == 201
         assert wait_until_placed(c, "innocent")["status"]["phase"] == "Placed"
-        w = wait_until(lambda: (x := get_wl(c, "reads-lost", "careless")).get("status", {}).get("message") and x,
-                       what="a reason for the careless workload")
+        w = wait_until(
+            lambda: (x := get_wl(c, "reads-lost", "careless")).get("status", {}).get("message") and x,
+            what="a reason for the careless workload",
+        )
         assert 'unknown Dataset "careless/lost"' in w["status"]["message"]
 
 
@@ -237,12 +300,27 @@ def test_a_spot_interruption_requeues_the_workload_with_a_new_epoch(fed: HubProc
         first = wait_until_placed(c, "cheap", "spotty")
         [a] = assignments(c, "cheap", "spotty")
         # The agent reports that the spot node under the replica was reclaimed.
-        c.patch(f"{API}/namespaces/spotty/assignments/{a['metadata']['name']}/status",
-                content=json.dumps({"status": {"phase": "Failed", "reason": "Preempted",
-                                               "message": "spot node a100-spot-2-a100-spot-0 was reclaimed"}}),
-                headers=MERGE)
-        w = wait_until(lambda: (x := get_wl(c, "cheap", "spotty"))["status"]["placement"].get("epoch") == 2
-                       and x["status"]["placement"].get("clusters") and x, what="requeued with epoch 2")
+        c.patch(
+            f"{API}/namespaces/spotty/assignments/{a['metadata']['name']}/status",
+            content=json.dumps(
+                {
+                    "status": {
+                        "phase": "Failed",
+                        "reason": "Preempted",
+                        "message": "spot node a100-spot-2-a100-spot-0 was reclaimed",
+                    }
+                }
+            ),
+            headers=MERGE,
+        )
+        w = wait_until(
+            lambda: (
+                (x := get_wl(c, "cheap", "spotty"))["status"]["placement"].get("epoch") == 2
+                and x["status"]["placement"].get("clusters")
+                and x
+            ),
+            what="requeued with epoch 2",
+        )
         assert first["status"]["placement"]["epoch"] == 1
         assert w["status"]["phase"] != "Failed", "a preemption is not the workload's failure"
         old, new = assignments(c, "cheap", "spotty")

@@ -17,14 +17,15 @@ from tests.conftest import start_hub
 from tests.hubtest import HubProcess, free_port, workload
 
 CLUSTERS = {
-    "crash-a": ("us-east-1", [pool("H100", "on-demand", 4.0, 4, 8)]),   # 32 GPUs
-    "crash-b": ("us-west-2", [pool("H100", "on-demand", 4.2, 2, 8)]),   # 16 GPUs
+    "crash-a": ("us-east-1", [pool("H100", "on-demand", 4.0, 4, 8)]),  # 32 GPUs
+    "crash-b": ("us-west-2", [pool("H100", "on-demand", 4.2, 2, 8)]),  # 16 GPUs
 }
 FREE = {"crash-a": 32, "crash-b": 16}
 
 
 def test_killing_the_hub_mid_burst_loses_nothing_and_double_places_nothing(
-    tmp_path_factory: pytest.TempPathFactory, fresh_database  # type: ignore[no-untyped-def]
+    tmp_path_factory: pytest.TempPathFactory,
+    fresh_database,  # type: ignore[no-untyped-def]
 ) -> None:
     url = fresh_database()
     data = tmp_path_factory.mktemp("crash")
@@ -40,8 +41,9 @@ def test_killing_the_hub_mid_burst_loses_nothing_and_double_places_nothing(
             body = workload(f"job-{i:03d}", "burst", gpus=4)
             body["spec"]["gpu"]["models"] = ["H100"]
             try:
-                with httpx.Client(base_url=hub.http_url, headers={"Authorization": f"Bearer {hub.admin_token}"},
-                                  timeout=5) as c:
+                with httpx.Client(
+                    base_url=hub.http_url, headers={"Authorization": f"Bearer {hub.admin_token}"}, timeout=5
+                ) as c:
                     r = c.post(f"{API}/namespaces/burst/workloads", json=body)
                 return body["metadata"]["name"] if r.status_code == 201 else None
             except httpx.HTTPError:
@@ -86,7 +88,8 @@ def test_killing_the_hub_mid_burst_loses_nothing_and_double_places_nothing(
 
 
 def test_only_one_replica_runs_controllers_and_the_other_takes_over(
-    tmp_path_factory: pytest.TempPathFactory, fresh_database  # type: ignore[no-untyped-def]
+    tmp_path_factory: pytest.TempPathFactory,
+    fresh_database,  # type: ignore[no-untyped-def]
 ) -> None:
     url = fresh_database()
     a = start_hub(tmp_path_factory.mktemp("ha-a"), url)
@@ -99,8 +102,10 @@ def test_only_one_replica_runs_controllers_and_the_other_takes_over(
             report(c, "ha-1", "us-east-1", [pool("L4", "on-demand", 0.8, 2, 4, mem=24)])
             body = workload("first", "ha", gpus=1)
             assert c.post(f"{API}/namespaces/ha/workloads", json=body).status_code == 201
-            wait_until(lambda: c.get(f"{API}/namespaces/ha/workloads/first").json().get("status", {}).get("phase") == "Placed",
-                       what="placed by the leader")
+            wait_until(
+                lambda: c.get(f"{API}/namespaces/ha/workloads/first").json().get("status", {}).get("phase") == "Placed",
+                what="placed by the leader",
+            )
         leader_logs = [h for h in (a, b) if "runs the federation controllers" in h.log_tail(400)]
         assert len(leader_logs) == 1, "exactly one replica leads"
         leader = leader_logs[0]
@@ -109,8 +114,13 @@ def test_only_one_replica_runs_controllers_and_the_other_takes_over(
         with follower.client() as c:
             report(c, "ha-1", "us-east-1", [pool("L4", "on-demand", 0.8, 2, 4, mem=24)])
             assert c.post(f"{API}/namespaces/ha/workloads", json=workload("second", "ha", gpus=1)).status_code == 201
-            wait_until(lambda: c.get(f"{API}/namespaces/ha/workloads/second").json().get("status", {}).get("phase") == "Placed",
-                       timeout=30, what="placed by the new leader")
+            wait_until(
+                lambda: (
+                    c.get(f"{API}/namespaces/ha/workloads/second").json().get("status", {}).get("phase") == "Placed"
+                ),
+                timeout=30,
+                what="placed by the new leader",
+            )
         assert "runs the federation controllers" in follower.log_tail(400)
     finally:
         a.stop()

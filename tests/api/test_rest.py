@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import start_hub
-from tests.hubtest import wait_until, HubProcess, workload
+from tests.hubtest import HubProcess, wait_until, workload
 
 API = "/apis/fleetplane.io/v1alpha1"
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -25,24 +25,51 @@ MERGE = {"Content-Type": "application/merge-patch+json"}
 # ------------------------------------------------------------------ builders and helpers
 
 
-def a_pool(model: str, cap: str, price: float, nodes: int, gpus: int, free: list[int] | None = None,
-           mem: int = 80) -> dict[str, Any]:
+def a_pool(
+    model: str, cap: str, price: float, nodes: int, gpus: int, free: list[int] | None = None, mem: int = 80
+) -> dict[str, Any]:
     free = free if free is not None else [gpus] * nodes
-    return {"name": f"{model.lower()}-{cap}", "model": model, "memoryGiB": mem, "capacityType": cap,
-            "pricePerGpuHour": price, "gpusPerNode": gpus, "total": nodes * gpus, "allocatable": nodes * gpus,
-            "allocated": nodes * gpus - sum(free), "free": sum(free),
-            "nodes": [{"name": f"{model.lower()}-{cap}-{i}", "gpus": gpus, "free": f} for i, f in enumerate(free)]}
+    return {
+        "name": f"{model.lower()}-{cap}",
+        "model": model,
+        "memoryGiB": mem,
+        "capacityType": cap,
+        "pricePerGpuHour": price,
+        "gpusPerNode": gpus,
+        "total": nodes * gpus,
+        "allocatable": nodes * gpus,
+        "allocated": nodes * gpus - sum(free),
+        "free": sum(free),
+        "nodes": [{"name": f"{model.lower()}-{cap}-{i}", "gpus": gpus, "free": f} for i, f in enumerate(free)],
+    }
 
 
-def report_cluster(c: httpx.Client, name: str, region: str, pools: list[dict[str, Any]], *, ready: bool = True,
-                   backend: str = "kubernetes") -> None:
+def report_cluster(
+    c: httpx.Client,
+    name: str,
+    region: str,
+    pools: list[dict[str, Any]],
+    *,
+    ready: bool = True,
+    backend: str = "kubernetes",
+) -> None:
     """Create the Cluster and write its status as its agent would."""
     r = c.post(f"{API}/clusters", json={"metadata": {"name": name}, "spec": {"region": region, "backend": backend}})
     assert r.status_code == 201, r.text
-    status = {"heartbeatTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "region": region,
-              "gpuPools": pools, "totalGpus": sum(p["total"] for p in pools), "freeGpus": sum(p["free"] for p in pools),
-              "conditions": [{"type": "Ready", "status": "True" if ready else "False",
-                              "reason": "AgentReporting" if ready else "AgentNotReady"}]}
+    status = {
+        "heartbeatTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "gpuPools": pools,
+        "totalGpus": sum(p["total"] for p in pools),
+        "freeGpus": sum(p["free"] for p in pools),
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True" if ready else "False",
+                "reason": "AgentReporting" if ready else "AgentNotReady",
+            }
+        ],
+    }
     r = c.patch(f"{API}/clusters/{name}/status", content=json.dumps({"status": status}), headers=MERGE)
     assert r.status_code == 200, r.text
 
@@ -54,10 +81,12 @@ def store_rv(c: httpx.Client) -> str:
 
 def quiet_store_rv(c: httpx.Client) -> str:
     """The resourceVersion once the controllers have stopped writing (nothing left to do)."""
+
     def settled() -> str | None:
         before = store_rv(c)
         time.sleep(0.5)
         return before if store_rv(c) == before else None
+
     return str(wait_until(settled, what="the store to settle"))
 
 
@@ -103,8 +132,10 @@ def train(rest: HubProcess, tokens: dict[str, str]) -> dict[str, Any]:
     with rest.client(tokens["a"]) as a:
         r = a.post("/v1/namespaces/team-a/workloads", json=workload("train", gpus=8, replicas=2))
         assert r.status_code == 201, r.text
-        wait_until(lambda: a.get("/v1/namespaces/team-a/workloads/train").json().get("placement", {}).get("clusters"),
-                   what="train placed")
+        wait_until(
+            lambda: a.get("/v1/namespaces/team-a/workloads/train").json().get("placement", {}).get("clusters"),
+            what="train placed",
+        )
     return dict(r.json())
 
 
@@ -112,7 +143,8 @@ def train(rest: HubProcess, tokens: dict[str, str]) -> dict[str, Any]:
 
 
 def test_a_workload_submitted_over_rest_is_stored_then_placed_with_its_explanation(
-        rest: HubProcess, tokens: dict[str, str], train: dict[str, Any]) -> None:
+    rest: HubProcess, tokens: dict[str, str], train: dict[str, Any]
+) -> None:
     # The POST answers with the stored object, defaults filled in, as the kube API would.
     assert train["kind"] == "Workload" and train["metadata"]["uid"] and train["metadata"]["resourceVersion"]
     assert train["spec"]["placementMode"] == "Gang" and train["metadata"]["namespace"] == "team-a"
@@ -150,8 +182,18 @@ def test_clusters_show_the_capacity_their_agents_reported_and_label_simulated_on
     spot = items["a100-spot"]
     assert spot["ready"] is True and spot["region"] == "us-west-2" and spot["backend"] == "kubernetes"
     assert spot["totalGpus"] == 32 and spot["freeGpus"] == 26 and spot["heartbeatTime"]
-    assert spot["pools"] == [{"name": "a100-spot", "model": "A100", "capacityType": "spot", "pricePerGpuHour": 1.1,
-                              "memoryGiB": 80, "total": 32, "free": 26, "nodes": 4}]
+    assert spot["pools"] == [
+        {
+            "name": "a100-spot",
+            "model": "A100",
+            "capacityType": "spot",
+            "pricePerGpuHour": 1.1,
+            "memoryGiB": 80,
+            "total": 32,
+            "free": 26,
+            "nodes": 4,
+        }
+    ]
     assert items["l4-sim"]["simulated"] is True and items["l4-sim"]["backend"] == "simulated"
     assert not any(items[n]["simulated"] for n in ("h100-reserved", "a100-spot", "h100-down"))
     assert items["h100-down"]["ready"] is False and items["h100-down"]["readyReason"] == "AgentNotReady"
@@ -161,12 +203,33 @@ def test_fleet_summary_sums_ready_clusters_by_model_capacity_type_and_region(res
     with rest.client() as admin:
         s = admin.get("/v1/fleet/summary").json()
     assert s["rows"] == [
-        {"model": "A100", "capacityType": "spot", "region": "us-west-2", "total": 32, "free": 26,
-         "clusters": 1, "simulatedClusters": 0},
-        {"model": "H100", "capacityType": "reserved", "region": "us-east-1", "total": 16, "free": 16,
-         "clusters": 1, "simulatedClusters": 0},
-        {"model": "L4", "capacityType": "on-demand", "region": "eu-west-1", "total": 8, "free": 8,
-         "clusters": 1, "simulatedClusters": 1},
+        {
+            "model": "A100",
+            "capacityType": "spot",
+            "region": "us-west-2",
+            "total": 32,
+            "free": 26,
+            "clusters": 1,
+            "simulatedClusters": 0,
+        },
+        {
+            "model": "H100",
+            "capacityType": "reserved",
+            "region": "us-east-1",
+            "total": 16,
+            "free": 16,
+            "clusters": 1,
+            "simulatedClusters": 0,
+        },
+        {
+            "model": "L4",
+            "capacityType": "on-demand",
+            "region": "eu-west-1",
+            "total": 8,
+            "free": 8,
+            "clusters": 1,
+            "simulatedClusters": 1,
+        },
     ]
     # 32 + 16 + 8 Ready; the NotReady cluster's 16 H100 are counted apart, not as capacity.
     assert (s["readyClusters"], s["totalGpus"], s["freeGpus"]) == (3, 56, 50)
@@ -177,7 +240,8 @@ def test_fleet_summary_sums_ready_clusters_by_model_capacity_type_and_region(res
 
 
 def test_whatif_decides_on_the_live_fleet_minus_in_flight_placements_and_stores_nothing(
-        rest: HubProcess, train: dict[str, Any]) -> None:
+    rest: HubProcess, train: dict[str, Any]
+) -> None:
     h100 = workload("more-h100", "team-a", gpus=8)
     h100["spec"]["gpu"]["models"] = ["H100"]
     l4 = workload("small-l4", "team-a", gpus=4)
@@ -187,7 +251,10 @@ def test_whatif_decides_on_the_live_fleet_minus_in_flight_placements_and_stores_
         assert r.status_code == 200, r.text
         assert store_rv(admin) == rv, "what-if wrote to the store"
         assert [w["name"] for w in admin.get("/v1/workloads").json()["items"]] == ["train"]
-        assert admin.get(f"{API}/namespaces/team-a/assignments").json()["items"][0]["spec"]["workloadRef"]["name"] == "train"
+        assert (
+            admin.get(f"{API}/namespaces/team-a/assignments").json()["items"][0]["spec"]["workloadRef"]["name"]
+            == "train"
+        )
     rep = r.json()
     assert rep["kind"] == "PlacementReport" and rep["profile"] == "default"
     assert rep["summary"] == {"workloads": 2, "placed": 1, "pending": 1}
@@ -210,8 +277,9 @@ def test_whatif_takes_a_scoring_profile(rest: HubProcess) -> None:
 # ------------------------------------------------------------------ tenancy
 
 
-def test_a_team_sees_only_its_own_namespaces_over_rest(rest: HubProcess, tokens: dict[str, str],
-                                                      train: dict[str, Any]) -> None:
+def test_a_team_sees_only_its_own_namespaces_over_rest(
+    rest: HubProcess, tokens: dict[str, str], train: dict[str, Any]
+) -> None:
     with rest.client(tokens["a"]) as a, rest.client(tokens["b"]) as b:
         assert a.get("/v1/namespaces/team-a/workloads/train").status_code == 200
         expect_status(b.get("/v1/namespaces/team-a/workloads/train"), 404, "NotFound")
@@ -232,8 +300,10 @@ def test_whatif_cannot_probe_another_teams_datasets(rest: HubProcess, tokens: di
         # A dataset's sites must be in a Topology, else the whole fleet is invalid input.
         r = admin.post(f"{API}/topologies", json={"metadata": {"name": "net"}, "spec": {"sites": sites}})
         assert r.status_code == 201, r.text
-        r = admin.post(f"{API}/namespaces/team-a/datasets", json={
-            "metadata": {"name": "corpus"}, "spec": {"sizeGiB": 100, "locations": [{"site": "us-west-2"}]}})
+        r = admin.post(
+            f"{API}/namespaces/team-a/datasets",
+            json={"metadata": {"name": "corpus"}, "spec": {"sizeGiB": 100, "locations": [{"site": "us-west-2"}]}},
+        )
         assert r.status_code == 201, r.text
     reader = workload("reader", gpus=1)
     reader["spec"]["datasets"] = [{"name": "corpus", "namespace": "team-a"}]
@@ -241,8 +311,9 @@ def test_whatif_cannot_probe_another_teams_datasets(rest: HubProcess, tokens: di
         with rest.client(tokens["a"]) as a, rest.client(tokens["b"]) as b:
             r = a.post("/v1/whatif", json={"workloads": [reader]})
             assert r.status_code == 200 and r.json()["summary"]["placed"] == 1, r.text
-            body = expect_status(b.post("/v1/whatif", json={"workloads": [reader]}), 422, "Invalid",
-                                 "workloads[0].spec.datasets[0]")
+            body = expect_status(
+                b.post("/v1/whatif", json={"workloads": [reader]}), 422, "Invalid", "workloads[0].spec.datasets[0]"
+            )
             assert 'unknown Dataset "team-a/corpus"' in body["message"]
     finally:
         with rest.client() as admin:
@@ -267,12 +338,22 @@ def test_bad_workloads_are_rejected_with_a_status_naming_the_field_and_nothing_i
     with rest.client() as admin:
         rv = quiet_store_rv(admin)
         expect_status(admin.post("/v1/namespaces/team-a/workloads", json=negative), 422, "Invalid", "spec.gpu.count")
-        expect_status(admin.post("/v1/namespaces/team-a/workloads", params={"fieldValidation": "Strict"}, json=typo),
-                      400, "BadRequest", "spec.gpuz")
-        expect_status(admin.post("/v1/namespaces/team-a/workloads", content=b"{not json",
-                                 headers={"Content-Type": "application/json"}), 400, "BadRequest")
-        body = expect_status(admin.post("/v1/namespaces/nowhere/workloads", json=workload("lost", "nowhere")),
-                             404, "NotFound")
+        expect_status(
+            admin.post("/v1/namespaces/team-a/workloads", params={"fieldValidation": "Strict"}, json=typo),
+            400,
+            "BadRequest",
+            "spec.gpuz",
+        )
+        expect_status(
+            admin.post(
+                "/v1/namespaces/team-a/workloads", content=b"{not json", headers={"Content-Type": "application/json"}
+            ),
+            400,
+            "BadRequest",
+        )
+        body = expect_status(
+            admin.post("/v1/namespaces/nowhere/workloads", json=workload("lost", "nowhere")), 404, "NotFound"
+        )
         assert 'namespaces "nowhere" not found' in body["message"]
         expect_status(admin.get("/v1/namespaces/nowhere/workloads"), 404, "NotFound")
         expect_status(admin.get("/v1/namespaces/team-a/workloads/negative"), 404, "NotFound")
@@ -288,20 +369,42 @@ def test_bad_whatif_requests_name_the_workload_and_field(rest: HubProcess) -> No
     no_replicas = workload("r", replicas=0)
     with rest.client() as admin:
         rv = quiet_store_rv(admin)
-        expect_status(admin.post("/v1/whatif", json={"workloads": [workload("ok"), no_replicas]}),
-                      422, "Invalid", "workloads[1].spec.replicas")
-        body = expect_status(admin.post("/v1/whatif", json={"workloads": [unknown_model]}),
-                             422, "Invalid", "workloads[0].spec.gpu.models[0]")
+        expect_status(
+            admin.post("/v1/whatif", json={"workloads": [workload("ok"), no_replicas]}),
+            422,
+            "Invalid",
+            "workloads[1].spec.replicas",
+        )
+        body = expect_status(
+            admin.post("/v1/whatif", json={"workloads": [unknown_model]}),
+            422,
+            "Invalid",
+            "workloads[0].spec.gpu.models[0]",
+        )
         assert "H1000" in body["message"]
-        expect_status(admin.post("/v1/whatif", json={"workloads": [workload("ok")], "profile": "fastest"}),
-                      422, "Invalid", "profile")
+        expect_status(
+            admin.post("/v1/whatif", json={"workloads": [workload("ok")], "profile": "fastest"}),
+            422,
+            "Invalid",
+            "profile",
+        )
         expect_status(admin.post("/v1/whatif", json={"workloads": "train"}), 422, "Invalid", "workloads")
-        expect_status(admin.post("/v1/whatif", json={"workloads": [workload("d"), workload("d")]}),
-                      422, "Invalid", "workloads[1].metadata.name")
-        expect_status(admin.post("/v1/whatif", content=b"[", headers={"Content-Type": "application/json"}),
-                      400, "BadRequest")
-        body = expect_status(admin.post("/v1/whatif", content=b"workloads=x",
-                                        headers={"Content-Type": "application/x-www-form-urlencoded"}), 422, "Invalid")
+        expect_status(
+            admin.post("/v1/whatif", json={"workloads": [workload("d"), workload("d")]}),
+            422,
+            "Invalid",
+            "workloads[1].metadata.name",
+        )
+        expect_status(
+            admin.post("/v1/whatif", content=b"[", headers={"Content-Type": "application/json"}), 400, "BadRequest"
+        )
+        body = expect_status(
+            admin.post(
+                "/v1/whatif", content=b"workloads=x", headers={"Content-Type": "application/x-www-form-urlencoded"}
+            ),
+            422,
+            "Invalid",
+        )
         assert "Content-Type: application/json" in body["message"]
         assert store_rv(admin) == rv
 
@@ -311,13 +414,28 @@ def test_openapi_documents_every_rest_endpoint_with_its_schemas(rest: HubProcess
         spec = anon.get("/openapi.json").json()
         assert anon.get("/docs").status_code == 200
     paths = spec["paths"]
-    for path, method in [("/v1/namespaces/{namespace}/workloads", "post"), ("/v1/namespaces/{namespace}/workloads", "get"),
-                         ("/v1/workloads", "get"), ("/v1/namespaces/{namespace}/workloads/{name}", "get"),
-                         ("/v1/clusters", "get"), ("/v1/fleet/summary", "get"), ("/v1/whatif", "post")]:
+    for path, method in [
+        ("/v1/namespaces/{namespace}/workloads", "post"),
+        ("/v1/namespaces/{namespace}/workloads", "get"),
+        ("/v1/workloads", "get"),
+        ("/v1/namespaces/{namespace}/workloads/{name}", "get"),
+        ("/v1/clusters", "get"),
+        ("/v1/fleet/summary", "get"),
+        ("/v1/whatif", "post"),
+    ]:
         op = paths[path][method]
         assert "200" in op["responses"] or "201" in op["responses"], path
-        assert op["responses"]["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Status"}
+        assert op["responses"]["401"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Status"
+        }
     create = paths["/v1/namespaces/{namespace}/workloads"]["post"]
     assert create["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Workload"}
-    assert {"Workload", "WorkloadView", "ClusterView", "FleetSummary", "WhatIfRequest", "WhatIfReport", "Status"} \
-        <= set(spec["components"]["schemas"])
+    assert {
+        "Workload",
+        "WorkloadView",
+        "ClusterView",
+        "FleetSummary",
+        "WhatIfRequest",
+        "WhatIfReport",
+        "Status",
+    } <= set(spec["components"]["schemas"])

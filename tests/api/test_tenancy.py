@@ -50,16 +50,20 @@ def test_team_b_cannot_get_list_watch_or_patch_team_a_objects(hub: HubProcess, t
         assert b.delete(WL.format(ns="team-a") + "/secret-model").status_code == 404
         r = b.post(WL.format(ns="team-a"), json=workload("intruder", "team-a"))
         assert r.status_code == 403 and r.json()["reason"] == "Forbidden"
-        with b.stream("GET", "/apis/fleetplane.io/v1alpha1/workloads",
-                      params={"watch": "true", "resourceVersion": "0", "timeoutSeconds": "1"}) as s:
-            lines = [l for l in s.iter_lines() if l]
-        assert all(json.loads(l)["object"]["metadata"].get("namespace") != "team-a" for l in lines)
+        with b.stream(
+            "GET",
+            "/apis/fleetplane.io/v1alpha1/workloads",
+            params={"watch": "true", "resourceVersion": "0", "timeoutSeconds": "1"},
+        ) as s:
+            lines = [line for line in s.iter_lines() if line]
+        assert all(json.loads(line)["object"]["metadata"].get("namespace") != "team-a" for line in lines)
         # Nothing team B tried changed team A's object.
         assert a.get(WL.format(ns="team-a") + "/secret-model").json()["spec"]["priority"] == 0
 
 
-def test_team_kubeconfig_defaults_to_its_namespace_and_sees_only_it(hub: HubProcess, teams: dict[str, str],
-                                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_team_kubeconfig_defaults_to_its_namespace_and_sees_only_it(
+    hub: HubProcess, teams: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     _, kc = hub.team("beta", "team-b")
     k = Kubectl(kc, tmp_path_factory.mktemp("kc-beta"))
     k("apply", "-f", "-", input=manifest(workload("mine", "team-b")))
@@ -82,29 +86,50 @@ def test_cluster_agent_touches_only_its_own_cluster_and_assignments(hub: HubProc
     east, west = _join(hub, "east"), _join(hub, "west")
     with hub.client() as admin:
         for cluster in ("east", "west"):
-            r = admin.post(ASG.format(ns="team-a"), json={
-                "apiVersion": "fleetplane.io/v1alpha1", "kind": "Assignment",
-                "metadata": {"name": f"secret-model-{cluster}"},
-                "spec": {"clusterName": cluster, "workloadRef": {"name": "secret-model"}, "epoch": 1, "manifests": []},
-            })
+            r = admin.post(
+                ASG.format(ns="team-a"),
+                json={
+                    "apiVersion": "fleetplane.io/v1alpha1",
+                    "kind": "Assignment",
+                    "metadata": {"name": f"secret-model-{cluster}"},
+                    "spec": {
+                        "clusterName": cluster,
+                        "workloadRef": {"name": "secret-model"},
+                        "epoch": 1,
+                        "manifests": [],
+                    },
+                },
+            )
             assert r.status_code == 201, r.text
     with hub.client(east) as agent:
         items = agent.get("/apis/fleetplane.io/v1alpha1/assignments").json()["items"]
         assert [i["metadata"]["name"] for i in items] == ["secret-model-east"]
         assert agent.get(ASG.format(ns="team-a") + "/secret-model-west").status_code == 404
-        r = agent.patch(ASG.format(ns="team-a") + "/secret-model-west/status",
-                        content='{"status":{"phase":"Running"}}', headers=MERGE)
+        r = agent.patch(
+            ASG.format(ns="team-a") + "/secret-model-west/status",
+            content='{"status":{"phase":"Running"}}',
+            headers=MERGE,
+        )
         assert r.status_code == 404
-        r = agent.patch(ASG.format(ns="team-a") + "/secret-model-east/status",
-                        content='{"status":{"phase":"Running"}}', headers=MERGE)
+        r = agent.patch(
+            ASG.format(ns="team-a") + "/secret-model-east/status",
+            content='{"status":{"phase":"Running"}}',
+            headers=MERGE,
+        )
         assert r.status_code == 200 and r.json()["status"]["phase"] == "Running"
         assert agent.get("/apis/fleetplane.io/v1alpha1/clusters/west").status_code == 404
-        r = agent.patch("/apis/fleetplane.io/v1alpha1/clusters/west/status", content='{"status":{"freeGpus":1}}', headers=MERGE)
+        r = agent.patch(
+            "/apis/fleetplane.io/v1alpha1/clusters/west/status", content='{"status":{"freeGpus":1}}', headers=MERGE
+        )
         assert r.status_code == 404
-        r = agent.patch("/apis/fleetplane.io/v1alpha1/clusters/east/status", content='{"status":{"freeGpus":8}}', headers=MERGE)
+        r = agent.patch(
+            "/apis/fleetplane.io/v1alpha1/clusters/east/status", content='{"status":{"freeGpus":8}}', headers=MERGE
+        )
         assert r.status_code == 200
         assert agent.get(WL.format(ns="team-a")).json()["items"] == [], "agents do not see workloads"
         r = agent.patch(ASG.format(ns="team-a") + "/secret-model-east", content='{"spec":{"epoch":99}}', headers=MERGE)
         assert r.status_code == 403, "an agent cannot rewrite what it was assigned"
     with hub.client(west) as agent:
-        assert (agent.get("/apis/fleetplane.io/v1alpha1/clusters/west").json().get("status") or {}).get("freeGpus") is None
+        assert (agent.get("/apis/fleetplane.io/v1alpha1/clusters/west").json().get("status") or {}).get(
+            "freeGpus"
+        ) is None

@@ -10,7 +10,6 @@ import asyncio
 import json
 import random
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -27,7 +26,9 @@ WATCHERS = 6
 @pytest.fixture(scope="module")
 def hubs(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[tuple[HubProcess, HubProcess]]:  # type: ignore[no-untyped-def]
     url = fresh_database()
-    a = start_hub(tmp_path_factory.mktemp("hub-a"), url, FLEETPLANE_BOOKMARK_SECONDS="0.5", FLEETPLANE_CONTROLLERS="false")
+    a = start_hub(
+        tmp_path_factory.mktemp("hub-a"), url, FLEETPLANE_BOOKMARK_SECONDS="0.5", FLEETPLANE_CONTROLLERS="false"
+    )
     # The second replica shares the database and the admin token.
     b_dir = tmp_path_factory.mktemp("hub-b")
     (b_dir / "admin.token").write_text(a.admin_token)
@@ -40,8 +41,12 @@ def hubs(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[t
 
 
 def _dataset(name: str, size: float) -> dict:
-    return {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Dataset", "metadata": {"name": name},
-            "spec": {"sizeGiB": size, "locations": [{"site": "us-east-1"}]}}
+    return {
+        "apiVersion": "fleetplane.io/v1alpha1",
+        "kind": "Dataset",
+        "metadata": {"name": name},
+        "spec": {"sizeGiB": size, "locations": [{"site": "us-east-1"}]},
+    }
 
 
 BASE = f"/apis/fleetplane.io/v1alpha1/namespaces/{NS}/datasets"
@@ -59,8 +64,11 @@ async def _writer(client: httpx.AsyncClient, wid: int, history: list[tuple[int, 
             history.append((int(r.json()["metadata"]["resourceVersion"]), "ADDED", name))
         elif op == "patch":
             name = rng.choice(live)
-            r = await client.patch(f"{BASE}/{name}", content=json.dumps({"spec": {"sizeGiB": 1000 + i}}),
-                                   headers={"Content-Type": "application/merge-patch+json"})
+            r = await client.patch(
+                f"{BASE}/{name}",
+                content=json.dumps({"spec": {"sizeGiB": 1000 + i}}),
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
             assert r.status_code == 200, r.text
             history.append((int(r.json()["metadata"]["resourceVersion"]), "MODIFIED", name))
         else:
@@ -70,7 +78,9 @@ async def _writer(client: httpx.AsyncClient, wid: int, history: list[tuple[int, 
             history.append((int(r.json()["metadata"]["resourceVersion"]), "DELETED", name))
 
 
-async def _watch(client: httpx.AsyncClient, from_rv: int, until_rv: asyncio.Future[int], seen: list[tuple[int, str, str]]) -> None:
+async def _watch(
+    client: httpx.AsyncClient, from_rv: int, until_rv: asyncio.Future[int], seen: list[tuple[int, str, str]]
+) -> None:
     params = {"watch": "true", "resourceVersion": str(from_rv), "allowWatchBookmarks": "true"}
     async with client.stream("GET", BASE, params=params, timeout=None) as resp:
         assert resp.status_code == 200, await resp.aread()
@@ -103,7 +113,9 @@ def test_resumed_watchers_see_every_committed_change_once_in_order(hubs: tuple[H
             watchers.append((from_rv, seen, asyncio.create_task(_watch(client, from_rv, until, seen))))
 
         add_watcher(start_rv)
-        writers = [asyncio.create_task(_writer(ca if w % 2 == 0 else cb, w, history, random.Random(w))) for w in range(WRITERS)]
+        writers = [
+            asyncio.create_task(_writer(ca if w % 2 == 0 else cb, w, history, random.Random(w))) for w in range(WRITERS)
+        ]
         while len(watchers) < WATCHERS:
             await asyncio.sleep(0.15)
             if history:
@@ -129,8 +141,11 @@ def test_watch_from_a_compacted_resource_version_answers_410_expired(hubs: tuple
     with a.client() as c:
         r = c.post(BASE, json=_dataset("before-compaction", 1))
         old_rv = int(r.json()["metadata"]["resourceVersion"])
-        c.patch(f"{BASE}/before-compaction", content='{"spec":{"sizeGiB":2}}',
-                headers={"Content-Type": "application/merge-patch+json"})
+        c.patch(
+            f"{BASE}/before-compaction",
+            content='{"spec":{"sizeGiB":2}}',
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
 
         async def compact() -> int:
             from hub.store.store import Store
@@ -158,8 +173,11 @@ def test_watch_sends_bookmarks_when_asked_and_initial_events_from_zero(hubs: tup
         list_rv = int(c.get(BASE).json()["metadata"]["resourceVersion"])
         types: list[str] = []
         names: list[str] = []
-        with c.stream("GET", BASE, params={"watch": "true", "resourceVersion": "0", "allowWatchBookmarks": "true",
-                                           "timeoutSeconds": "2"}) as s:
+        with c.stream(
+            "GET",
+            BASE,
+            params={"watch": "true", "resourceVersion": "0", "allowWatchBookmarks": "true", "timeoutSeconds": "2"},
+        ) as s:
             for line in s.iter_lines():
                 if line:
                     ev = json.loads(line)

@@ -91,12 +91,18 @@ class Fleet:
         """The hub over HTTPS, verified against its own CA, as the admin."""
         assert self.lab.hub is not None
         ca = ssl.create_default_context(cafile=str(self.hub_data_dir / "hub-cert.pem"))
-        return httpx.Client(base_url=self.lab.hub.url, verify=ca, timeout=15,
-                            headers={"Authorization": f"Bearer {self.lab.hub.token}"})
+        return httpx.Client(
+            base_url=self.lab.hub.url, verify=ca, timeout=15, headers={"Authorization": f"Bearer {self.lab.hub.token}"}
+        )
 
     def hub_kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        out = subprocess.run(["kubectl", "--kubeconfig", self.hub_kubeconfig, *args], input=input,
-                             capture_output=True, text=True, timeout=90)
+        out = subprocess.run(
+            ["kubectl", "--kubeconfig", self.hub_kubeconfig, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         if check and out.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} (hub) failed: {out.stderr}{out.stdout}")
         return out
@@ -104,9 +110,23 @@ class Fleet:
     def join_token(self, cluster: str) -> str:
         """`python -m hub.cli cluster join-token create NAME` against the lab hub's database."""
         out = subprocess.run(
-            [sys.executable, "-m", "fleetplane", "cluster", "join-token", "create", cluster,
-             "--data-dir", str(self.hub_data_dir)],
-            check=True, capture_output=True, text=True, env=env(), cwd=ROOT, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "fleetplane",
+                "cluster",
+                "join-token",
+                "create",
+                cluster,
+                "--data-dir",
+                str(self.hub_data_dir),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env(),
+            cwd=ROOT,
+            timeout=120,
         )
         return out.stdout.strip().splitlines()[-1]
 
@@ -120,8 +140,12 @@ def start_fleet() -> Fleet:
     # runs as its own user inside RUN_DIR/hub.
     root = Path(tempfile.mkdtemp(prefix="fp-e2e-"))
     root.chmod(0o755)
-    lab = Lab(root / "lab", spokes=SPOKES, with_hub=True,
-              hub_env={"FLEETPLANE_CLUSTER_TIMEOUT_SECONDS": f"{CLUSTER_TIMEOUT:g}"})
+    lab = Lab(
+        root / "lab",
+        spokes=SPOKES,
+        with_hub=True,
+        hub_env={"FLEETPLANE_CLUSTER_TIMEOUT_SECONDS": f"{CLUSTER_TIMEOUT:g}"},
+    )
     fleet = Fleet(lab=lab, root=root)
     t0 = time.monotonic()
     try:
@@ -143,8 +167,9 @@ def _start_agent(fleet: Fleet, cluster: str) -> AgentProcess:
     spoke = fleet.spoke(cluster)
     kubectl(spoke.kubeconfig, "create", "namespace", "fleetplane-system")
     kubectl(spoke.kubeconfig, "apply", "-f", str(ROOT / "deploy/agent/rbac.yaml"))
-    token = kubectl(spoke.kubeconfig, "-n", "fleetplane-system", "create", "token", "fleetplane-agent",
-                    "--duration=2h").stdout.strip()
+    token = kubectl(
+        spoke.kubeconfig, "-n", "fleetplane-system", "create", "token", "fleetplane-agent", "--duration=2h"
+    ).stdout.strip()
     cfg = yaml.safe_load(Path(spoke.kubeconfig).read_text())
     for user in cfg["users"]:
         user["user"] = {"token": token}
@@ -156,9 +181,20 @@ def _start_agent(fleet: Fleet, cluster: str) -> AgentProcess:
     config.write_text(f"capacity: {{heartbeatSeconds: {HEARTBEAT:g}, debounceSeconds: 0.5}}\n")
     assert fleet.lab.hub is not None
     agent = AgentProcess(
-        args=["--hub", fleet.lab.hub.url, "--hub-ca", str(fleet.hub_data_dir / "hub-cert.pem"),
-              "--cluster-name", cluster, "--join-token", fleet.join_token(cluster),
-              "--kubeconfig", str(agent_kc), "--config", str(config)],
+        args=[
+            "--hub",
+            fleet.lab.hub.url,
+            "--hub-ca",
+            str(fleet.hub_data_dir / "hub-cert.pem"),
+            "--cluster-name",
+            cluster,
+            "--join-token",
+            fleet.join_token(cluster),
+            "--kubeconfig",
+            str(agent_kc),
+            "--config",
+            str(config),
+        ],
         log_path=work / "agent.log",
     )
     fleet.agents[cluster] = agent  # so stop_fleet finds it even if it never gets ready
@@ -174,8 +210,10 @@ def stop_fleet(fleet: Fleet) -> None:
         list(pool.map(AgentProcess.stop, fleet.agents.values()))  # SIGTERM; each takes ~5 s to exit
     t1 = time.monotonic()
     report = fleet.lab.down()
-    print(f"agents stopped in {t1 - t0:.1f}s, lab down in {time.monotonic() - t1:.1f}s"
-          + (f" (needed SIGKILL: {', '.join(report.killed)})" if report.killed else ""))
+    print(
+        f"agents stopped in {t1 - t0:.1f}s, lab down in {time.monotonic() - t1:.1f}s"
+        + (f" (needed SIGKILL: {', '.join(report.killed)})" if report.killed else "")
+    )
     leftovers = [a.proc.pid for a in fleet.agents.values() if a.proc and a.proc.poll() is None]
     if os.environ.get("FLEETPLANE_E2E_KEEP"):
         print(f"kept the run dir (hub.log, spoke and agent logs): {fleet.root}")
@@ -193,13 +231,19 @@ def gpu_job(name: str, gpus: int, delay: str | None = None, grace_seconds: int |
     `grace_seconds`, as a kubelet does through the termination grace period (else it
     vanishes at once). See fleetplane_lab/kwok-stages.yaml."""
     annotations = {KWOK_RUN_FOR: delay} if delay else {}
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [
-        {"name": "main", "image": "trainer:1.0", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [
+            {"name": "main", "image": "trainer:1.0", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
+        ],
+    }
     if grace_seconds is not None:
         annotations[KWOK_TERMINATE_FOR] = f"{grace_seconds}s"
         pod_spec["terminationGracePeriodSeconds"] = grace_seconds
     return {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
         "spec": {"backoffLimit": 0, "template": {"metadata": {"annotations": annotations}, "spec": pod_spec}},
     }
 
@@ -207,20 +251,35 @@ def gpu_job(name: str, gpus: int, delay: str | None = None, grace_seconds: int |
 def gpu_deployment(name: str, gpus: int) -> dict[str, Any]:
     """An apps/v1 Deployment of one GPU pod labelled app=<name> (kwok keeps it Running)."""
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}}, "template": {
-            "metadata": {"labels": {"app": name}},
-            "spec": {"containers": [
-                {"name": "serve", "image": "server:1.0", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {"name": "serve", "image": "server:1.0", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
+                    ]
+                },
+            },
+        },
     }
 
 
-def workload(name: str, gpus: int, manifest: dict[str, Any], models: list[str] | None = None,
-             **spec: Any) -> dict[str, Any]:
+def workload(
+    name: str, gpus: int, manifest: dict[str, Any], models: list[str] | None = None, **spec: Any
+) -> dict[str, Any]:
     """A one-replica Workload in NS; `spec` adds fields as written on the wire (camelCase)."""
     gpu: dict[str, Any] = {"count": gpus, **({"models": models} if models else {})}
-    return {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Workload", "metadata": {"name": name, "namespace": NS},
-            "spec": {"replicas": 1, "gpu": gpu, "manifests": [manifest], **spec}}
+    return {
+        "apiVersion": "fleetplane.io/v1alpha1",
+        "kind": "Workload",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"replicas": 1, "gpu": gpu, "manifests": [manifest], **spec},
+    }
 
 
 # ---------------------------------------------------------------- reads
@@ -238,7 +297,9 @@ def workload_view(fleet: Fleet, name: str) -> dict[str, Any] | None:
 
 def assignments_of(fleet: Fleet, workload_name: str) -> list[dict[str, Any]]:
     with fleet.rest() as c:
-        r = c.get(f"{API}/namespaces/{NS}/assignments", params={"fieldSelector": f"spec.workloadRef.name={workload_name}"})
+        r = c.get(
+            f"{API}/namespaces/{NS}/assignments", params={"fieldSelector": f"spec.workloadRef.name={workload_name}"}
+        )
         r.raise_for_status()
         return sorted(r.json()["items"], key=lambda a: a["spec"]["epoch"])
 
@@ -260,9 +321,13 @@ def job_pods(spoke: SpokeInfo, job: str) -> list[dict[str, Any]]:
 def pods_with(spoke: SpokeInfo, selector: str) -> list[dict[str, Any]]:
     """Pods in NS matching a label selector, read with the spoke's admin token over HTTPS:
     light enough to poll every 0.5 s on every spoke (kubectl would cost a process each)."""
-    r = httpx.get(f"{spoke.server}/api/v1/namespaces/{NS}/pods", params={"labelSelector": selector},
-                  headers={"Authorization": f"Bearer {spoke.token}"}, verify=ssl.create_default_context(cafile=spoke.ca_file),
-                  timeout=5)
+    r = httpx.get(
+        f"{spoke.server}/api/v1/namespaces/{NS}/pods",
+        params={"labelSelector": selector},
+        headers={"Authorization": f"Bearer {spoke.token}"},
+        verify=ssl.create_default_context(cafile=spoke.ca_file),
+        timeout=5,
+    )
     if r.status_code == 404:
         return []
     r.raise_for_status()
@@ -279,8 +344,8 @@ def wl_row(fleet: Fleet, name: str) -> dict[str, str]:
     (GPUS is e.g. "1x8 H100,A100"), so cut the row where the header's columns start."""
     header, row = fleet.hub_kubectl("get", "wl", name, "-n", NS).stdout.splitlines()[:2]
     starts = [i for i, ch in enumerate(header) if ch != " " and (i == 0 or header[i - 1] == " ")]
-    cells = [row[a:b].strip() for a, b in zip(starts, [*starts[1:], None])]
-    return dict(zip(header.split(), cells))
+    cells = [row[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=False)]
+    return dict(zip(header.split(), cells, strict=False))
 
 
 # ---------------------------------------------------------------- waits and expectations
@@ -292,6 +357,7 @@ class FailedOnTheHub(AssertionError):
 
 def wait_until_placed(fleet: Fleet, name: str, epoch: int = 1, timeout: float = 60) -> dict[str, Any]:
     """Wait until the hub has placed the workload with this epoch; returns its REST view."""
+
     def placed() -> dict[str, Any] | None:
         w = workload_view(fleet, name)
         p = (w or {}).get("placement") or {}
@@ -331,7 +397,9 @@ def expect_pods_on_gpu_product(spoke: SpokeInfo, selector: str, model: str) -> l
         assert node_name, f"pod {p['metadata']['name']} on {spoke.name} is not scheduled: {p['status']}"
         node = kubectl_json(spoke.kubeconfig, "get", "node", node_name)
         product = node["metadata"]["labels"].get("nvidia.com/gpu.product")
-        assert product == GPU_PRODUCT[model], f"pod {p['metadata']['name']} runs on {node_name} ({product}), not {model}"
+        assert product == GPU_PRODUCT[model], (
+            f"pod {p['metadata']['name']} runs on {node_name} ({product}), not {model}"
+        )
     return list(pods)
 
 
@@ -393,9 +461,14 @@ class PodSampler:
                 t = time.monotonic()
                 try:
                     r = hub.get(f"{API}/namespaces/{NS}/assignments/{self.old_assignment}")
-                    running = {name: [p["metadata"]["name"] + (" (terminating)" if p["metadata"].get("deletionTimestamp") else "")
-                                      for p in job_pods(spoke, self.job) if p["status"].get("phase") == "Running"]
-                               for name, spoke in self.fleet.lab.spokes.items()}
+                    running = {
+                        name: [
+                            p["metadata"]["name"] + (" (terminating)" if p["metadata"].get("deletionTimestamp") else "")
+                            for p in job_pods(spoke, self.job)
+                            if p["status"].get("phase") == "Running"
+                        ]
+                        for name, spoke in self.fleet.lab.spokes.items()
+                    }
                     self.samples.append(Sample(t, r.status_code != 404, running))
                 except (httpx.HTTPError, KeyError) as e:  # a gap is reported, never hidden
                     self.errors.append(f"{t:.1f}: {e!r}")
@@ -415,10 +488,12 @@ def expect_no_second_copy(samples: list[Sample], since: float, old_spoke: str) -
         history = "\n".join(describe(samples, since))
         assert len(s.spokes_running()) <= 1, (
             f"two running copies {s.t - since:.1f}s after the old epoch was fenced: {s.running}\n"
-            f"samples (t=0: fence moment):\n{history}")
+            f"samples (t=0: fence moment):\n{history}"
+        )
         assert not s.running.get(old_spoke), (
             f"the stale copy still runs on {old_spoke} {s.t - since:.1f}s after its Assignment was released: "
-            f"{s.running}\nsamples (t=0: fence moment):\n{history}")
+            f"{s.running}\nsamples (t=0: fence moment):\n{history}"
+        )
     return len(after)
 
 
@@ -430,4 +505,3 @@ def describe(samples: list[Sample], t0: float) -> Iterator[str]:
         if cur != last:
             yield f"t={s.t - t0:6.1f}s old-assignment={'yes' if s.old_assignment_exists else 'gone'} running={s.running}"
             last = cur
-

@@ -20,12 +20,19 @@ def namespace(kubectl: Kubectl) -> str:
 
 def test_api_resources_lists_every_fleetplane_kind(kubectl: Kubectl) -> None:
     out = kubectl("api-resources", "--api-group=fleetplane.io", "-o", "wide")
-    for plural, kind in [("workloads", "Workload"), ("clusters", "Cluster"), ("datasets", "Dataset"),
-                         ("assignments", "Assignment"), ("topologies", "Topology")]:
-        line = next((l for l in out.splitlines() if l.startswith(plural + " ")), None)
+    for plural, kind in [
+        ("workloads", "Workload"),
+        ("clusters", "Cluster"),
+        ("datasets", "Dataset"),
+        ("assignments", "Assignment"),
+        ("topologies", "Topology"),
+    ]:
+        line = next((row for row in out.splitlines() if row.startswith(plural + " ")), None)
         assert line is not None, out
         assert kind in line and "fleetplane.io/v1alpha1" in line
-    assert " false " in next(l for l in out.splitlines() if l.startswith("clusters ")), "Cluster is cluster-scoped"
+    assert " false " in next(row for row in out.splitlines() if row.startswith("clusters ")), (
+        "Cluster is cluster-scoped"
+    )
 
 
 def test_create_then_get_shows_workload_columns(kubectl: Kubectl) -> None:
@@ -90,8 +97,16 @@ def test_server_side_apply_detects_a_conflicting_manager(kubectl: Kubectl) -> No
 def test_patch_with_merge_and_json_patch(kubectl: Kubectl) -> None:
     kubectl("create", "-f", "-", input=manifest(workload("patched", gpus=1)))
     kubectl("patch", "wl", "patched", "-n", "team-a", "--type=merge", "-p", '{"spec":{"priority":42}}')
-    kubectl("patch", "wl", "patched", "-n", "team-a", "--type=json",
-            "-p", '[{"op":"replace","path":"/spec/replicas","value":3}]')
+    kubectl(
+        "patch",
+        "wl",
+        "patched",
+        "-n",
+        "team-a",
+        "--type=json",
+        "-p",
+        '[{"op":"replace","path":"/spec/replicas","value":3}]',
+    )
     obj = kubectl.json("get", "wl", "patched", "-n", "team-a")
     assert obj["spec"]["priority"] == 42 and obj["spec"]["replicas"] == 3
     assert obj["metadata"]["generation"] == 3, "each spec change bumps the generation"
@@ -139,7 +154,7 @@ def test_get_watch_sees_added_modified_and_deleted(kubectl: Kubectl, hub: HubPro
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=10)
-    events = [l.split() for l in out.splitlines() if "watched" in l]
+    events = [row.split() for row in out.splitlines() if "watched" in row]
     assert [e[0] for e in events] == ["ADDED", "MODIFIED", "DELETED"], (out, err)
 
 
@@ -161,12 +176,22 @@ def test_strict_validation_rejects_an_unknown_field_by_name(kubectl: Kubectl) ->
 
 
 def test_table_lists_clusters_with_gpu_columns(kubectl: Kubectl) -> None:
-    cluster = {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Cluster", "metadata": {"name": "east"},
-               "spec": {"region": "us-east-1"}}
+    cluster = {
+        "apiVersion": "fleetplane.io/v1alpha1",
+        "kind": "Cluster",
+        "metadata": {"name": "east"},
+        "spec": {"region": "us-east-1"},
+    }
     kubectl("create", "-f", "-", input=manifest(cluster))
-    kubectl("patch", "cluster", "east", "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": {"totalGpus": 16, "freeGpus": 12,
-                                         "conditions": [{"type": "Ready", "status": "True"}]}}))
+    kubectl(
+        "patch",
+        "cluster",
+        "east",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"totalGpus": 16, "freeGpus": 12, "conditions": [{"type": "Ready", "status": "True"}]}}),
+    )
     header, row = kubectl("get", "clusters", "east").splitlines()[:2]
     assert header.split() == ["NAME", "READY", "REGION", "GPUS", "FREE", "BACKEND", "AGE"]
     assert row.split()[:6] == ["east", "True", "us-east-1", "16", "12", "kubernetes"]

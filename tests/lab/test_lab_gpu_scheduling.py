@@ -38,10 +38,13 @@ def gpu_pod_spec(gpus: int, node_selector: dict[str, str]) -> client.V1PodSpec:
     return client.V1PodSpec(
         restart_policy="Never",
         node_selector=node_selector,
-        containers=[client.V1Container(
-            name="main", image="registry.k8s.io/pause:3.10",
-            resources=client.V1ResourceRequirements(limits={GPU: str(gpus)}),
-        )],
+        containers=[
+            client.V1Container(
+                name="main",
+                image="registry.k8s.io/pause:3.10",
+                resources=client.V1ResourceRequirements(limits={GPU: str(gpus)}),
+            )
+        ],
     )
 
 
@@ -92,8 +95,10 @@ def test_a_job_asking_for_4_gpus_lands_on_a_node_with_4_free_of_that_product_and
         spec=gpu_pod_spec(allocatable_gpus(busy) - 3, {"kubernetes.io/hostname": busy.metadata.name}),
     )
     core.create_namespaced_pod(namespace, filler)
-    wait_until("the filler pod runs (kwok keeps non-Job pods Running)",
-               lambda: core.read_namespaced_pod("filler", namespace).status.phase == "Running")
+    wait_until(
+        "the filler pod runs (kwok keeps non-Job pods Running)",
+        lambda: core.read_namespaced_pod("filler", namespace).status.phase == "Running",
+    )
 
     job = client.V1Job(
         metadata=client.V1ObjectMeta(name="train"),
@@ -112,7 +117,9 @@ def test_a_job_asking_for_4_gpus_lands_on_a_node_with_4_free_of_that_product_and
     node = core.read_node(pod.spec.node_name)
     assert node.metadata.labels[PRODUCT] == product
     assert node.metadata.name != busy.metadata.name, "scheduled onto the node with only 3 free GPUs"
-    free_when_bound = allocatable_gpus(node) - gpus_requested_on(spoke, node.metadata.name, except_pod=pod.metadata.name)
+    free_when_bound = allocatable_gpus(node) - gpus_requested_on(
+        spoke, node.metadata.name, except_pod=pod.metadata.name
+    )
     assert free_when_bound >= 4
 
 
@@ -122,10 +129,11 @@ def test_a_pod_asking_for_more_gpus_than_any_node_has_stays_pending_as_insuffici
     for s in spokes:
         core = s.core()
         too_many = max(allocatable_gpus(n) for n in gpu_nodes(s)) + 1
-        core.create_namespaced_pod(namespace, client.V1Pod(
-            metadata=client.V1ObjectMeta(name="too-big"), spec=gpu_pod_spec(too_many, {})))
+        core.create_namespaced_pod(
+            namespace, client.V1Pod(metadata=client.V1ObjectMeta(name="too-big"), spec=gpu_pod_spec(too_many, {}))
+        )
 
-        def unschedulable() -> Any:
+        def unschedulable(core: Any = core) -> Any:
             p = core.read_namespaced_pod("too-big", namespace)
             for c in p.status.conditions or []:
                 if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
@@ -142,8 +150,21 @@ def test_a_pod_asking_for_more_gpus_than_any_node_has_stays_pending_as_insuffici
 def test_kubectl_lists_each_spokes_gpu_nodes_with_capacity(spokes: list[Spoke]) -> None:
     for s in spokes:
         out = subprocess.run(
-            ["kubectl", "--kubeconfig", s.kubeconfig, "get", "nodes", "-l", "nvidia.com/gpu.present=true", "-o", "json"],
-            check=True, capture_output=True, text=True, timeout=60,
+            [
+                "kubectl",
+                "--kubeconfig",
+                s.kubeconfig,
+                "get",
+                "nodes",
+                "-l",
+                "nvidia.com/gpu.present=true",
+                "-o",
+                "json",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
         ).stdout
         items = json.loads(out)["items"]
         assert items, f"kubectl lists no GPU nodes on {s.name}"
@@ -155,7 +176,10 @@ def test_kubectl_lists_each_spokes_gpu_nodes_with_capacity(spokes: list[Spoke]) 
         # And the human view: the table kubectl prints has every node, Ready.
         table = subprocess.run(
             ["kubectl", "--kubeconfig", s.kubeconfig, "get", "nodes", "-L", f"{PRODUCT},karpenter.sh/capacity-type"],
-            check=True, capture_output=True, text=True, timeout=60,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
         ).stdout
         for n in items:
             assert n["metadata"]["name"] in table
@@ -186,8 +210,10 @@ def test_a_job_keeps_running_for_the_pod_complete_delay_annotation(spokes: list[
         metadata=client.V1ObjectMeta(annotations={"pod-complete.stage.kwok.x-k8s.io/delay": "3s"}),
         spec=gpu_pod_spec(1, {}),
     )
-    batch.create_namespaced_job(namespace, client.V1Job(
-        metadata=client.V1ObjectMeta(name="slow"), spec=client.V1JobSpec(backoff_limit=0, template=tmpl)))
+    batch.create_namespaced_job(
+        namespace,
+        client.V1Job(metadata=client.V1ObjectMeta(name="slow"), spec=client.V1JobSpec(backoff_limit=0, template=tmpl)),
+    )
     t0 = time.monotonic()
 
     def phase() -> str | None:
@@ -195,6 +221,9 @@ def test_a_job_keeps_running_for_the_pod_complete_delay_annotation(spokes: list[
         return pods[0].status.phase if pods else None
 
     wait_until("the slow job's pod runs", lambda: phase() == "Running", timeout=30)
-    wait_until("the slow job succeeds", lambda: (batch.read_namespaced_job("slow", namespace).status.succeeded or 0) >= 1,
-               timeout=30)
+    wait_until(
+        "the slow job succeeds",
+        lambda: (batch.read_namespaced_job("slow", namespace).status.succeeded or 0) >= 1,
+        timeout=30,
+    )
     assert time.monotonic() - t0 >= 2.5

@@ -13,8 +13,8 @@ import psutil
 import pytest
 
 from fleetplane_lab import BinariesMissing, Lab, LabStartError, SpokeSpec
-from fleetplane_lab.process import ProcRecord, port_in_use
 from fleetplane_lab.fixtures import require_lab_binaries
+from fleetplane_lab.process import ProcRecord, port_in_use
 
 pytestmark = pytest.mark.lab
 
@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 def lab_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the lab CLI as a user would, in a separate process (so state must go via the run dir)."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "fleetplane_lab", *args], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "fleetplane_lab", *args], capture_output=True, text=True, timeout=300, env=env, cwd=REPO
+    )
 
 
 def processes_mentioning(path: Path) -> list[psutil.Process]:
@@ -48,8 +49,9 @@ def test_lab_down_after_up_leaves_no_process_it_started(tmp_path: Path) -> None:
 
     state = json.loads((run / "lab.json").read_text())
     records = [ProcRecord.from_dict(r) for r in state["records"]]
-    assert {r.name for r in records} == {f"spoke-1/{c}" for c in
-                                         ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")}
+    assert {r.name for r in records} == {
+        f"spoke-1/{c}" for c in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+    }
     assert all(r.alive() for r in records)
     ports = [p for r in records for p in r.ports]
     assert all(port_in_use(p) for p in ports)
@@ -77,8 +79,11 @@ def test_lab_down_after_up_leaves_no_process_it_started(tmp_path: Path) -> None:
 def test_a_component_that_fails_to_start_is_named_with_its_log_tail_and_nothing_is_left(tmp_path: Path) -> None:
     require_lab_binaries()
     run = tmp_path / "lab"
-    lab = Lab(run, spokes=[SpokeSpec("spoke-x", profiles=["l4-ondemand"],
-                                     extra_args={"kube-apiserver": ["--no-such-flag=1"]})], with_hub=False)
+    lab = Lab(
+        run,
+        spokes=[SpokeSpec("spoke-x", profiles=["l4-ondemand"], extra_args={"kube-apiserver": ["--no-such-flag=1"]})],
+        with_hub=False,
+    )
     with pytest.raises(LabStartError) as err:
         lab.up()
     assert err.value.component == "spoke-x/kube-apiserver"

@@ -12,8 +12,10 @@ from fleetplane_lab.profiles import ProfileError
 
 def test_bundled_profiles_cover_reserved_spot_and_on_demand_capacity() -> None:
     assert {"h100-reserved", "a100-spot", "l4-ondemand"} <= set(available_profiles())
-    kinds = {n["metadata"]["labels"]["karpenter.sh/capacity-type"]
-             for n in render_nodes("s", ["h100-reserved", "a100-spot", "l4-ondemand"])}
+    kinds = {
+        n["metadata"]["labels"]["karpenter.sh/capacity-type"]
+        for n in render_nodes("s", ["h100-reserved", "a100-spot", "l4-ondemand"])
+    }
     assert kinds == {"reserved", "spot", "on-demand"}
 
 
@@ -30,8 +32,10 @@ def test_a_rendered_node_has_gfd_labels_gpu_capacity_and_the_kwok_annotation() -
 
 
 def test_a_spoke_region_moves_every_pool_and_keeps_zone_letters() -> None:
-    zones = {n["metadata"]["labels"]["topology.kubernetes.io/zone"]
-             for n in render_nodes("s", ["h100-reserved", "l4-ondemand"], region="eu-west-1")}
+    zones = {
+        n["metadata"]["labels"]["topology.kubernetes.io/zone"]
+        for n in render_nodes("s", ["h100-reserved", "l4-ondemand"], region="eu-west-1")
+    }
     assert zones == {"eu-west-1a", "eu-west-1c"}
 
 
@@ -44,9 +48,11 @@ def test_default_spokes_differ_in_region_and_gpu_mix() -> None:
 
 def test_a_profile_with_an_unknown_capacity_type_is_rejected_with_the_pool_name(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("pools: [{name: p1, count: 1, gpusPerNode: 1, product: X, gpuMemoryMiB: 1,"
-                   " capacityType: preemptible, region: r, zone: ra}]")
-    with pytest.raises(ProfileError, match="p1.*preemptible"):
+    bad.write_text(
+        "pools: [{name: p1, count: 1, gpusPerNode: 1, product: X, gpuMemoryMiB: 1,"
+        " capacityType: preemptible, region: r, zone: ra}]"
+    )
+    with pytest.raises(ProfileError, match=r"p1.*preemptible"):
         render_nodes("s", [str(bad)])
 
 

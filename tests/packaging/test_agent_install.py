@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Not copied: local state, caches and build output. Building from the repository itself would
 # write build/ and fleetplane.egg-info/ into it, so the install builds from a copy.
 _SKIP_AT_ROOT = {".venv", ".git", ".fleetplane", "tmp", "build", "dist"}
-_SKIP_ANYWHERE = {"__pycache__", ".mypy_cache", ".pytest_cache", ".hypothesis", ".import_linter_cache",
-                 ".ruff_cache"}
+_SKIP_ANYWHERE = {"__pycache__", ".mypy_cache", ".pytest_cache", ".hypothesis", ".import_linter_cache", ".ruff_cache"}
 
 
 def _ignore(directory: str, names: list[str]) -> set[str]:
@@ -65,8 +64,13 @@ def test_the_agent_extra_installs_without_the_hub_server_and_runs_its_cli(tmp_pa
         assert imported.returncode != 0, f"{server_module} is installed by fleetplane[agent]"
         assert "ModuleNotFoundError" in imported.stderr, imported.stderr
 
-    agent = _run(work, bin_ / "python", "-c", "import spoke_agent.agent, fleetplane_types.v1alpha1; "
-                 "print(spoke_agent.agent.__file__); print(fleetplane_types.v1alpha1.__file__)")
+    agent = _run(
+        work,
+        bin_ / "python",
+        "-c",
+        "import spoke_agent.agent, fleetplane_types.v1alpha1; "
+        "print(spoke_agent.agent.__file__); print(fleetplane_types.v1alpha1.__file__)",
+    )
     assert agent.returncode == 0, agent.stderr
     for module_file in agent.stdout.split():
         assert Path(module_file).is_relative_to(venv), f"{module_file} is not the installed copy"

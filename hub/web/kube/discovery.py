@@ -35,7 +35,11 @@ async def version() -> dict[str, str]:
 
 @router.get("/api")
 async def api_versions() -> dict[str, Any]:
-    return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}]}
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": ""}],
+    }
 
 
 def api_resource_list(group: str, version: str) -> dict[str, Any]:
@@ -44,14 +48,33 @@ def api_resource_list(group: str, version: str) -> dict[str, Any]:
         if r.group != group or r.version != version:
             continue
         verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
-        items.append({
-            "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
-            "verbs": verbs, "shortNames": list(r.short_names), "categories": list(r.categories),
-        })
+        items.append(
+            {
+                "name": r.plural,
+                "singularName": r.singular,
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": verbs,
+                "shortNames": list(r.short_names),
+                "categories": list(r.categories),
+            }
+        )
         if r.has_status:
-            items.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced,
-                          "kind": r.kind, "verbs": ["get", "patch", "update"]})
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else version, "resources": items}
+            items.append(
+                {
+                    "name": f"{r.plural}/status",
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "kind": r.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": f"{group}/{version}" if group else version,
+        "resources": items,
+    }
 
 
 @router.get("/api/v1")
@@ -90,6 +113,8 @@ async def openapi_gv(rest: str) -> Response:
         key = f"apis/{g}/{v}" if g else f"api/{v}"
         if rest.strip("/") == key:
             body, h = group_version_document(g, v)
-            return Response(body, media_type="application/json", headers={"Cache-Control": "public, immutable", "Etag": f'"{h}"'})
+            return Response(
+                body, media_type="application/json", headers={"Cache-Control": "public, immutable", "Etag": f'"{h}"'}
+            )
     err = ApiError(404, "NotFound", f"no OpenAPI document for {rest}")
     return JSONResponse(err.status(), status_code=err.code)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from hub.registry.resources import RESOURCES, Resource
@@ -68,7 +68,14 @@ def _op(r: Resource, verb: str, action: str, *, patch: bool = False, body: bool 
         "description": f"{verb} {r.kind}",
         "x-kubernetes-action": action,
         "x-kubernetes-group-version-kind": _gvk(r),
-        "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{_schema_name(r, r.kind)}"}}}}},
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{_schema_name(r, r.kind)}"}}
+                },
+            }
+        },
         "parameters": [],
     }
     if body or patch:
@@ -134,7 +141,7 @@ def _components(rs: list[Resource]) -> Obj:
     return schemas
 
 
-@lru_cache(maxsize=None)
+@cache
 def group_version_document(group: str, version: str) -> tuple[str, str]:
     """The per-group-version document as JSON text, and its content hash."""
     rs = [r for r in RESOURCES if r.group == group and r.version == version]

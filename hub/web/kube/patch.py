@@ -50,8 +50,14 @@ async def do_patch(request: Request, t: Target) -> Response:
         if t.subresource == "status":
             raise unsupported_media("server-side apply on the status subresource is not supported; use a merge patch")
         obj, warnings, created = await registry.apply(
-            res, t.namespace, t.name, applied, subject, force=q.get("force") in ("true", "1"),
-            opts=write_options(request, field_manager=field_manager))
+            res,
+            t.namespace,
+            t.name,
+            applied,
+            subject,
+            force=q.get("force") in ("true", "1"),
+            opts=write_options(request, field_manager=field_manager),
+        )
         return json_response(obj, 201 if created else 200, warnings)
 
     if ct == "application/merge-patch+json" or (ct == "application/strategic-merge-patch+json" and res.strategic_merge):

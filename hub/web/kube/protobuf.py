@@ -9,7 +9,8 @@ Written by hand because pulling a protobuf toolchain in for one message is not w
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 MAGIC = b"k8s\x00"
 
@@ -39,7 +40,7 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
             n, i = _varint(buf, i)
             if i + n > len(buf):
                 raise ValueError("truncated field")
-            yield num, wire, buf[i:i + n]
+            yield num, wire, buf[i : i + n]
             i += n
         elif wire == 1:
             i += 8
@@ -64,7 +65,7 @@ def decode_namespace(body: bytes) -> dict[str, Any]:
     if not body.startswith(MAGIC):
         raise ValueError("missing the k8s protobuf magic prefix")
     raw = b""
-    for num, _, val in _fields(body[len(MAGIC):]):
+    for num, _, val in _fields(body[len(MAGIC) :]):
         if num == 2:
             raw = val
     meta: dict[str, Any] = {}

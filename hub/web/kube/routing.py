@@ -1,9 +1,9 @@
 """Request paths → the resource they address (Kubernetes URL shapes).
 
-  /api/v1/namespaces[/{name}[/status]]            core Namespaces
-  /api/v1/namespaces/{ns}/events                  always empty (kubectl describe asks)
-  /apis/{group}/{version}/{plural}[/{name}[/status]]               cluster-scoped, or all namespaces
-  /apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}[/status]]
+/api/v1/namespaces[/{name}[/status]]            core Namespaces
+/api/v1/namespaces/{ns}/events                  always empty (kubectl describe asks)
+/apis/{group}/{version}/{plural}[/{name}[/status]]               cluster-scoped, or all namespaces
+/apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}[/status]]
 """
 
 from __future__ import annotations
@@ -51,11 +51,15 @@ def parse_target(path: str) -> Target | str:
         raise not_found("", "", path)
     res = lookup(group, version, rest[0])
     if res is None:
-        raise ApiError(404, "NotFound", f'the server could not find the requested resource ({rest[0]}.{group or "core"}/{version})')
+        raise ApiError(
+            404, "NotFound", f"the server could not find the requested resource ({rest[0]}.{group or 'core'}/{version})"
+        )
     if namespace is not None and not res.namespaced:
         raise not_found(res.plural, res.group, rest[1] if len(rest) > 1 else "")
     if res.namespaced and namespace is None and len(rest) > 1:
-        raise ApiError(404, "NotFound", f"{res.qualified} is namespaced: use /namespaces/{{namespace}}/{res.plural}/{{name}}")
+        raise ApiError(
+            404, "NotFound", f"{res.qualified} is namespaced: use /namespaces/{{namespace}}/{res.plural}/{{name}}"
+        )
     sub = rest[2] if len(rest) > 2 else ""
     if sub and (sub != "status" or not res.has_status or len(rest) > 3):
         raise ApiError(404, "NotFound", f"the server could not find the requested resource ({res.qualified}/{sub})")
@@ -71,4 +75,6 @@ def wants_table(request: Request) -> bool:
 def require_json(request: Request) -> None:
     ct = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ct in ("application/vnd.kubernetes.protobuf", "application/cbor"):
-        raise unsupported_media(f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (not "{ct}")')
+        raise unsupported_media(
+            f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (not "{ct}")'
+        )

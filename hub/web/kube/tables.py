@@ -6,10 +6,19 @@ from hub.registry.objects import Obj
 from hub.registry.resources import Resource
 
 
-def table(res: Resource, objs: list[Obj], rv: str | None, *, include: str = "Metadata", headers: bool = True,
-          cont: str | None = None) -> Obj:
-    cols = [{"name": c.name, "type": c.type, "format": c.format, "description": c.description, "priority": c.priority}
-            for c in res.columns]
+def table(
+    res: Resource,
+    objs: list[Obj],
+    rv: str | None,
+    *,
+    include: str = "Metadata",
+    headers: bool = True,
+    cont: str | None = None,
+) -> Obj:
+    cols = [
+        {"name": c.name, "type": c.type, "format": c.format, "description": c.description, "priority": c.priority}
+        for c in res.columns
+    ]
     rows = []
     for o in objs:
         if include == "Object":

@@ -87,7 +87,9 @@ async def do_list(request: Request, t: Target) -> Response:
         raise ApiError(422, "Invalid", "sendInitialEvents is only supported on watch requests, and not by this server")
     limit = int(q["limit"]) if q.get("limit", "").isdigit() and int(q["limit"]) > 0 else None
     query = list_query(res, subject_of(request), t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
-    items, rv, cont = await hub_of(request).registry.list_objects(res, query, limit=limit, continue_token=q.get("continue"))
+    items, rv, cont = await hub_of(request).registry.list_objects(
+        res, query, limit=limit, continue_token=q.get("continue")
+    )
     if wants_table(request):
         return json_response(table(res, items, str(rv), include=q.get("includeObject", "Metadata"), cont=cont))
     meta: Obj = {"resourceVersion": str(rv)}
@@ -109,8 +111,12 @@ async def do_create(request: Request, t: Target) -> Response:
         require_json(request)
         obj = check_kind(res, parse_body(body, request.headers.get("content-type", "application/json"), res.kind))
     if res.namespaced and t.namespace is None:
-        raise method_not_allowed(f"create {res.plural} needs a namespace: POST /apis/{res.group}/{res.version}/namespaces/{{ns}}/{res.plural}")
-    created, warnings = await hub_of(request).registry.create(res, t.namespace, obj, subject_of(request), write_options(request))
+        raise method_not_allowed(
+            f"create {res.plural} needs a namespace: POST /apis/{res.group}/{res.version}/namespaces/{{ns}}/{res.plural}"
+        )
+    created, warnings = await hub_of(request).registry.create(
+        res, t.namespace, obj, subject_of(request), write_options(request)
+    )
     return json_response(created, 201, warnings)
 
 
@@ -120,7 +126,8 @@ async def do_update(request: Request, t: Target) -> Response:
     body = await read_body(request)
     incoming = check_kind(res, parse_body(body, request.headers.get("content-type", "application/json"), res.kind))
     obj, warnings = await hub_of(request).registry.replace(
-        res, t.namespace, _name(t), incoming, subject_of(request), t.subresource, write_options(request))
+        res, t.namespace, _name(t), incoming, subject_of(request), t.subresource, write_options(request)
+    )
     return json_response(obj, 200, warnings)
 
 
@@ -139,5 +146,6 @@ async def do_delete(request: Request, t: Target) -> Response:
     if not isinstance(policy, str) or not isinstance(pre, dict):
         raise bad_request("DeleteOptions: propagationPolicy must be a string and preconditions an object")
     obj = await hub_of(request).registry.delete(
-        t.res, t.namespace, _name(t), subject_of(request), policy=policy, preconditions=pre, dry_run=dry_run(request))
+        t.res, t.namespace, _name(t), subject_of(request), policy=policy, preconditions=pre, dry_run=dry_run(request)
+    )
     return json_response(obj, 200)

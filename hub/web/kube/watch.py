@@ -48,8 +48,13 @@ async def do_watch(request: Request, t: Target) -> Response:
 
     def encode(ev_type: str, obj: Obj) -> bytes:
         if as_table and ev_type != "BOOKMARK" and ev_type != "ERROR":
-            payload = table(res, [obj], (obj.get("metadata") or {}).get("resourceVersion"), include=include,
-                            headers=not headers_sent[0])
+            payload = table(
+                res,
+                [obj],
+                (obj.get("metadata") or {}).get("resourceVersion"),
+                include=include,
+                headers=not headers_sent[0],
+            )
             headers_sent[0] = True
         else:
             payload = obj
@@ -73,8 +78,14 @@ async def do_watch(request: Request, t: Target) -> Response:
                 if ev is None:
                     if bookmarks:
                         brv = max(sent_rv, broadcaster.last_rv)
-                        yield encode("BOOKMARK", {"kind": res.kind, "apiVersion": res.api_version,
-                                                  "metadata": {"resourceVersion": str(brv)}})
+                        yield encode(
+                            "BOOKMARK",
+                            {
+                                "kind": res.kind,
+                                "apiVersion": res.api_version,
+                                "metadata": {"resourceVersion": str(brv)},
+                            },
+                        )
                     continue
                 yield encode(ev.type, ev.object)
                 sent_rv = ev.rv

@@ -29,7 +29,7 @@ from fastapi.security import HTTPBearer
 
 from fleetplane_types import v1alpha1 as v1
 from hub.controllers.snapshot import build_snapshot, reservations
-from hub.errors import ApiError, bad_request, forbidden, invalid, not_found
+from hub.errors import ApiError, bad_request, forbidden, invalid
 from hub.registry.access import Subject, read_scope
 from hub.registry.lifecycle import list_query
 from hub.registry.objects import Obj, check_kind, meta, strip_server_meta
@@ -116,7 +116,6 @@ def _validation_status(exc: RequestValidationError) -> ApiError:
     return ApiError(422, "Invalid", f"request is invalid: {parts}", causes=causes)
 
 
-
 # ------------------------------------------------------------------ helpers
 
 # The bearer scheme only documents the token for /docs ("Authorize"); the middleware in
@@ -129,8 +128,9 @@ async def _visible_namespace(request: Request, ns: str) -> None:
     await hub_of(request).registry.get(NAMESPACE, None, ns, subject_of(request))
 
 
-async def _list(request: Request, res: Resource, *, namespace: str | None = None,
-                limit: int | None = None, cont: str | None = None) -> tuple[list[Obj], int, str | None]:
+async def _list(
+    request: Request, res: Resource, *, namespace: str | None = None, limit: int | None = None, cont: str | None = None
+) -> tuple[list[Obj], int, str | None]:
     """Every read of a list is scoped by the registry's list_query (hub.registry.access.read_scope)."""
     query = list_query(res, subject_of(request), namespace)
     return await hub_of(request).registry.list_objects(res, query, limit=limit, continue_token=cont)
@@ -150,8 +150,12 @@ _WORKLOAD_BODY = {
 
 
 @router.post(
-    "/namespaces/{namespace}/workloads", tags=["workloads"], status_code=201, response_model=v1.Workload,
-    responses=error_responses(400, 403, 404, 409, 413, 422), openapi_extra=_WORKLOAD_BODY,
+    "/namespaces/{namespace}/workloads",
+    tags=["workloads"],
+    status_code=201,
+    response_model=v1.Workload,
+    responses=error_responses(400, 403, 404, 409, 413, 422),
+    openapi_extra=_WORKLOAD_BODY,
     summary="Submit a workload",
 )
 async def create_workload(
@@ -169,8 +173,14 @@ async def create_workload(
     return await do_create(request, Target(WORKLOAD, namespace, None, ""))
 
 
-@router.get("/workloads", tags=["workloads"], response_model=WorkloadList, response_model_exclude_none=True,
-            responses=error_responses(422), summary="List workloads in every namespace you may see")
+@router.get(
+    "/workloads",
+    tags=["workloads"],
+    response_model=WorkloadList,
+    response_model_exclude_none=True,
+    responses=error_responses(422),
+    summary="List workloads in every namespace you may see",
+)
 async def list_all_workloads(
     request: Request,
     explain: bool = Query(False, description="Include each workload's placement explanation."),
@@ -178,12 +188,19 @@ async def list_all_workloads(
     cont: str | None = Query(None, alias="continue"),
 ) -> WorkloadList:
     items, rv, nxt = await _list(request, WORKLOAD, limit=limit, cont=cont)
-    return WorkloadList(items=[workload_view(o, explain=explain) for o in items], resource_version=str(rv),
-                        continue_token=nxt)
+    return WorkloadList(
+        items=[workload_view(o, explain=explain) for o in items], resource_version=str(rv), continue_token=nxt
+    )
 
 
-@router.get("/namespaces/{namespace}/workloads", tags=["workloads"], response_model=WorkloadList,
-            response_model_exclude_none=True, responses=error_responses(404, 422), summary="List workloads in a namespace")
+@router.get(
+    "/namespaces/{namespace}/workloads",
+    tags=["workloads"],
+    response_model=WorkloadList,
+    response_model_exclude_none=True,
+    responses=error_responses(404, 422),
+    summary="List workloads in a namespace",
+)
 async def list_workloads(
     request: Request,
     namespace: str,
@@ -193,13 +210,19 @@ async def list_workloads(
 ) -> WorkloadList:
     await _visible_namespace(request, namespace)
     items, rv, nxt = await _list(request, WORKLOAD, namespace=namespace, limit=limit, cont=cont)
-    return WorkloadList(items=[workload_view(o, explain=explain) for o in items], resource_version=str(rv),
-                        continue_token=nxt)
+    return WorkloadList(
+        items=[workload_view(o, explain=explain) for o in items], resource_version=str(rv), continue_token=nxt
+    )
 
 
-@router.get("/namespaces/{namespace}/workloads/{name}", tags=["workloads"], response_model=WorkloadView,
-            response_model_exclude_none=True, responses=error_responses(404, 422),
-            summary="Get a workload with its placement and full explanation")
+@router.get(
+    "/namespaces/{namespace}/workloads/{name}",
+    tags=["workloads"],
+    response_model=WorkloadView,
+    response_model_exclude_none=True,
+    responses=error_responses(404, 422),
+    summary="Get a workload with its placement and full explanation",
+)
 async def get_workload(request: Request, namespace: str, name: str) -> WorkloadView:
     await _visible_namespace(request, namespace)
     obj = await hub_of(request).registry.get(WORKLOAD, namespace, name, subject_of(request))
@@ -209,15 +232,25 @@ async def get_workload(request: Request, namespace: str, name: str) -> WorkloadV
 # ------------------------------------------------------------------ clusters and the fleet
 
 
-@router.get("/clusters", tags=["clusters"], response_model=ClusterList, responses=error_responses(),
-            summary="List member clusters with their GPU capacity")
+@router.get(
+    "/clusters",
+    tags=["clusters"],
+    response_model=ClusterList,
+    responses=error_responses(),
+    summary="List member clusters with their GPU capacity",
+)
 async def list_clusters(request: Request) -> ClusterList:
     items, _, _ = await _list(request, CLUSTER)
     return ClusterList(items=[cluster_view(o) for o in items])
 
 
-@router.get("/fleet/summary", tags=["fleet"], response_model=FleetSummary, responses=error_responses(),
-            summary="GPUs by model × capacity type × region (total and free)")
+@router.get(
+    "/fleet/summary",
+    tags=["fleet"],
+    response_model=FleetSummary,
+    responses=error_responses(),
+    summary="GPUs by model × capacity type × region (total and free)",
+)
 async def fleet_summary(request: Request) -> FleetSummary:
     """Sums pools of Ready clusters; NotReady clusters cannot take work, so they are counted apart."""
     items, _, _ = await _list(request, CLUSTER)
@@ -238,11 +271,25 @@ async def fleet_summary(request: Request) -> FleetSummary:
             row["clusters"].add(c.name)
             if c.simulated:
                 row["simulated"].add(c.name)
-    out = [SummaryRow(model=m, capacity_type=t, region=r, total=v["total"], free=v["free"],
-                      clusters=len(v["clusters"]), simulated_clusters=len(v["simulated"]))
-           for (m, t, r), v in sorted(rows.items())]
-    return FleetSummary(rows=out, ready_clusters=ready_n, total_gpus=sum(r.total for r in out),
-                        free_gpus=sum(r.free for r in out), not_ready=NotReadyCount(clusters=nr_clusters, gpus=nr_gpus))
+    out = [
+        SummaryRow(
+            model=m,
+            capacity_type=t,
+            region=r,
+            total=v["total"],
+            free=v["free"],
+            clusters=len(v["clusters"]),
+            simulated_clusters=len(v["simulated"]),
+        )
+        for (m, t, r), v in sorted(rows.items())
+    ]
+    return FleetSummary(
+        rows=out,
+        ready_clusters=ready_n,
+        total_gpus=sum(r.total for r in out),
+        free_gpus=sum(r.free for r in out),
+        not_ready=NotReadyCount(clusters=nr_clusters, gpus=nr_gpus),
+    )
 
 
 # ------------------------------------------------------------------ what-if
@@ -250,8 +297,9 @@ async def fleet_summary(request: Request) -> FleetSummary:
 
 def _prefixed(err: ApiError, prefix: str) -> ApiError:
     """The same error with every cause's field under `prefix` (workloads[2].spec.gpu.count)."""
-    causes = [dict(c, field=f"{prefix}.{c['field']}" if c.get("field") else prefix)
-              for c in err.details.get("causes") or []]
+    causes = [
+        dict(c, field=f"{prefix}.{c['field']}" if c.get("field") else prefix) for c in err.details.get("causes") or []
+    ]
     details = {k: v for k, v in err.details.items() if k != "causes"}
     return ApiError(err.code, err.reason, f"{prefix}: {err.message}", details=details, causes=causes or None)
 
@@ -275,16 +323,30 @@ def _whatif_objects(body: WhatIfRequest, subject: Subject, field_validation: str
         warnings += [f"{prefix}: {w}" for w in warns]
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         if key in seen:
-            raise invalid(WORKLOAD.kind, WORKLOAD.group, key[1], [{
-                "reason": "FieldValueDuplicate", "field": f"{prefix}.metadata.name",
-                "message": f'Duplicate value: "{key[0]}/{key[1]}" is also workloads[{seen[key]}]'}])
+            raise invalid(
+                WORKLOAD.kind,
+                WORKLOAD.group,
+                key[1],
+                [
+                    {
+                        "reason": "FieldValueDuplicate",
+                        "field": f"{prefix}.metadata.name",
+                        "message": f'Duplicate value: "{key[0]}/{key[1]}" is also workloads[{seen[key]}]',
+                    }
+                ],
+            )
         seen[key] = i
         out.append(obj)
     return out, warnings
 
 
-@router.post("/whatif", tags=["what-if"], response_model=WhatIfReport, responses=error_responses(400, 403, 413, 422),
-             summary="Place workloads on the live fleet without committing anything")
+@router.post(
+    "/whatif",
+    tags=["what-if"],
+    response_model=WhatIfReport,
+    responses=error_responses(400, 403, 413, 422),
+    summary="Place workloads on the live fleet without committing anything",
+)
 async def whatif(
     request: Request,
     body: WhatIfRequest,
@@ -304,8 +366,12 @@ async def whatif(
     try:
         engine = Engine(body.profile or hub.settings.placement_profile)
     except PlacementInputError as exc:
-        raise ApiError(422, "Invalid", f"profile: {exc.detail}",
-                       causes=[{"reason": "FieldValueNotSupported", "field": "profile", "message": exc.detail}]) from None
+        raise ApiError(
+            422,
+            "Invalid",
+            f"profile: {exc.detail}",
+            causes=[{"reason": "FieldValueNotSupported", "field": "profile", "message": exc.detail}],
+        ) from None
 
     # The snapshot is what the caller may see (read_scope), so a team cannot probe another
     # team's datasets. Reservations are not the caller's to read, but they only lower free
@@ -326,11 +392,16 @@ async def whatif(
                 requests.append(workload_from_api(v1.Workload.model_validate(o), snapshot))
             except PlacementInputError as exc:
                 field = f"workloads[{i}].{exc.field}" if exc.field else f"workloads[{i}]"
-                raise invalid(WORKLOAD.kind, WORKLOAD.group, o["metadata"]["name"],
-                              [{"reason": "FieldValueInvalid", "field": field, "message": exc.detail}]) from None
+                raise invalid(
+                    WORKLOAD.kind,
+                    WORKLOAD.group,
+                    o["metadata"]["name"],
+                    [{"reason": "FieldValueInvalid", "field": field, "message": exc.detail}],
+                ) from None
         decisions = engine.place_batch(snapshot, requests, held)
         return report(decisions, engine.profile.name) | {
-            "snapshot": {"clusters": len(snapshot.clusters), "reservations": len(held)}}
+            "snapshot": {"clusters": len(snapshot.clusters), "reservations": len(held)}
+        }
 
     out = await asyncio.to_thread(decide)
     return WhatIfReport.model_validate(out | {"warnings": warnings})

@@ -57,11 +57,15 @@ class Status(_View):
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    what = {400: "Malformed body or unknown field (with fieldValidation=Strict)",
-            401: "No or unknown bearer token", 403: "Not allowed for this subject",
-            404: "Namespace or object not found (or not visible to this subject)",
-            409: "Already exists", 413: "Body over the hub's size limit",
-            422: "Invalid: one cause per field"}
+    what = {
+        400: "Malformed body or unknown field (with fieldValidation=Strict)",
+        401: "No or unknown bearer token",
+        403: "Not allowed for this subject",
+        404: "Namespace or object not found (or not visible to this subject)",
+        409: "Already exists",
+        413: "Body over the hub's size limit",
+        422: "Invalid: one cause per field",
+    }
     return {c: {"model": Status, "description": what[c]} for c in sorted({401, *codes})}
 
 
@@ -72,7 +76,9 @@ class ClusterShare(_View):
 
 
 class PlacementView(_View):
-    clusters: list[ClusterShare] = Field(default_factory=list, description="Where the replicas run (empty while pending).")
+    clusters: list[ClusterShare] = Field(
+        default_factory=list, description="Where the replicas run (empty while pending)."
+    )
     epoch: int | None = Field(default=None, description="Fencing epoch; +1 on every re-placement.")
     reason: str | None = Field(default=None, description='"placed on …", or why no cluster fits ("0/N clusters: …").')
     decided_at: str | None = None
@@ -114,8 +120,9 @@ class WorkloadView(_View):
 class WorkloadList(_View):
     items: list[WorkloadView]
     resource_version: str = Field(description="Store resourceVersion the list is consistent with (watch from it).")
-    continue_token: str | None = Field(default=None, serialization_alias="continue",
-                                       description="Pass as ?continue= for the next page.")
+    continue_token: str | None = Field(
+        default=None, serialization_alias="continue", description="Pass as ?continue= for the next page."
+    )
 
 
 class PoolView(_View):
@@ -123,7 +130,8 @@ class PoolView(_View):
     model: str
     capacity_type: str
     price_per_gpu_hour: float | None = Field(
-        default=None, description="USD per GPU-hour; the cluster's spec.prices default when the pool reports none.")
+        default=None, description="USD per GPU-hour; the cluster's spec.prices default when the pool reports none."
+    )
     memory_gi_b: int | None = None  # camelCase: memoryGiB
     total: int
     free: int
@@ -151,7 +159,7 @@ class ClusterList(_View):
 class SummaryRow(_View):
     model: str
     capacity_type: str
-    region: str = Field(description='Empty when the cluster reports no region.')
+    region: str = Field(description="Empty when the cluster reports no region.")
     total: int
     free: int
     clusters: int = Field(description="Ready clusters contributing to this row.")
@@ -175,13 +183,15 @@ class FleetSummary(_View):
 
 class WhatIfRequest(_View):
     workloads: list[dict[str, Any]] = Field(
-        min_length=1, max_length=WHATIF_MAX_WORKLOADS,
+        min_length=1,
+        max_length=WHATIF_MAX_WORKLOADS,
         description="Workload objects, as you would submit them (apiVersion/kind optional; metadata.namespace "
-        "defaults to \"default\", or a team's first namespace).",
+        'defaults to "default", or a team\'s first namespace).',
         json_schema_extra={"items": {"$ref": "#/components/schemas/Workload"}},
     )
     profile: str | None = Field(
-        default=None, description="Scoring profile (default, spread, cheapest, data-local); default: the hub's own.")
+        default=None, description="Scoring profile (default, spread, cheapest, data-local); default: the hub's own."
+    )
 
 
 class WhatIfSummary(_View):
@@ -203,10 +213,10 @@ class WhatIfReport(_View):
     profile: str
     summary: WhatIfSummary
     decisions: list[dict[str, Any]] = Field(
-        description="One Decision.to_dict() per workload, highest priority first, every cluster explained.")
+        description="One Decision.to_dict() per workload, highest priority first, every cluster explained."
+    )
     snapshot: WhatIfSnapshot
     warnings: list[str] = Field(default_factory=list, description="Unknown fields dropped (fieldValidation=Warn).")
-
 
 
 # ------------------------------------------------------------------ views of stored objects
@@ -220,20 +230,37 @@ def workload_view(obj: Obj, *, explain: bool) -> WorkloadView:
     placement = None
     if isinstance(placed, dict):
         placement = PlacementView(
-            clusters=[ClusterShare(name=c.get("name", ""), replicas=int(c.get("replicas") or 0),
-                                   capacity_type=c.get("capacityType")) for c in placed.get("clusters") or []],
-            epoch=placed.get("epoch"), reason=placed.get("reason"), decided_at=placed.get("decidedAt"))
+            clusters=[
+                ClusterShare(
+                    name=c.get("name", ""), replicas=int(c.get("replicas") or 0), capacity_type=c.get("capacityType")
+                )
+                for c in placed.get("clusters") or []
+            ],
+            epoch=placed.get("epoch"),
+            reason=placed.get("reason"),
+            decided_at=placed.get("decidedAt"),
+        )
     return WorkloadView(
-        name=meta.get("name", ""), namespace=meta.get("namespace", ""),
-        phase=st.get("phase") or "Pending", message=st.get("message"),
-        replicas=replicas, gpus_per_replica=per, gpus=replicas * per, gpu_models=list(gpu.get("models") or []),
-        placement_mode=spec.get("placementMode") or "Gang", priority=int(spec.get("priority") or 0),
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace", ""),
+        phase=st.get("phase") or "Pending",
+        message=st.get("message"),
+        replicas=replicas,
+        gpus_per_replica=per,
+        gpus=replicas * per,
+        gpu_models=list(gpu.get("models") or []),
+        placement_mode=spec.get("placementMode") or "Gang",
+        priority=int(spec.get("priority") or 0),
         placement=placement,
-        clusters=[ClusterWorkloadView(**{k: c.get(k) for k in ("name", "phase", "message", "epoch")})
-                  for c in st.get("clusters") or []] or None,
+        clusters=[
+            ClusterWorkloadView(**{k: c.get(k) for k in ("name", "phase", "message", "epoch")})
+            for c in st.get("clusters") or []
+        ]
+        or None,
         explanation=(placed or {}).get("explanation") if explain and isinstance(placed, dict) else None,
         deleting=bool(meta.get("deletionTimestamp")),
-        created_at=meta.get("creationTimestamp"), resource_version=meta.get("resourceVersion"),
+        created_at=meta.get("creationTimestamp"),
+        resource_version=meta.get("resourceVersion"),
     )
 
 
@@ -243,20 +270,33 @@ def cluster_view(obj: Obj) -> ClusterView:
     pools = []
     for p in st.get("gpuPools") or []:
         price = p.get("pricePerGpuHour")
-        pools.append(PoolView(
-            name=p.get("name"), model=p.get("model", ""), capacity_type=p.get("capacityType", ""),
-            # The engine prices a pool without its own price at the cluster's default (docs/placement.md).
-            price_per_gpu_hour=price if price is not None else prices.get(p.get("capacityType", "")),
-            memory_gi_b=p.get("memoryGiB"), total=int(p.get("total") or 0), free=int(p.get("free") or 0),
-            nodes=len(p.get("nodes") or [])))
+        pools.append(
+            PoolView(
+                name=p.get("name"),
+                model=p.get("model", ""),
+                capacity_type=p.get("capacityType", ""),
+                # The engine prices a pool without its own price at the cluster's default (docs/placement.md).
+                price_per_gpu_hour=price if price is not None else prices.get(p.get("capacityType", "")),
+                memory_gi_b=p.get("memoryGiB"),
+                total=int(p.get("total") or 0),
+                free=int(p.get("free") or 0),
+                nodes=len(p.get("nodes") or []),
+            )
+        )
     ready, reason = cluster_ready(obj)
     backend = spec.get("backend") or "kubernetes"
     total = st.get("totalGpus")
     free = st.get("freeGpus")
     return ClusterView(
-        name=_get(obj, "metadata", "name") or "", ready=ready, ready_reason=reason,
-        region=st.get("region") or spec.get("region"), zone=st.get("zone") or spec.get("zone"),
-        backend=backend, simulated=backend == "simulated", heartbeat_time=st.get("heartbeatTime"),
+        name=_get(obj, "metadata", "name") or "",
+        ready=ready,
+        ready_reason=reason,
+        region=st.get("region") or spec.get("region"),
+        zone=st.get("zone") or spec.get("zone"),
+        backend=backend,
+        simulated=backend == "simulated",
+        heartbeat_time=st.get("heartbeatTime"),
         total_gpus=int(total) if total is not None else sum(p.total for p in pools),
         free_gpus=int(free) if free is not None else sum(p.free for p in pools),
-        pools=pools)
+        pools=pools,
+    )

@@ -28,7 +28,11 @@ from ..settings import AgentConfig
 log = logging.getLogger("fleetplane.agent.kubernetes")
 
 # Workload kinds whose status the agent follows (server-side filtered to its own objects).
-WATCHED = (("batch", "v1", "jobs", "Job"), ("apps", "v1", "deployments", "Deployment"), ("apps", "v1", "statefulsets", "StatefulSet"))
+WATCHED = (
+    ("batch", "v1", "jobs", "Job"),
+    ("apps", "v1", "deployments", "Deployment"),
+    ("apps", "v1", "statefulsets", "StatefulSet"),
+)
 CORE_VERSIONS = {"": "v1", "batch": "batch/v1", "apps": "apps/v1"}
 
 
@@ -53,7 +57,8 @@ def _slim_labelled_pod(body: Mapping[str, Any]) -> dict[str, Any]:
                 {k: c.get(k) for k in ("type", "status", "reason", "message")} for c in status.get("conditions") or []
             ],
             "containerStatuses": [
-                {"state": {"waiting": (cs.get("state") or {}).get("waiting")}} for cs in status.get("containerStatuses") or []
+                {"state": {"waiting": (cs.get("state") or {}).get("waiting")}}
+                for cs in status.get("containerStatuses") or []
             ],
         },
     }
@@ -100,7 +105,9 @@ class KubernetesBackend:
             settings.watching.label_selectors[group, plural] = ASSIGNMENT_LABEL
         self._stop.clear()
         self._task = asyncio.create_task(
-            kopf.operator(registry=registry, settings=settings, clusterwide=True, standalone=True, stop_flag=self._stop),
+            kopf.operator(
+                registry=registry, settings=settings, clusterwide=True, standalone=True, stop_flag=self._stop
+            ),
             name="kopf",
         )
 
@@ -109,7 +116,7 @@ class KubernetesBackend:
         if self._task is not None:
             try:
                 await asyncio.wait_for(self._task, timeout=10)
-            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
+            except (TimeoutError, asyncio.CancelledError, Exception):
                 self._task.cancel()
         await self.api.aclose()
 

@@ -21,8 +21,6 @@ fleetplane.io/simulated-duration-seconds.
 
 from __future__ import annotations
 
-from fleetplane_types import names
-
 import asyncio
 import copy
 import json
@@ -33,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from fleetplane_types import names
+
 from ..capacity import Capacity, compute_capacity, pod_gpu_request
 from ..errors import PermanentError
 from ..labels import ASSIGNMENT_LABEL
@@ -40,7 +40,12 @@ from ..manifests import ObjectRef, group_of, pinned_nodes
 from ..phase import AssignmentPhase, Interruption, assignment_phase, object_phase
 
 DURATION_ANNOTATION = names.SIMULATED_DURATION_ANNOTATION
-CLUSTER_SCOPED = {("", "Namespace"), ("rbac.authorization.k8s.io", "ClusterRole"), ("rbac.authorization.k8s.io", "ClusterRoleBinding"), ("", "Node")}
+CLUSTER_SCOPED = {
+    ("", "Namespace"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    ("", "Node"),
+}
 
 
 @dataclass
@@ -109,10 +114,15 @@ class SimPod:
     def body(self) -> dict[str, Any]:
         conditions = []
         if self.node is None and self.phase == "Pending" and self.reason:
-            conditions.append({"type": "PodScheduled", "status": "False", "reason": self.reason, "message": self.message})
+            conditions.append(
+                {"type": "PodScheduled", "status": "False", "reason": self.reason, "message": self.message}
+            )
         return {
             "metadata": {"name": self.name},
-            "spec": {"nodeName": self.node, "containers": [{"resources": {"requests": {"nvidia.com/gpu": str(self.gpus)}}}]},
+            "spec": {
+                "nodeName": self.node,
+                "containers": [{"resources": {"requests": {"nvidia.com/gpu": str(self.gpus)}}}],
+            },
             "status": {"phase": self.phase, "conditions": conditions},
         }
 
@@ -209,8 +219,11 @@ class SimulatedBackend:
             for pod in sim.pods:
                 if pod.node is not None or pod.phase != "Pending":
                     continue
-                fits = sorted((f, n) for n, f in free.items()
-                              if f >= pod.gpus and (pod.allowed_nodes is None or n in pod.allowed_nodes))
+                fits = sorted(
+                    (f, n)
+                    for n, f in free.items()
+                    if f >= pod.gpus and (pod.allowed_nodes is None or n in pod.allowed_nodes)
+                )
                 if not fits:
                     if pod.reason != "Unschedulable":
                         pod.reason = "Unschedulable"
@@ -298,7 +311,7 @@ class SimulatedBackend:
     async def apply(self, obj: Mapping[str, Any]) -> None:
         ref = ObjectRef.of(obj)
         if ref.namespace and ref.namespace not in self.namespaces:
-            raise PermanentError(f"namespaces \"{ref.namespace}\" not found (simulated)", reason="NotFound")
+            raise PermanentError(f'namespaces "{ref.namespace}" not found (simulated)', reason="NotFound")
         existing = self.objects.get(ref)
         if existing is not None:
             existing.obj = copy.deepcopy(dict(obj))  # template changes are not re-run (like an immutable Job)
@@ -344,12 +357,20 @@ class SimulatedBackend:
         if ref.kind == "Job":
             running = sum(1 for p in sim.pods if p.phase == "Running")
             conds = [{"type": "Complete", "status": "True"}] if sim.complete else []
-            return {"kind": "Job", "spec": {}, "status": {"active": 0 if sim.complete else len(sim.pods), "ready": running, "conditions": conds}}
+            return {
+                "kind": "Job",
+                "spec": {},
+                "status": {"active": 0 if sim.complete else len(sim.pods), "ready": running, "conditions": conds},
+            }
         if ref.kind in ("Deployment", "StatefulSet"):
             ready = sum(1 for p in sim.pods if p.phase == "Running")
             want = len(sim.pods)
             conds = [{"type": "Available", "status": "True" if ready >= want else "False"}]
-            return {"kind": ref.kind, "spec": {"replicas": want}, "status": {"readyReplicas": ready, "conditions": conds}}
+            return {
+                "kind": ref.kind,
+                "spec": {"replicas": want},
+                "status": {"readyReplicas": ready, "conditions": conds},
+            }
         if ref.kind == "Pod":
             return sim.pods[0].body()
         return {}

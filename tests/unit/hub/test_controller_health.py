@@ -32,21 +32,50 @@ def at(offset: float) -> str:
     return datetime.fromtimestamp(T0 + offset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def a_cluster(name: str = "east", *, ready: bool | None = True, heartbeat: str | None = at(0),
-              free: int = 8, extra_conditions: list[Obj] | None = None) -> Obj:
+def a_cluster(
+    name: str = "east",
+    *,
+    ready: bool | None = True,
+    heartbeat: str | None = at(0),
+    free: int = 8,
+    extra_conditions: list[Obj] | None = None,
+) -> Obj:
     """A Cluster as its agent reports it; ready=None means no Ready condition at all."""
     conditions = list(extra_conditions or [])
     if ready is not None:
-        conditions.append({"type": READY_CONDITION, "status": "True" if ready else "False",
-                           "reason": "AgentReporting", "lastTransitionTime": at(-3600)})
-    status: Obj = {"conditions": conditions, "region": "us-east-1", "freeGpus": free, "totalGpus": 8,
-                   "gpuPools": [{"name": "h100-on-demand", "model": "H100", "capacityType": "on-demand",
-                                 "total": 8, "allocatable": 8, "free": free}]}
+        conditions.append(
+            {
+                "type": READY_CONDITION,
+                "status": "True" if ready else "False",
+                "reason": "AgentReporting",
+                "lastTransitionTime": at(-3600),
+            }
+        )
+    status: Obj = {
+        "conditions": conditions,
+        "region": "us-east-1",
+        "freeGpus": free,
+        "totalGpus": 8,
+        "gpuPools": [
+            {
+                "name": "h100-on-demand",
+                "model": "H100",
+                "capacityType": "on-demand",
+                "total": 8,
+                "allocatable": 8,
+                "free": free,
+            }
+        ],
+    }
     if heartbeat is not None:
         status["heartbeatTime"] = heartbeat
-    return {"apiVersion": "fleetplane.io/v1alpha1", "kind": "Cluster",
-            "metadata": {"name": name, "resourceVersion": "10", "labels": {"tier": "gold"}},
-            "spec": {"region": "us-east-1"}, "status": status}
+    return {
+        "apiVersion": "fleetplane.io/v1alpha1",
+        "kind": "Cluster",
+        "metadata": {"name": name, "resourceVersion": "10", "labels": {"tier": "gold"}},
+        "spec": {"region": "us-east-1"},
+        "status": status,
+    }
 
 
 # ---------------------------------------------------------------- heartbeat_expired
@@ -73,7 +102,9 @@ TIMEOUT = 10.0
     ],
 )
 def test_heartbeat_expired_only_for_a_ready_cluster_silent_longer_than_the_timeout(
-    cluster: Obj, seconds_since_heartbeat: float, expired: bool,
+    cluster: Obj,
+    seconds_since_heartbeat: float,
+    expired: bool,
 ) -> None:
     # The cluster heartbeat is at T0; "now" is that many seconds later.
     assert heartbeat_expired(cluster, T0 + seconds_since_heartbeat, TIMEOUT) is expired
@@ -89,20 +120,35 @@ def test_not_ready_status_replaces_the_ready_condition_and_keeps_the_others() ->
     st = not_ready_status(c, 45, at(60))
     assert st["conditions"] == [
         disk,
-        {"type": READY_CONDITION, "status": "False", "reason": HEARTBEAT_TIMEOUT_REASON,
-         "message": "no heartbeat for more than 45s", "lastTransitionTime": at(60)},
+        {
+            "type": READY_CONDITION,
+            "status": "False",
+            "reason": HEARTBEAT_TIMEOUT_REASON,
+            "message": "no heartbeat for more than 45s",
+            "lastTransitionTime": at(60),
+        },
     ]
     assert [x["type"] for x in st["conditions"]].count(READY_CONDITION) == 1
     # The capacity report and the heartbeat time are kept: only Ready changes.
-    assert {k: v for k, v in st.items() if k != "conditions"} == \
-        {k: v for k, v in before["status"].items() if k != "conditions"}
+    assert {k: v for k, v in st.items() if k != "conditions"} == {
+        k: v for k, v in before["status"].items() if k != "conditions"
+    }
     assert c == before, "the listed object is not mutated"
 
 
 def test_not_ready_status_of_a_cluster_that_never_reported_adds_a_ready_condition() -> None:
     st = not_ready_status({"metadata": {"name": "east"}}, 4.5, at(0))
-    assert st == {"conditions": [{"type": READY_CONDITION, "status": "False", "reason": HEARTBEAT_TIMEOUT_REASON,
-                                  "message": "no heartbeat for more than 4.5s", "lastTransitionTime": at(0)}]}
+    assert st == {
+        "conditions": [
+            {
+                "type": READY_CONDITION,
+                "status": "False",
+                "reason": HEARTBEAT_TIMEOUT_REASON,
+                "message": "no heartbeat for more than 4.5s",
+                "lastTransitionTime": at(0),
+            }
+        ]
+    }
 
 
 # ---------------------------------------------------------------- seconds_to_next_expiry
@@ -119,8 +165,15 @@ def test_not_ready_status_of_a_cluster_that_never_reported_adds_a_ready_conditio
         # The soonest of several: east in 10 - 4 = 6, west in 10 - 7 = 3 → 3.05.
         ([a_cluster("east", heartbeat=at(-4)), a_cluster("west", heartbeat=at(-7))], 10, 3.05),
         # NotReady and never-reported clusters are not waited for, however old.
-        ([a_cluster("east", ready=False, heartbeat=at(-9)), a_cluster("west", ready=None, heartbeat=at(-9)),
-          a_cluster("north", heartbeat=at(-2))], 10, 8.05),
+        (
+            [
+                a_cluster("east", ready=False, heartbeat=at(-9)),
+                a_cluster("west", ready=None, heartbeat=at(-9)),
+                a_cluster("north", heartbeat=at(-2)),
+            ],
+            10,
+            8.05,
+        ),
         # Ready without a heartbeat time: nothing to wait for.
         ([a_cluster(heartbeat=None)], 10, MAX_TIMER_SECONDS),
         # Heartbeat 2 s ago at the default 45 s timeout: 43.05 s away, capped at 30.
@@ -130,7 +183,9 @@ def test_not_ready_status_of_a_cluster_that_never_reported_adds_a_ready_conditio
     ],
 )
 def test_seconds_to_next_expiry_is_the_soonest_ready_heartbeat_expiry_within_bounds(
-    clusters: list[Obj], timeout: float, expected: float,
+    clusters: list[Obj],
+    timeout: float,
+    expected: float,
 ) -> None:
     assert seconds_to_next_expiry(clusters, T0, timeout) == pytest.approx(expected)
 
@@ -163,7 +218,10 @@ READY_AT = len(BASE["status"]["conditions"]) - 1
     "what,other",
     [
         ("a new heartbeat", changed(BASE, ("status", "heartbeatTime"), at(15))),
-        ("a new condition transition time", changed(BASE, ("status", "conditions", READY_AT, "lastTransitionTime"), at(15))),
+        (
+            "a new condition transition time",
+            changed(BASE, ("status", "conditions", READY_AT, "lastTransitionTime"), at(15)),
+        ),
         ("a new resourceVersion", changed(BASE, ("metadata", "resourceVersion"), "11")),
         ("managedFields", changed(BASE, ("metadata", "managedFields"), [{"manager": "agent"}])),
     ],

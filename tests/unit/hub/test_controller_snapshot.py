@@ -52,43 +52,91 @@ def at(offset: float) -> str:
 # ---------------------------------------------------------------- stored objects, as the hub keeps them
 
 
-def pool(model: str, cap: str, nodes: int, gpus: int, *, free: list[int] | None = None, price: float = 4.0,
-         name: str | None = "", node_prefix: str | None = None) -> Obj:
+def pool(
+    model: str,
+    cap: str,
+    nodes: int,
+    gpus: int,
+    *,
+    free: list[int] | None = None,
+    price: float = 4.0,
+    name: str | None = "",
+    node_prefix: str | None = None,
+) -> Obj:
     """A status.gpuPools entry as an agent reports it; name "" means "<model>-<cap>", None means unnamed."""
     free = free if free is not None else [gpus] * nodes
     prefix = node_prefix or f"{model.lower()}-{cap}"
-    p: Obj = {"model": model, "memoryGiB": 80, "capacityType": cap, "pricePerGpuHour": price,
-              "gpusPerNode": gpus, "total": nodes * gpus, "allocatable": nodes * gpus,
-              "allocated": nodes * gpus - sum(free), "free": sum(free),
-              "nodes": [{"name": f"{prefix}-{i}", "gpus": gpus, "free": f} for i, f in enumerate(free)]}
+    p: Obj = {
+        "model": model,
+        "memoryGiB": 80,
+        "capacityType": cap,
+        "pricePerGpuHour": price,
+        "gpusPerNode": gpus,
+        "total": nodes * gpus,
+        "allocatable": nodes * gpus,
+        "allocated": nodes * gpus - sum(free),
+        "free": sum(free),
+        "nodes": [{"name": f"{prefix}-{i}", "gpus": gpus, "free": f} for i, f in enumerate(free)],
+    }
     if name is not None:
         p["name"] = name or f"{model.lower()}-{cap}"
     return p
 
 
-def a_cluster(name: str, region: str = "us-east-1", pools: list[Obj] | None = None, *, ready: bool = True,
-              heartbeat: str = NOW, **spec: Any) -> Obj:
+def a_cluster(
+    name: str,
+    region: str = "us-east-1",
+    pools: list[Obj] | None = None,
+    *,
+    ready: bool = True,
+    heartbeat: str = NOW,
+    **spec: Any,
+) -> Obj:
     pools = pools if pools is not None else [pool("H100", "on-demand", 2, 8)]
-    return {"apiVersion": API_VERSION, "kind": "Cluster", "metadata": {"name": name},
-            "spec": {"region": region, **spec},
-            "status": {"heartbeatTime": heartbeat, "region": region, "gpuPools": pools,
-                       "totalGpus": sum(p["allocatable"] for p in pools), "freeGpus": sum(p["free"] for p in pools),
-                       "conditions": [{"type": "Ready", "status": "True" if ready else "False",
-                                       "reason": "AgentReporting"}]}}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Cluster",
+        "metadata": {"name": name},
+        "spec": {"region": region, **spec},
+        "status": {
+            "heartbeatTime": heartbeat,
+            "region": region,
+            "gpuPools": pools,
+            "totalGpus": sum(p["allocatable"] for p in pools),
+            "freeGpus": sum(p["free"] for p in pools),
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False", "reason": "AgentReporting"}],
+        },
+    }
 
 
 def a_dataset(name: str, namespace: str, *sites: str) -> Obj:
-    return {"apiVersion": API_VERSION, "kind": "Dataset", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"sizeGiB": 100, "locations": [{"site": s} for s in sites]}}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Dataset",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"sizeGiB": 100, "locations": [{"site": s} for s in sites]},
+    }
 
 
 def a_topology(*sites: str, links: list[Obj] | None = None) -> Obj:
-    return {"apiVersion": API_VERSION, "kind": "Topology", "metadata": {"name": "net"},
-            "spec": {"sites": [{"name": s, "type": "region"} for s in sites], "links": links or []}}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Topology",
+        "metadata": {"name": "net"},
+        "spec": {"sites": [{"name": s, "type": "region"} for s in sites], "links": links or []},
+    }
 
 
-def a_stored_workload(name: str = "train", namespace: str = "team-a", *, gpus: int = 8, replicas: int = 1,
-                      generation: int = 1, status: Obj | None = None, **spec: Any) -> Obj:
+def a_stored_workload(
+    name: str = "train",
+    namespace: str = "team-a",
+    *,
+    gpus: int = 8,
+    replicas: int = 1,
+    generation: int = 1,
+    status: Obj | None = None,
+    **spec: Any,
+) -> Obj:
     """A Workload as read back from the hub: uid and generation set."""
     w = workload(name, namespace, gpus=gpus, replicas=replicas, **spec)
     w["metadata"].update(uid=f"uid-{name[:8]}", generation=generation, resourceVersion="7")
@@ -97,8 +145,15 @@ def a_stored_workload(name: str = "train", namespace: str = "team-a", *, gpus: i
     return w
 
 
-def an_assignment(cluster: str = "east", *, workload_name: str = "train", phase: str | None = "Pending",
-                  updated_at: str | None = None, deleting: bool = False, annotation: str | None = None) -> Obj:
+def an_assignment(
+    cluster: str = "east",
+    *,
+    workload_name: str = "train",
+    phase: str | None = "Pending",
+    updated_at: str | None = None,
+    deleting: bool = False,
+    annotation: str | None = None,
+) -> Obj:
     """An Assignment as stored, holding the reservation in `annotation` (if any)."""
     meta: Obj = {"name": f"{workload_name}-{cluster}-e1", "namespace": "team-a", "annotations": {}}
     if annotation is not None:
@@ -110,9 +165,13 @@ def an_assignment(cluster: str = "east", *, workload_name: str = "train", phase:
         status["phase"] = phase
     if updated_at is not None:
         status["updatedAt"] = updated_at
-    return {"apiVersion": API_VERSION, "kind": "Assignment", "metadata": meta,
-            "spec": {"clusterName": cluster, "workloadRef": {"name": workload_name, "uid": "u1"}, "epoch": 1},
-            "status": status}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Assignment",
+        "metadata": meta,
+        "spec": {"clusterName": cluster, "workloadRef": {"name": workload_name, "uid": "u1"}, "epoch": 1},
+        "status": status,
+    }
 
 
 def decide(clusters: list[Obj], *workloads: Obj, held: list[Reservation] | None = None) -> list[Decision]:
@@ -134,8 +193,9 @@ def hub_accepts_assignment(a: Obj) -> None:
 
 
 RESERVED = json.dumps({"pool": "h100-on-demand", "gpusPerReplica": 8, "replicas": 2, "nodes": ["n0", "n1"]})
-HELD = Reservation(workload="team-a/train", cluster="east", pool="h100-on-demand", gpus_per_replica=8,
-                   replicas=2, nodes=("n0", "n1"))
+HELD = Reservation(
+    workload="team-a/train", cluster="east", pool="h100-on-demand", gpus_per_replica=8, replicas=2, nodes=("n0", "n1")
+)
 
 
 # ---------------------------------------------------------------- parse_time
@@ -188,13 +248,23 @@ EAST = {"east": a_cluster("east", heartbeat=at(0))}
         (an_assignment(phase="Pending"), False),
     ],
 )
-def test_an_assignment_holds_its_gpus_until_it_ends_or_the_capacity_report_shows_it(assignment: Obj, held: bool) -> None:
+def test_an_assignment_holds_its_gpus_until_it_ends_or_the_capacity_report_shows_it(
+    assignment: Obj, held: bool
+) -> None:
     got = reservations([assignment], EAST)
     assert len(got) == (1 if held else 0)
     if held:
         cluster = assignment["spec"]["clusterName"]
-        assert got == [Reservation(workload="team-a/train", cluster=cluster, pool="h100-on-demand",
-                                   gpus_per_replica=8, replicas=2, nodes=("n0", "n1"))]
+        assert got == [
+            Reservation(
+                workload="team-a/train",
+                cluster=cluster,
+                pool="h100-on-demand",
+                gpus_per_replica=8,
+                replicas=2,
+                nodes=("n0", "n1"),
+            )
+        ]
 
 
 @pytest.mark.parametrize(
@@ -218,8 +288,11 @@ def test_a_malformed_reservation_is_ignored_and_the_others_still_count(malformed
 
 
 def test_reservation_annotation_round_trips_through_reservations() -> None:
-    for r in (HELD, Reservation("team-a/train", "east", "a100-spot", 4, 3),
-              Reservation("team-a/train", "east", "l4", 1, 2, ("x-1", "x-1"))):
+    for r in (
+        HELD,
+        Reservation("team-a/train", "east", "a100-spot", 4, 3),
+        Reservation("team-a/train", "east", "l4", 1, 2, ("x-1", "x-1")),
+    ):
         a = an_assignment(annotation=reservation_annotation(r))
         assert reservations([a], EAST) == [r]
 
@@ -259,8 +332,14 @@ def test_one_bad_dataset_is_left_out_and_the_rest_of_the_fleet_stays() -> None:
     [
         (a_cluster("lost", site="mars-1"), 'unknown topology site "mars-1"'),
         (a_cluster("blank", pools=[pool(" ", "on-demand", 1, 8)]), "status.gpuPools[0].model"),
-        (a_cluster("negative", pools=[pool("H100", "spot", 1, 8, name=None) | {"pricePerGpuHour": None}],
-                   prices={"spot": -1.0}), "must be >= 0"),
+        (
+            a_cluster(
+                "negative",
+                pools=[pool("H100", "spot", 1, 8, name=None) | {"pricePerGpuHour": None}],
+                prices={"spot": -1.0},
+            ),
+            "must be >= 0",
+        ),
     ],
 )
 def test_one_bad_cluster_is_left_out_with_a_problem_and_the_others_stay(bad: Obj, what: str) -> None:
@@ -299,25 +378,44 @@ def test_pool_node_names_lists_a_named_pools_nodes_sorted() -> None:
         # Unnamed: "<model lowercased>-<capacityType>", as placement.manifests names it.
         ([pool("H100", "spot", 1, 8, name=None)], "h100-spot", ["h100-spot-0"]),
         # Two pools that would share a name: the second gets "-<its index>".
-        ([pool("A100", "spot", 1, 8, name=None, node_prefix="first"),
-          pool("A100", "spot", 1, 8, name=None, node_prefix="second")], "a100-spot-1", ["second-0"]),
-        ([pool("A100", "spot", 1, 8, name=None, node_prefix="first"),
-          pool("A100", "spot", 1, 8, name=None, node_prefix="second")], "a100-spot", ["first-0"]),
+        (
+            [
+                pool("A100", "spot", 1, 8, name=None, node_prefix="first"),
+                pool("A100", "spot", 1, 8, name=None, node_prefix="second"),
+            ],
+            "a100-spot-1",
+            ["second-0"],
+        ),
+        (
+            [
+                pool("A100", "spot", 1, 8, name=None, node_prefix="first"),
+                pool("A100", "spot", 1, 8, name=None, node_prefix="second"),
+            ],
+            "a100-spot",
+            ["first-0"],
+        ),
         # A pool that reports no per-node list, an unknown pool: nothing to pin to.
         ([pool("L4", "on-demand", 2, 4) | {"nodes": None}], "l4-on-demand", None),
         ([pool("L4", "on-demand", 2, 4)], "h100-on-demand", None),
     ],
 )
 def test_pool_node_names_finds_pools_by_the_name_placement_gives_them(
-    pools: list[Obj], asked: str, expected: list[str] | None,
+    pools: list[Obj],
+    asked: str,
+    expected: list[str] | None,
 ) -> None:
     assert pool_node_names(a_cluster("east", pools=pools), asked) == expected
 
 
 def test_pool_node_names_knows_every_pool_under_the_snapshots_name_for_it() -> None:
-    c = a_cluster("east", pools=[pool("A100", "spot", 1, 8, name=None, node_prefix="a"),
-                                 pool("A100", "spot", 2, 8, name=None, node_prefix="b"),
-                                 pool("H100", "reserved", 1, 8, name="h", node_prefix="c")])
+    c = a_cluster(
+        "east",
+        pools=[
+            pool("A100", "spot", 1, 8, name=None, node_prefix="a"),
+            pool("A100", "spot", 2, 8, name=None, node_prefix="b"),
+            pool("H100", "reserved", 1, 8, name="h", node_prefix="c"),
+        ],
+    )
     engine_names = [p.name for p in cluster_from_api(v1.Cluster.model_validate(c)).pools]
     assert [pool_node_names(c, n) for n in engine_names] == [["a-0"], ["b-0", "b-1"], ["c-0"]]
 
@@ -341,8 +439,10 @@ JOB_TEMPLATE = {"template": {"spec": {"containers": [{"name": "main", "image": "
         ({"kind": "Job", "spec": JOB_TEMPLATE}, {**JOB_TEMPLATE, "parallelism": 3, "completions": 3}),
         ({"kind": "Job", "spec": {"parallelism": 1, "completions": 10}}, {"parallelism": 3, "completions": 3}),
         # Other kinds keep their own replica fields as the user wrote them.
-        ({"kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {"Worker": {"replicas": 8}}}},
-         {"pytorchReplicaSpecs": {"Worker": {"replicas": 8}}}),
+        (
+            {"kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {"Worker": {"replicas": 8}}}},
+            {"pytorchReplicaSpecs": {"Worker": {"replicas": 8}}},
+        ),
         ({"kind": "RayJob", "spec": {"entrypoint": "python x.py"}}, {"entrypoint": "python x.py"}),
     ],
 )
@@ -424,9 +524,16 @@ def test_assignments_for_builds_the_assignment_the_agent_needs() -> None:
     assert a["metadata"]["namespace"] == "team-a"
     assert a["metadata"]["labels"] == {WORKLOAD_LABEL: "train", CLUSTER_LABEL: "east", EPOCH_LABEL: "1"}
     assert a["metadata"]["finalizers"] == [AGENT_CLEANUP_FINALIZER]
-    assert a["metadata"]["ownerReferences"] == [{"apiVersion": API_VERSION, "kind": "Workload", "name": "train",
-                                                 "uid": "uid-train", "controller": True,
-                                                 "blockOwnerDeletion": True}]
+    assert a["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Workload",
+            "name": "train",
+            "uid": "uid-train",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     spec = a["spec"]
     assert spec["clusterName"] == "east" and spec["epoch"] == 1 and spec["replicas"] == 2
     assert spec["workloadRef"] == {"name": "train", "uid": "uid-train"}
@@ -446,8 +553,11 @@ def test_assignments_for_reserves_exactly_what_the_decision_booked() -> None:
     d = decide_one([east], w)
     asg = assignments_for(w, d, 1, {"east": east})
     # Node 0 has no free GPU, so the two 8-GPU replicas were booked on nodes 1 and 2.
-    assert reservations(asg, {"east": east}) == d.reservations() == [
-        Reservation("team-a/train", "east", "h100-on-demand", 8, 2, ("h100-on-demand-1", "h100-on-demand-2"))]
+    assert (
+        reservations(asg, {"east": east})
+        == d.reservations()
+        == [Reservation("team-a/train", "east", "h100-on-demand", 8, 2, ("h100-on-demand-1", "h100-on-demand-2"))]
+    )
 
 
 def test_reserved_gpus_are_not_handed_out_again_before_the_cluster_reports_them() -> None:
@@ -502,9 +612,9 @@ def test_assignments_for_a_cluster_missing_from_the_map_is_not_pinned() -> None:
         # Names the hub accepts for a Workload (DNS-1123 subdomains, up to 253 characters)
         # whose cut for a label (63) or for the Assignment name (200) ends on '-' or '.':
         # a label value and each part of a name must end with a letter or digit.
-        "a" * 62 + "-tail",   # label cut at 63 → "aaa…a-"
-        "a" * 62 + ".tail",   # label cut at 63 → "aaa…a."
-        "a" * 199 + ".b",     # name cut at 200 → "aaa…a." + "-east-e1" = "….-east-e1"
+        "a" * 62 + "-tail",  # label cut at 63 → "aaa…a-"
+        "a" * 62 + ".tail",  # label cut at 63 → "aaa…a."
+        "a" * 199 + ".b",  # name cut at 200 → "aaa…a." + "-east-e1" = "….-east-e1"
     ],
     ids=["label-cut-on-dash", "label-cut-on-dot", "name-cut-on-dot"],
 )

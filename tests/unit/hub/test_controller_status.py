@@ -29,16 +29,17 @@ LATER = "2026-03-01T10:05:00Z"
 
 
 def a_workload(status: Obj | None = None, generation: int = 1) -> Obj:
-    w: Obj = {"metadata": {"name": "train", "namespace": "team-a", "generation": generation},
-              "spec": {"replicas": 1}}
+    w: Obj = {"metadata": {"name": "train", "namespace": "team-a", "generation": generation}, "spec": {"replicas": 1}}
     if status is not None:
         w["status"] = status
     return w
 
 
 def an_assignment(cluster: str, phase: str | None = None, epoch: int = 1, **status: Any) -> Obj:
-    a: Obj = {"metadata": {"name": f"train-{cluster}-e{epoch}", "namespace": "team-a"},
-              "spec": {"clusterName": cluster, "epoch": epoch, "workloadRef": {"name": "train", "uid": "u1"}}}
+    a: Obj = {
+        "metadata": {"name": f"train-{cluster}-e{epoch}", "namespace": "team-a"},
+        "spec": {"clusterName": cluster, "epoch": epoch, "workloadRef": {"name": "train", "uid": "u1"}},
+    }
     if phase is not None or status:
         a["status"] = {**({"phase": phase} if phase else {}), **status}
     return a
@@ -91,18 +92,24 @@ def test_per_cluster_status_has_one_entry_per_assignment_with_its_phase_and_epoc
 
 
 def test_per_cluster_status_takes_the_message_else_the_reason_of_an_assignment() -> None:
-    current = [an_assignment("east", "Failed", message="OOMKilled", reason="PodFailed"),
-               an_assignment("west", "Rejected", reason="UnknownKind")]
-    assert per_cluster_status(current, []) == [entry("east", "Failed", message="OOMKilled"),
-                                              entry("west", "Rejected", message="UnknownKind")]
+    current = [
+        an_assignment("east", "Failed", message="OOMKilled", reason="PodFailed"),
+        an_assignment("west", "Rejected", reason="UnknownKind"),
+    ]
+    assert per_cluster_status(current, []) == [
+        entry("east", "Failed", message="OOMKilled"),
+        entry("west", "Rejected", message="UnknownKind"),
+    ]
 
 
 def test_per_cluster_status_says_why_a_lost_copy_is_kept_under_failover_wait() -> None:
     quiet = an_assignment("east", "Running")
     talking = an_assignment("west", "Running", message="2/2 pods running")
     out = per_cluster_status([quiet, talking], [quiet, talking])
-    assert out == [entry("east", "Running", message="cluster NotReady (failover: Wait)"),
-                   entry("west", "Running", message="cluster NotReady (failover: Wait): 2/2 pods running")]
+    assert out == [
+        entry("east", "Running", message="cluster NotReady (failover: Wait)"),
+        entry("west", "Running", message="cluster NotReady (failover: Wait): 2/2 pods running"),
+    ]
 
 
 # ---------------------------------------------------------------- aggregated_status
@@ -155,8 +162,7 @@ def test_aggregated_status_says_all_replicas_succeeded() -> None:
 
 
 def test_aggregated_status_of_a_failure_names_each_failed_cluster_and_why() -> None:
-    per_cluster = [entry("east", "Failed", message="OOMKilled"), entry("west", "Running"),
-                   entry("north", "Rejected")]
+    per_cluster = [entry("east", "Failed", message="OOMKilled"), entry("west", "Running"), entry("north", "Rejected")]
     new = aggregated_status(a_workload({"phase": "Running"}), "Failed", per_cluster)
     assert new is not None
     # east carries a message; north has none, so its phase stands in; west is not failed.
@@ -164,8 +170,9 @@ def test_aggregated_status_of_a_failure_names_each_failed_cluster_and_why() -> N
 
 
 def test_aggregated_status_keeps_the_rest_of_the_status_and_leaves_the_input_alone() -> None:
-    cur = a_workload({"phase": "Placed", "placement": {"epoch": 3, "clusters": [{"name": "east"}]},
-                      "observedGeneration": 1})
+    cur = a_workload(
+        {"phase": "Placed", "placement": {"epoch": 3, "clusters": [{"name": "east"}]}, "observedGeneration": 1}
+    )
     before = copy.deepcopy(cur)
     new = aggregated_status(cur, "Running", [entry("east", "Running", 3)])
     assert new is not None
@@ -231,9 +238,14 @@ def test_pending_status_stores_the_explanation_of_the_decision() -> None:
 def test_pending_status_keeps_a_phase_past_pending_and_leaves_observed_generation_alone(phase: str) -> None:
     # A fenced workload being re-placed: it already ran, so it does not go back to Pending,
     # and its observedGeneration still names the spec it runs.
-    cur = a_workload({"phase": phase, "observedGeneration": 1,
-                      "placement": {"epoch": 2, "clusters": [], "reason": "re-placing: lost east (NotReady)"}},
-                     generation=3)
+    cur = a_workload(
+        {
+            "phase": phase,
+            "observedGeneration": 1,
+            "placement": {"epoch": 2, "clusters": [], "reason": "re-placing: lost east (NotReady)"},
+        },
+        generation=3,
+    )
     new = pending_status(cur, "0/1 clusters: 1 NotReady", None, now=NOW)
     assert new is not None
     assert new["phase"] == phase
@@ -252,8 +264,13 @@ def test_pending_status_leaves_the_input_alone() -> None:
 
 
 def test_fenced_status_clears_the_clusters_and_keeps_the_epoch_and_phase() -> None:
-    cur = a_workload({"phase": "Running", "message": "running on east",
-                      "placement": {"epoch": 2, "clusters": [{"name": "east", "replicas": 1}], "reason": "placed"}})
+    cur = a_workload(
+        {
+            "phase": "Running",
+            "message": "running on east",
+            "placement": {"epoch": 2, "clusters": [{"name": "east", "replicas": 1}], "reason": "placed"},
+        }
+    )
     before = copy.deepcopy(cur)
     st = fenced_status(cur, "east (NotReady)")
     assert st["placement"] == {"epoch": 2, "clusters": [], "reason": "re-placing: lost east (NotReady)"}
@@ -264,8 +281,10 @@ def test_fenced_status_clears_the_clusters_and_keeps_the_epoch_and_phase() -> No
 
 def test_fenced_status_of_a_workload_without_placement_still_says_it_is_re_placing() -> None:
     st = fenced_status(a_workload(), "east (NotReady)")
-    assert st == {"placement": {"clusters": [], "reason": "re-placing: lost east (NotReady)"},
-                  "message": "re-placing after losing east (NotReady)"}
+    assert st == {
+        "placement": {"clusters": [], "reason": "re-placing: lost east (NotReady)"},
+        "message": "re-placing after losing east (NotReady)",
+    }
 
 
 @pytest.mark.parametrize(

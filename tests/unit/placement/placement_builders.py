@@ -84,9 +84,11 @@ def a_cluster(name: str) -> ClusterBuilder:
     return ClusterBuilder(name)
 
 
-def fleet(*clusters: ClusterBuilder | ClusterInfo, topology: Topology | None = None, datasets: list[Dataset] = []) -> FleetSnapshot:  # noqa: B006
+def fleet(
+    *clusters: ClusterBuilder | ClusterInfo, topology: Topology | None = None, datasets: list[Dataset] | None = None
+) -> FleetSnapshot:
     built = tuple(c.build() if isinstance(c, ClusterBuilder) else c for c in clusters)
-    return FleetSnapshot(built, topology or Topology(), {d.key: d for d in datasets})
+    return FleetSnapshot(built, topology or Topology(), {d.key: d for d in datasets or ()})
 
 
 def a_workload(name: str = "w", gpus: int = 8, replicas: int = 1, **kw: Any) -> WorkloadRequest:

@@ -60,7 +60,9 @@ def test_the_typer_command_reports_bad_input_as_an_error_with_exit_code_1(tmp_pa
     app = typer.Typer()
     app.command()(place_command)
     bad = tmp_path / "w.yaml"
-    bad.write_text("apiVersion: fleetplane.io/v1alpha1\nkind: Workload\nmetadata: {name: x}\nspec: {gpu: {count: -1}}\n")
+    bad.write_text(
+        "apiVersion: fleetplane.io/v1alpha1\nkind: Workload\nmetadata: {name: x}\nspec: {gpu: {count: -1}}\n"
+    )
     result = CliRunner().invoke(app, ["-f", str(bad)])
     assert result.exit_code == 1
     assert 'Workload "x": spec' in result.output
@@ -76,6 +78,10 @@ def test_an_unknown_output_format_is_rejected() -> None:
 def test_python_dash_m_placement_cli_runs_standalone() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "placement.cli", "-f", str(EXAMPLES[0]), "-f", str(EXAMPLES[1]), "-o", "json"],
-        capture_output=True, text=True, cwd=ROOT, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=60,
     )
     assert json.loads(out.stdout)["summary"]["workloads"] == 4

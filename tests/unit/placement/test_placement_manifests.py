@@ -26,7 +26,10 @@ def cluster(name: str = "east", **status: Any) -> dict[str, Any]:
                     "model": "H100",
                     "capacityType": "spot",
                     "gpusPerNode": 8,
-                    "nodes": [{"name": "n0", "gpus": 8, "free": 8}, {"name": "n1", "gpus": 8, "free": 8, "ready": False}],
+                    "nodes": [
+                        {"name": "n0", "gpus": 8, "free": 8},
+                        {"name": "n1", "gpus": 8, "free": 8, "ready": False},
+                    ],
                 }
             ],
             **status,
@@ -52,7 +55,10 @@ TOPOLOGY = {
     "kind": "Topology",
     "metadata": {"name": "net"},
     "spec": {
-        "sites": [{"name": "us-east-1", "type": "region"}, {"name": "us-east-1a", "type": "zone", "parent": "us-east-1"}],
+        "sites": [
+            {"name": "us-east-1", "type": "region"},
+            {"name": "us-east-1a", "type": "zone", "parent": "us-east-1"},
+        ],
         "links": [],
     },
 }
@@ -114,7 +120,12 @@ def test_workload_fields_map_onto_the_request() -> None:
         ),
     )
     assert (w.key, w.replicas, w.gpus_per_replica, w.mode, w.max_clusters, w.priority) == (
-        "ml/train-a", 4, 8, "Divisible", 2, 7,
+        "ml/train-a",
+        4,
+        8,
+        "Divisible",
+        2,
+        7,
     )
     assert w.datasets == ("ml/corpus",)
     assert w.selector is not None and w.selector.matches({"env": "prod", "x": "1"})

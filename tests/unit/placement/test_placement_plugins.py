@@ -197,7 +197,9 @@ def test_cost_scores_the_effective_price_per_gpu_hour(capacity: str, price: floa
         ("on-demand", 4, SPOT_OK, 100.0),
     ],
 )
-def test_spot_risk_grows_with_the_replicas_on_spot(capacity: str, replicas: int, policy: object, expected: float) -> None:
+def test_spot_risk_grows_with_the_replicas_on_spot(
+    capacity: str, replicas: int, policy: object, expected: float
+) -> None:
     snap = fleet(a_cluster("c").pool(nodes=8, capacity=capacity, price=1.0))  # type: ignore[arg-type]
     d = place_one(snap, a_workload(replicas=replicas, capacity_policy=policy))
     assert raw_scores(d)["c"]["spot-risk"] == pytest.approx(expected, abs=1e-3)
@@ -228,7 +230,9 @@ def test_locality_scores_transfer_money_and_time_of_the_nearest_replica() -> Non
 
 def test_locality_reads_each_dataset_from_its_cheapest_replica() -> None:
     ds = Dataset("corpus", 1000, ("east", "west"))  # a copy on both sides of the link
-    snap = fleet(a_cluster("e").pool().at("east"), a_cluster("w").pool().at("west"), topology=two_regions(), datasets=[ds])
+    snap = fleet(
+        a_cluster("e").pool().at("east"), a_cluster("w").pool().at("west"), topology=two_regions(), datasets=[ds]
+    )
     d = place_one(snap, a_workload(datasets=(ds.key,)))
     assert {c: s["locality"] for c, s in raw_scores(d).items()} == {"e": 100.0, "w": 100.0}
 

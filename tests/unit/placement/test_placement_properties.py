@@ -100,7 +100,9 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 @FAST
 @given(fleets(), workloads())
-def test_the_same_input_gives_the_same_decisions_and_explanations(snap: FleetSnapshot, batch: list[WorkloadRequest]) -> None:
+def test_the_same_input_gives_the_same_decisions_and_explanations(
+    snap: FleetSnapshot, batch: list[WorkloadRequest]
+) -> None:
     first = [d.to_dict() for d in Engine().place_batch(snap, batch)]
     again = [d.to_dict() for d in Engine().place_batch(snap, list(reversed(batch)))]
     assert first == again
@@ -167,7 +169,9 @@ def test_no_node_ever_goes_below_zero_free_gpus_across_a_batch(
 
 @FAST
 @given(fleets(), workloads(), st.sampled_from(sorted(PROFILES["default"].weights)))
-def test_a_plugin_with_weight_zero_changes_nothing(snap: FleetSnapshot, batch: list[WorkloadRequest], plugin: str) -> None:
+def test_a_plugin_with_weight_zero_changes_nothing(
+    snap: FleetSnapshot, batch: list[WorkloadRequest], plugin: str
+) -> None:
     base = PROFILES["default"].with_weights(**{plugin.replace("-", "_"): 0.0})
     without = Engine(base, plugins=[p for p in Engine().plugins if p.name != plugin or p.stage is not None])
     with_zero = Engine(base)

@@ -5,8 +5,22 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-FORBIDDEN = {"sqlalchemy", "fastapi", "starlette", "uvicorn", "httpx", "kopf", "kubernetes", "psycopg", "alembic",
-             "hub", "spoke_agent", "fleetplane", "fleetplane_lab", "fleetplane_testing"}
+FORBIDDEN = {
+    "sqlalchemy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "kopf",
+    "kubernetes",
+    "psycopg",
+    "alembic",
+    "hub",
+    "spoke_agent",
+    "fleetplane",
+    "fleetplane_lab",
+    "fleetplane_testing",
+}
 PLACEMENT = Path(__file__).resolve().parents[3] / "placement"
 
 

@@ -21,7 +21,7 @@ from placement_builders import (
     two_regions,
 )
 
-from placement import Dataset, Engine, PROFILES, Reservation
+from placement import PROFILES, Dataset, Engine, Reservation
 
 
 def test_sixteen_free_gpus_over_eight_nodes_cannot_host_one_eight_gpu_replica() -> None:
@@ -42,7 +42,7 @@ def test_a_gang_goes_to_the_one_cluster_where_all_replicas_fit_at_once() -> None
     assert placed_on(d) == {"c": 4}
     assert removed(d)["a"] == ("gpu-fit", "no room for all 4 replicas of 8 GPUs")
     # Together a and b have room for 6, but a gang never splits.
-    assert len({n for n in d.assignments[0].nodes}) == 4
+    assert len(set(d.assignments[0].nodes)) == 4
 
 
 def test_a_divisible_workload_spreads_over_clusters_best_first() -> None:
