@@ -7,7 +7,9 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from fleetplane_types import v1alpha1 as v1
 from fleetplane_types.names import ASSIGNMENT_TERMINAL_PHASES, RESERVATION_ANNOTATION
@@ -17,6 +19,7 @@ from placement.manifests import snapshot_from_api
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
 
 
 def parse_time(ts: str | None) -> float | None:
@@ -85,14 +88,14 @@ def build_snapshot(clusters: list[Obj], datasets: list[Obj], topologies: list[Ob
     everyone: invalid objects are left out one by one, workloads that need them then get a
     precise "unknown Dataset" reason, and the problems are logged.
     """
-    cs = [v1.Cluster.model_validate(c) for c in clusters]
-    ds = [v1.Dataset.model_validate(d) for d in datasets]
-    ts = [v1.Topology.model_validate(t) for t in topologies]
+    problems: list[str] = []
+    cs = _valid(v1.Cluster, clusters, problems)
+    ds = _valid(v1.Dataset, datasets, problems)
+    ts = _valid(v1.Topology, topologies, problems)
     try:
-        return snapshot_from_api(cs, ds, ts), []
+        return snapshot_from_api(cs, ds, ts), problems
     except PlacementInputError:
         pass
-    problems: list[str] = []
     try:
         snapshot_from_api([], [], ts)
     except PlacementInputError as exc:
@@ -112,6 +115,19 @@ def build_snapshot(clusters: list[Obj], datasets: list[Obj], topologies: list[Ob
         except PlacementInputError as exc:
             problems.append(str(exc))
     return snapshot_from_api(good_c, good_d, ts), problems
+
+
+def _valid(model: type[M], objs: list[Obj], problems: list[str]) -> list[M]:
+    """The objects that still validate as `model` (a stored object from an older schema may not)."""
+    out = []
+    for o in objs:
+        try:
+            out.append(model.model_validate(o))
+        except ValidationError as exc:
+            problems.append(
+                f"{model.__name__} {_meta(o).get('name')!r} does not validate: {exc.error_count()} error(s)"
+            )
+    return out
 
 
 def pool_node_names(cluster: Obj | None, pool: str) -> list[str] | None:

@@ -311,6 +311,17 @@ def test_build_snapshot_of_a_valid_fleet_has_every_object_and_no_problems() -> N
     assert list(snapshot.datasets) == ["team-a/imagenet"]
 
 
+def test_a_stored_cluster_that_no_longer_validates_is_left_out_with_a_problem() -> None:
+    # An object stored under an older schema (here: a pool whose total is not a number) must not
+    # stop placement for the rest of the fleet.
+    broken = a_cluster("old", "us-east-1")
+    broken["status"]["gpuPools"][0]["total"] = "many"
+    snapshot, problems = build_snapshot([a_cluster("east", "us-east-1"), broken], [], [a_topology("us-east-1")])
+    assert [c.name for c in snapshot.clusters] == ["east"]
+    [problem] = problems
+    assert "Cluster 'old' does not validate" in problem
+
+
 def test_one_bad_dataset_is_left_out_and_the_rest_of_the_fleet_stays() -> None:
     snapshot, problems = build_snapshot(
         [a_cluster("east", "us-east-1")],
