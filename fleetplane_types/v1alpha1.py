@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -24,6 +24,18 @@ __all__ = ["API_VERSION", "GROUP", "VERSION"]  # re-exported: the group/version 
 
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+# Bounds of numeric fields. Generous for any real fleet; they exist so that no number is so large
+# that it loses precision on a round trip through JSON and Postgres, or overflows arithmetic.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MAX_GPU_MEMORY_GIB = 16384  # 16 TiB per GPU (an H200 has 141 GiB)
+MAX_GPUS_PER_NODE = 1024
+MAX_GPUS = 10_000_000  # GPUs in one pool or cluster
+MAX_CLUSTERS = 100_000
+MAX_PRICE = 1_000_000.0  # USD per GPU-hour or per GB
+MAX_DATASET_GIB = 1e9  # 1 EiB
+MAX_BANDWIDTH_GBPS = 1e6
+Price = Annotated[float, Field(ge=0, le=MAX_PRICE)]
 
 
 class _Model(BaseModel):
@@ -145,7 +157,7 @@ class GPURequest(_Model):
     )
     preferred_models: list[str] | None = Field(default=None, description="Models to prefer among the allowed ones.")
     min_memory_gi_b: int | None = Field(
-        default=None, alias="minMemoryGiB", ge=0, description="Minimum memory per GPU, GiB."
+        default=None, alias="minMemoryGiB", ge=0, le=MAX_GPU_MEMORY_GIB, description="Minimum memory per GPU, GiB."
     )
 
 
@@ -182,9 +194,13 @@ class WorkloadSpec(_Model):
         default="Gang",
         description="Gang: all replicas in one cluster at once. Divisible: replicas may spread over clusters.",
     )
-    max_clusters: int | None = Field(default=None, ge=1, description="Divisible only: at most this many clusters.")
+    max_clusters: int | None = Field(
+        default=None, ge=1, le=MAX_CLUSTERS, description="Divisible only: at most this many clusters."
+    )
     capacity_types: CapacityTypePolicy = Field(default_factory=CapacityTypePolicy)
-    priority: int = Field(default=0, description="Higher places first.")
+    priority: int = Field(
+        default=0, ge=INT32_MIN, le=INT32_MAX, description="Higher places first (int32, as PriorityClass values)."
+    )
     queue: str | None = Field(default=None, description="Queue name, for fair sharing between teams.")
     datasets: list[DatasetRef] | None = Field(default=None, description="Datasets the workload reads.")
     cluster_selector: LabelSelector | None = None
@@ -265,8 +281,10 @@ class Workload(_Model):
 
 class GPUNode(_Model):
     name: str
-    gpus: int = Field(ge=0, description="Allocatable GPUs on the node.")
-    free: int = Field(ge=0, description="Allocatable minus requested by non-terminal pods; 0 if unschedulable.")
+    gpus: int = Field(ge=0, le=MAX_GPUS_PER_NODE, description="Allocatable GPUs on the node.")
+    free: int = Field(
+        ge=0, le=MAX_GPUS_PER_NODE, description="Allocatable minus requested by non-terminal pods; 0 if unschedulable."
+    )
     ready: bool = True
     schedulable: bool = True
 
@@ -276,14 +294,16 @@ class GPUPool(_Model):
 
     name: str | None = Field(default=None, description="Node pool name, if the cluster reports one.")
     model: str = Field(description="GPU product, e.g. H100, A100, L4 (from GPU feature discovery labels).")
-    memory_gi_b: int | None = Field(default=None, alias="memoryGiB", ge=0, description="Memory per GPU, GiB.")
+    memory_gi_b: int | None = Field(
+        default=None, alias="memoryGiB", ge=0, le=MAX_GPU_MEMORY_GIB, description="Memory per GPU, GiB."
+    )
     capacity_type: CapacityType
-    price_per_gpu_hour: float | None = Field(default=None, ge=0, description="USD per GPU-hour.")
-    gpus_per_node: int | None = Field(default=None, ge=0)
-    total: int = Field(default=0, ge=0)
-    allocatable: int = Field(default=0, ge=0)
-    allocated: int = Field(default=0, ge=0)
-    free: int = Field(default=0, ge=0)
+    price_per_gpu_hour: float | None = Field(default=None, ge=0, le=MAX_PRICE, description="USD per GPU-hour.")
+    gpus_per_node: int | None = Field(default=None, ge=0, le=MAX_GPUS_PER_NODE)
+    total: int = Field(default=0, ge=0, le=MAX_GPUS)
+    allocatable: int = Field(default=0, ge=0, le=MAX_GPUS)
+    allocated: int = Field(default=0, ge=0, le=MAX_GPUS)
+    free: int = Field(default=0, ge=0, le=MAX_GPUS)
     nodes: list[GPUNode] | None = None
     zone: str | None = None
     taints: list[Taint] | None = Field(default=None, description="Taints every node of the pool carries.")
@@ -294,7 +314,7 @@ class ClusterSpec(_Model):
     zone: str | None = None
     site: str | None = Field(default=None, description="Node of the network topology this cluster sits at.")
     taints: list[Taint] | None = None
-    prices: dict[str, float] | None = Field(
+    prices: dict[str, Price] | None = Field(
         default=None, description="Default USD per GPU-hour by capacity type, when pools report none."
     )
     backend: Literal["kubernetes", "simulated"] = Field(
@@ -310,8 +330,8 @@ class ClusterStatus(_Model):
     agent_version: str | None = None
     kubernetes_version: str | None = None
     gpu_pools: list[GPUPool] | None = None
-    total_gpus: int | None = None
-    free_gpus: int | None = None
+    total_gpus: int | None = Field(default=None, ge=0, le=MAX_GPUS)
+    free_gpus: int | None = Field(default=None, ge=0, le=MAX_GPUS)
 
 
 class Cluster(_Model):
@@ -333,7 +353,7 @@ class DatasetLocation(_Model):
 
 
 class DatasetSpec(_Model):
-    size_gi_b: float = Field(alias="sizeGiB", ge=0, description="Dataset size, GiB.")
+    size_gi_b: float = Field(alias="sizeGiB", ge=0, le=MAX_DATASET_GIB, description="Dataset size, GiB.")
     locations: list[DatasetLocation] = Field(min_length=1, description="Where replicas of the dataset live.")
 
 
@@ -418,8 +438,10 @@ class Site(_Model):
 class Link(_Model):
     source: str = Field(alias="from")
     target: str = Field(alias="to")
-    bandwidth_gbps: float = Field(gt=0, description="Usable bandwidth, Gbit/s.")
-    egress_cost_per_gb: float = Field(default=0.0, ge=0, alias="egressCostPerGB", description="USD per GB moved.")
+    bandwidth_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, description="Usable bandwidth, Gbit/s.")
+    egress_cost_per_gb: float = Field(
+        default=0.0, ge=0, le=MAX_PRICE, alias="egressCostPerGB", description="USD per GB moved."
+    )
 
 
 class TopologySpec(_Model):

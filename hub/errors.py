@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.store.errors import AlreadyExistsError, InvalidContinueToken, ResourceVersionTooOld, StoreError
+from hub.store.errors import (
+    AlreadyExistsError,
+    InvalidContinueToken,
+    ResourceVersionTooOld,
+    StoreError,
+    StoreRejected,
+    StoreUnavailable,
+)
 
 
 class ApiError(Exception):
@@ -24,6 +31,7 @@ class ApiError(Exception):
         details: dict[str, Any] | None = None,
         causes: list[dict[str, str]] | None = None,
         retryable: bool = False,
+        retry_after_seconds: int | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -33,6 +41,13 @@ class ApiError(Exception):
         if causes:
             self.details["causes"] = causes
         self.retryable = retryable
+        self.retry_after_seconds = retry_after_seconds
+        if retry_after_seconds is not None:
+            self.details["retryAfterSeconds"] = retry_after_seconds
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that go with this Status (Retry-After for 429 and 503)."""
+        return {"Retry-After": str(self.retry_after_seconds)} if self.retry_after_seconds is not None else {}
 
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -125,6 +140,19 @@ def unsupported_media(message: str) -> ApiError:
     return ApiError(415, "UnsupportedMediaType", message)
 
 
+def unavailable(message: str, retry_after_seconds: int = 1) -> ApiError:
+    """503: the hub cannot serve this now (its database is down); the client should retry."""
+    return ApiError(503, "ServiceUnavailable", message, retryable=True, retry_after_seconds=retry_after_seconds)
+
+
+def too_many_requests(message: str, retry_after_seconds: int = 1) -> ApiError:
+    return ApiError(429, "TooManyRequests", message, retryable=True, retry_after_seconds=retry_after_seconds)
+
+
+def internal_error(message: str = "an internal error occurred; it has been logged") -> ApiError:
+    return ApiError(500, "InternalError", message)
+
+
 def too_large(message: str) -> ApiError:
     return ApiError(413, "RequestEntityTooLarge", message)
 
@@ -142,6 +170,8 @@ def from_store_error(exc: StoreError) -> ApiError:
         return already_exists(plural, group, exc.name)
     if isinstance(exc, ResourceVersionTooOld):
         return gone(str(exc))
-    if isinstance(exc, InvalidContinueToken):
+    if isinstance(exc, InvalidContinueToken | StoreRejected):
         return bad_request(str(exc))
+    if isinstance(exc, StoreUnavailable):
+        return unavailable(str(exc))
     return ApiError(500, "InternalError", f"storage error: {exc}")

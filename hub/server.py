@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hub.controllers.federation import run_federation
+from hub.controllers.federation import FederationController
+from hub.errors import ApiError, from_store_error, internal_error
 from hub.registry.lifecycle import Registry
 from hub.settings import Settings
+from hub.store.errors import StoreError
 from hub.store.leader import LeaderLock
 from hub.store.store import Store
 from hub.store.watch import Broadcaster
@@ -37,6 +42,25 @@ Background = Callable[[HubContext], Awaitable[None]]
 def add_background(app: FastAPI, task: Background) -> None:
     """Run `task(hub)` for the life of the app (started after the hub's own tasks)."""
     app.state.background.append(task)
+
+
+async def supervise(name: str, task: Callable[[], Awaitable[None]], *, max_backoff: float = 30.0) -> None:
+    """Run `task` for the life of the hub: if it ever returns or raises, log and start it again
+    after a backoff (1 s, doubling to `max_backoff`; reset after a minute of running)."""
+    backoff = 1.0
+    while True:
+        started = time.monotonic()
+        try:
+            await task()
+            log.warning("background task %s returned; restarting", name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task %s failed; restarting in %.0fs", name, backoff)
+        if time.monotonic() - started > 60:
+            backoff = 1.0
+        await asyncio.sleep(backoff)
+        backoff = min(max_backoff, backoff * 2)
 
 
 async def _compactor(hub: HubContext) -> None:
@@ -60,16 +84,17 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     registry = Registry(store, broadcaster)
     hub = HubContext(settings=settings, registry=registry, authenticator=Authenticator(store), store=store)
     tasks: list[asyncio.Task[Any]] = []
-
-    async def federation(_: HubContext) -> None:
-        await run_federation(registry, settings, LeaderLock(store))
+    controller = FederationController(registry, settings, LeaderLock(store)) if settings.controllers else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broadcaster.start()
-        tasks.append(asyncio.create_task(_compactor(hub), name="compactor"))
-        for task in [federation, *app.state.background]:
-            tasks.append(asyncio.create_task(task(hub), name=getattr(task, "__name__", "background")))
+        background: list[tuple[str, Background]] = [("compactor", _compactor)]
+        if controller is not None:
+            background.append(("federation", lambda _: controller.run()))
+        background += [(getattr(t, "__name__", "background"), t) for t in app.state.background]
+        for name, task in background:
+            tasks.append(asyncio.create_task(supervise(name, partial(task, hub)), name=name))
         hub.ready = True
         try:
             yield
@@ -100,13 +125,32 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
+        """ok, or what is wrong in a few words (no internals: this is served unauthenticated)."""
         if not hub.ready:
-            return Response("not ready", status_code=503, media_type="text/plain")
+            return Response("not ready: starting or stopping", status_code=503, media_type="text/plain")
         try:
             await store.current_rv()
-        except Exception as exc:  # the database is the hub's only dependency
-            return Response(f"database unavailable: {exc}", status_code=503, media_type="text/plain")
+        except StoreError:  # the database is the hub's only dependency
+            return Response("not ready: database unavailable", status_code=503, media_type="text/plain")
+        problem = controller.health.problem() if controller is not None else None
+        if problem is not None:
+            return Response(f"not ready: {problem}", status_code=503, media_type="text/plain")
         return Response("ok", media_type="text/plain")
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, err: ApiError) -> Response:
+        return JSONResponse(err.status(), status_code=err.code, headers=err.headers())
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError) -> Response:
+        err = from_store_error(exc)
+        return JSONResponse(err.status(), status_code=err.code, headers=err.headers())
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> Response:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        err = internal_error()
+        return JSONResponse(err.status(), status_code=err.code)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

@@ -82,6 +82,7 @@ class FederationController:
         self._cluster_digests: dict[str, int] = {}
         self._last_clusters: list[Obj] = []
         self.passes = 0
+        self.health = ControllerHealth()
 
     def _on_event(self, ev: Event) -> None:
         if ev.resource not in WATCHED:
@@ -98,18 +99,22 @@ class FederationController:
     # ------------------------------------------------------------------ leadership
 
     async def run(self) -> None:
-        self.registry.broadcaster.listeners.append(self._on_event)
+        if self._on_event not in self.registry.broadcaster.listeners:  # run() may be restarted
+            self.registry.broadcaster.listeners.append(self._on_event)
         while True:
             try:
                 if not await self.leader.acquire():
+                    self.health.standby()
                     await asyncio.sleep(2)
                     continue
                 log.info("this hub process runs the federation controllers")
+                self.health.lead()
                 await self._lead()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # lost the database or a pass failed badly: step down, retry
-                log.exception("federation controller stopped; retrying")
+            except Exception as exc:  # lost the database or a pass failed badly: step down, retry
+                self.health.failed(exc)
+                log.warning("federation controller stepped down (%s); retrying", exc)
                 await asyncio.sleep(1)
             finally:
                 await self.leader.release()
@@ -129,9 +134,11 @@ class FederationController:
             await self.leader.confirm()  # still holding the lock?
             try:
                 await self.reconcile()
+                self.health.passed()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                self.health.failed(exc)
                 log.exception("federation pass failed; will retry")
                 await asyncio.sleep(0.5)
                 self._dirty.set()
@@ -383,7 +390,34 @@ class FederationController:
         await self.registry.transact(fn)
 
 
-async def run_federation(registry: Registry, settings: Settings, leader: LeaderLock) -> None:
-    if not settings.controllers:
-        return
-    await FederationController(registry, settings, leader).run()
+class ControllerHealth:
+    """What /readyz reports about the controller of this process: its role, and whether its
+    passes succeed. A leader whose passes have failed for longer than `stuck_after` seconds is
+    not ready, so an orchestrator restarts it (and another replica takes over)."""
+
+    def __init__(self, stuck_after: float = 60.0) -> None:
+        self.role = "starting"
+        self.stuck_after = stuck_after
+        self.last_ok = time.monotonic()
+        self.failing_since: float | None = None
+        self.last_error = ""
+
+    def standby(self) -> None:
+        self.role, self.failing_since = "standby", None
+
+    def lead(self) -> None:
+        self.role = "leader"
+
+    def passed(self) -> None:
+        self.last_ok, self.failing_since, self.last_error = time.monotonic(), None, ""
+
+    def failed(self, exc: BaseException) -> None:
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        self.last_error = type(exc).__name__
+
+    def problem(self) -> str | None:
+        """None when healthy, else a short reason (no internals: it is served unauthenticated)."""
+        if self.failing_since is not None and time.monotonic() - self.failing_since > self.stuck_after:
+            return f"controller ({self.role}) failing for {time.monotonic() - self.failing_since:.0f}s"
+        return None

@@ -124,9 +124,9 @@ def _valid(model: type[M], objs: list[Obj], problems: list[str]) -> list[M]:
         try:
             out.append(model.model_validate(o))
         except ValidationError as exc:
-            problems.append(
-                f"{model.__name__} {_meta(o).get('name')!r} does not validate: {exc.error_count()} error(s)"
-            )
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            problems.append(f'{model.__name__} "{_meta(o).get("name")}" is invalid: {where}: {first["msg"]}')
     return out
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import copy
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -357,6 +358,15 @@ class RegistryTx:
                 await self.delete(BY_KEY[resource], dep)
 
 
+@contextmanager
+def as_status() -> Iterator[None]:
+    """Store errors leave the registry as Kubernetes Status errors (hub.errors.from_store_error)."""
+    try:
+        yield
+    except StoreError as exc:
+        raise from_store_error(exc) from exc
+
+
 def check_policy(policy: str) -> None:
     if policy not in PROPAGATION_POLICIES:
         raise bad_request(
@@ -423,16 +433,13 @@ class Registry:
 
     async def transact(self, fn: Callable[[RegistryTx], Awaitable[T]], subject: Subject = SYSTEM) -> T:
         """Run `fn` in one store transaction with the lifecycle rules (SYSTEM: the controllers)."""
-        try:
+        with as_status():
             return await self.store.transact(lambda tx: fn(RegistryTx(tx, subject)))
-        except StoreError as exc:
-            raise from_store_error(exc) from exc
 
     # -------------------------------------------------------------- reads
 
     async def get(self, res: Resource, namespace: str | None, name: str, subject: Subject = SYSTEM) -> Obj:
-        ns, n = store_key(res, namespace, name)
-        obj = await self.store.get(res.key, ns, n)
+        obj = await self.find(res, namespace, name)
         if obj is None or not read_scope(subject, res).allows(obj):
             raise not_found(res.plural, res.group, name)
         return obj
@@ -440,7 +447,8 @@ class Registry:
     async def find(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
         """The stored object or None (no scope: the hub's own reads)."""
         ns, n = store_key(res, namespace, name)
-        return await self.store.get(res.key, ns, n)
+        with as_status():
+            return await self.store.get(res.key, ns, n)
 
     async def list_objects(
         self,
@@ -451,9 +459,9 @@ class Registry:
         continue_token: str | None = None,
     ) -> tuple[list[Obj], int, str | None]:
         """(items, resourceVersion, continue token) for a query built by `list_query`."""
-        if query.namespaces == []:
-            return [], await self.store.current_rv(), None
-        try:
+        with as_status():
+            if query.namespaces == []:
+                return [], await self.store.current_rv(), None
             return await self.store.list(
                 res.key,
                 namespaces=query.namespaces,
@@ -461,25 +469,23 @@ class Registry:
                 limit=limit,
                 continue_token=continue_token,
             )
-        except StoreError as exc:
-            raise from_store_error(exc) from exc
 
     async def list_all(self, res: Resource) -> list[Obj]:
         """Every object of a kind (the hub's own reads)."""
-        items, _, _ = await self.store.list(res.key, namespaces=None)
+        with as_status():
+            items, _, _ = await self.store.list(res.key, namespaces=None)
         return items
 
     async def current_rv(self) -> int:
-        return await self.store.current_rv()
+        with as_status():
+            return await self.store.current_rv()
 
     async def watch(self, res: Resource, query: ListQuery, from_rv: int | None) -> WatchStart:
         """Register a watcher. From "now" (from_rv None) it starts with a list of the current
         objects as ADDED; from a resourceVersion it starts with the events after it (410 when
         compacted). Unsubscribe with `self.broadcaster.unsubscribe(start.watcher)`."""
-        try:
+        with as_status():
             watcher, backlog, seam = await self.broadcaster.subscribe(res.key, query.accepts, from_rv)
-        except StoreError as exc:
-            raise from_store_error(exc) from exc
         after = max(seam, from_rv or 0)
         initial: list[Obj] = []
         if from_rv is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from hub.errors import ApiError, bad_request
+from hub.errors import bad_request, invalid
 from hub.registry.resources import Resource
 
 Obj = dict[str, Any]
@@ -90,14 +90,81 @@ def check_kind(res: Resource, obj: Any) -> Obj:
     if av is not None and av != res.api_version:
         raise bad_request(f'apiVersion "{av}" is not served for {res.qualified} (expected "{res.api_version}")')
     obj["kind"], obj["apiVersion"] = res.kind, res.api_version
-    if obj.get("metadata") is not None and not isinstance(obj.get("metadata"), dict):
-        raise ApiError(
-            422,
-            "Invalid",
-            f"{res.kind}: metadata must be an object",
-            causes=[{"reason": "FieldValueInvalid", "field": "metadata", "message": "must be an object"}],
-        )
+    check_metadata_types(res, obj)
     return obj
+
+
+_STRING_META = (
+    "name",
+    "generateName",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "selfLink",
+)
+_STRING_MAPS = ("labels", "annotations")
+_LISTS_OF_OBJECTS = ("ownerReferences", "managedFields")
+
+
+def check_metadata_types(res: Resource, obj: Obj) -> None:
+    """metadata has the JSON types Kubernetes gives it, before any code reads a field of it:
+    422 naming the field otherwise (a name that is a number, labels that are a string …)."""
+    m = obj.get("metadata")
+    if m is None:
+        return
+    name: str = m["name"] if isinstance(m, dict) and isinstance(m.get("name"), str) else ""
+    causes: list[dict[str, str]] = []
+
+    def bad(field: str, message: str) -> None:
+        causes.append(
+            {"reason": "FieldValueInvalid", "field": f"metadata.{field}" if field else "metadata", "message": message}
+        )
+
+    if not isinstance(m, dict):
+        bad("", "must be an object")
+    else:
+        for k in _STRING_META:
+            if m.get(k) is not None and not isinstance(m[k], str):
+                bad(k, f"must be a string, not {_json_type(m[k])}")
+        for k in _STRING_MAPS:
+            v = m.get(k)
+            if v is None:
+                continue
+            if not isinstance(v, dict):
+                bad(k, f"must be a map of strings, not {_json_type(v)}")
+                continue
+            for key, val in v.items():
+                if not isinstance(val, str):
+                    bad(f"{k}.{key}", f"must be a string, not {_json_type(val)}")
+        fins = m.get("finalizers")
+        if fins is not None and (not isinstance(fins, list) or not all(isinstance(f, str) for f in fins)):
+            bad("finalizers", "must be a list of strings")
+        for k in _LISTS_OF_OBJECTS:
+            v = m.get(k)
+            if v is not None and (not isinstance(v, list) or not all(isinstance(x, dict) for x in v)):
+                bad(k, "must be a list of objects")
+        for k in ("generation", "deletionGracePeriodSeconds"):
+            v = m.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                bad(k, f"must be an integer, not {_json_type(v)}")
+    if causes:
+        raise invalid(res.kind, res.group, name, causes)
+
+
+def _json_type(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
 
 
 def place_in_namespace(res: Resource, obj: Obj, namespace: str | None) -> None:

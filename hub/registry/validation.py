@@ -21,6 +21,34 @@ from hub.registry.resources import Resource
 Obj = dict[str, Any]
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+"""Kubernetes' limit on the total size of an object's annotations (keys and values)."""
+
+
+def qualified_name_problem(key: str) -> str | None:
+    """Why `key` is not a Kubernetes qualified name ("[prefix/]name"), or None when it is.
+
+    The name part: at most 63 characters, alphanumeric, '-', '_' or '.', starting and ending
+    alphanumeric. The optional prefix: a lowercase DNS subdomain of at most 253 characters."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not prefix:
+        return "must not start with '/'"
+    if not name:
+        return "must have a name part (after the '/')"
+    if len(name) > 63 or not _QUALIFIED_NAME.match(name):
+        return (
+            "must be 63 characters or less, alphanumeric, '-', '_' or '.', starting and ending "
+            "with an alphanumeric character (with an optional DNS subdomain prefix and '/')"
+        )
+    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+        return "prefix must be a lowercase DNS subdomain of at most 253 characters"
+    return None
+
+
+def _shown(text: str) -> str:
+    """A value as quoted in an error: long ones cut, so an error never echoes a huge input."""
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -143,13 +171,53 @@ def metadata_causes(res: Resource, obj: Obj) -> list[dict[str, str]]:
                 f"starting and ending with a letter or digit, at most {limit} characters)",
             }
         )
-    for k, v in (meta.get("labels") or {}).items():
+    labels: dict[str, Any] = meta["labels"] if isinstance(meta.get("labels"), dict) else {}
+    for k, v in labels.items():
+        if (why := qualified_name_problem(k)) is not None:
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "field": "metadata.labels",
+                    "message": f'Invalid value: "{_shown(k)}": a label key {why}',
+                }
+            )
         if not isinstance(v, str) or len(v) > 63 or not _LABEL_VALUE.match(v):
             causes.append(
                 {
                     "reason": "FieldValueInvalid",
-                    "field": f"metadata.labels.{k}",
-                    "message": f"Invalid value: \"{v}\": a label value must be 63 characters or less, alphanumeric, '-', '_' or '.'",
+                    "field": f"metadata.labels.{_shown(k)}",
+                    "message": f'Invalid value: "{_shown(str(v))}": a label value must be 63 characters or less, '
+                    "alphanumeric, '-', '_' or '.', starting and ending with an alphanumeric character",
+                }
+            )
+    annotations: dict[str, Any] = meta["annotations"] if isinstance(meta.get("annotations"), dict) else {}
+    total = 0
+    for k, v in annotations.items():
+        total += len(k) + len(v if isinstance(v, str) else "")
+        if (why := qualified_name_problem(k)) is not None:
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "field": "metadata.annotations",
+                    "message": f'Invalid value: "{_shown(k)}": an annotation key {why}',
+                }
+            )
+    if total > MAX_ANNOTATIONS_BYTES:
+        causes.append(
+            {
+                "reason": "FieldValueTooLong",
+                "field": "metadata.annotations",
+                "message": f"Too long: may not be more than {MAX_ANNOTATIONS_BYTES} bytes in total",
+            }
+        )
+    fins: list[Any] = meta["finalizers"] if isinstance(meta.get("finalizers"), list) else []
+    for i, f in enumerate(fins):
+        if isinstance(f, str) and (why := qualified_name_problem(f)) is not None:
+            causes.append(
+                {
+                    "reason": "FieldValueInvalid",
+                    "field": f"metadata.finalizers[{i}]",
+                    "message": f'Invalid value: "{_shown(f)}": a finalizer name {why}',
                 }
             )
     return causes

@@ -3,6 +3,11 @@ map these to Kubernetes `Status` objects (hub.errors)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import exc as sa_exc
+
 
 class StoreError(Exception):
     """Base of every error the store raises on purpose."""
@@ -27,3 +32,26 @@ class ResourceVersionTooOld(StoreError):
         msg = f"too old resource version: {from_rv}" + (f" ({floor})" if floor is not None else "")
         super().__init__(msg)
         self.from_rv, self.floor = from_rv, floor
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached (or the pool is exhausted): retry later (503)."""
+
+
+class StoreRejected(StoreError):
+    """The database refused a value the checks above it let through (a last line of defence: 400)."""
+
+
+@asynccontextmanager
+async def translated() -> AsyncIterator[None]:
+    """Turn database driver errors into store errors, so no caller sees SQLAlchemy's."""
+    try:
+        yield
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, ConnectionError) as exc:
+        raise StoreUnavailable(f"the database is unavailable ({type(exc).__name__})") from exc
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable("the database connection was lost") from exc
+        if isinstance(exc, sa_exc.DataError):
+            raise StoreRejected(f"the database refused a value: {str(exc.orig).splitlines()[0][:200]}") from exc
+        raise

@@ -18,7 +18,8 @@ import builtins
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -27,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hub import metrics
-from hub.store.errors import AlreadyExistsError, InvalidContinueToken
+from hub.store.errors import AlreadyExistsError, InvalidContinueToken, translated
 
 T = TypeVar("T")
 Obj = dict[str, Any]
@@ -145,6 +146,18 @@ class Store:
         self.engine: AsyncEngine = create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=3600)
         self._on_commit: list[Callable[[], None]] = []
 
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection; driver errors come out as store errors (hub.store.errors)."""
+        async with translated(), self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction committed on exit; driver errors as store errors."""
+        async with translated(), self.engine.begin() as conn:
+            yield conn
+
     async def close(self) -> None:
         await self.engine.dispose()
 
@@ -156,7 +169,7 @@ class Store:
 
     async def transact(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
         started = time.perf_counter()
-        async with self.engine.begin() as conn:
+        async with self.begin() as conn:
             tx = Tx(conn)
             result = await fn(tx)
             if tx.writes:
@@ -217,7 +230,7 @@ class Store:
     # ------------------------------------------------------------------ reads
 
     async def get(self, resource: str, namespace: str, name: str) -> Obj | None:
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             row = (
                 await conn.execute(
                     text("SELECT data FROM objects WHERE resource = :r AND namespace = :ns AND name = :n"),
@@ -227,7 +240,7 @@ class Store:
         return dict(row[0]) if row else None
 
     async def current_rv(self) -> int:
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             return int((await conn.execute(text("SELECT rv FROM rv_counter WHERE id = 1"))).scalar_one())
 
     async def list(
@@ -253,7 +266,7 @@ class Store:
         batch = max(limit or 0, 500)
         out: list[Obj] = []
         next_token: str | None = None
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
                 rv = int((await conn.execute(text("SELECT rv FROM rv_counter WHERE id = 1"))).scalar_one())
@@ -296,12 +309,12 @@ class Store:
             sql += " AND resource = :r"
             params["r"] = resource
         sql += " ORDER BY rv"
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             rows = (await conn.execute(text(sql), params)).all()
         return [Event(r[0], r[1], r[2], r[3], r[4], dict(r[5])) for r in rows]
 
     async def poll_events(self, after_rv: int, limit: int = 2000) -> builtins.list[Event]:
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             rows = (
                 await conn.execute(
                     text(
@@ -314,13 +327,13 @@ class Store:
         return [Event(r[0], r[1], r[2], r[3], r[4], dict(r[5])) for r in rows]
 
     async def compacted_rv(self) -> int:
-        async with self.engine.connect() as conn:
+        async with self.connect() as conn:
             v = (await conn.execute(text("SELECT value FROM store_meta WHERE key = 'compacted_rv'"))).scalar_one()
         return int(v)
 
     async def compact(self, *, older_than_seconds: float | None = None, upto_rv: int | None = None) -> int:
         """Drop events at or below a floor; watches from below it get 410 Expired. Returns the floor."""
-        async with self.engine.begin() as conn:
+        async with self.begin() as conn:
             if upto_rv is None:
                 found = (
                     await conn.execute(

@@ -36,7 +36,7 @@ def new_token(kind: str) -> str:
 async def create_token(store: Store, kind: str, subject: str, namespaces: list[str] | None = None) -> str:
     """Mint a token of `kind` for `subject`; returns the plain token (not stored)."""
     token = new_token(kind)
-    async with store.engine.begin() as conn:
+    async with store.begin() as conn:
         await conn.execute(
             text("INSERT INTO tokens (token_sha256, kind, subject, namespaces) VALUES (:h, :k, :s, CAST(:n AS jsonb))"),
             {
@@ -51,7 +51,7 @@ async def create_token(store: Store, kind: str, subject: str, namespaces: list[s
 
 async def redeem_join_token(store: Store, token: str, cluster: str) -> bool:
     """Mark a join token used if it is valid, unused and for this cluster. Single use."""
-    async with store.engine.begin() as conn:
+    async with store.begin() as conn:
         row = (
             await conn.execute(
                 text(
@@ -66,7 +66,7 @@ async def redeem_join_token(store: Store, token: str, cluster: str) -> bool:
 
 async def lookup_token(store: Store, token: str) -> TokenRecord | None:
     """The credential a bearer token stands for (join tokens are not credentials)."""
-    async with store.engine.connect() as conn:
+    async with store.connect() as conn:
         row = (
             await conn.execute(
                 text("SELECT kind, subject, namespaces FROM tokens WHERE token_sha256 = :h AND kind <> 'join'"),

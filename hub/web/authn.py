@@ -8,8 +8,9 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hub.errors import unauthorized
+from hub.errors import from_store_error, unauthorized
 from hub.registry.access import Subject
+from hub.store.errors import StoreError
 from hub.store.store import Store
 from hub.store.tokens import lookup_token, token_hash
 
@@ -49,7 +50,11 @@ def middleware(
             return await call_next(request)
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        subject = await auth.subject(token) if token else None
+        try:
+            subject = await auth.subject(token) if token else None
+        except StoreError as exc:
+            err = from_store_error(exc)
+            return JSONResponse(err.status(), status_code=err.code, headers=err.headers())
         if subject is None:
             return JSONResponse(unauthorized().status(), status_code=401)
         request.state.subject = subject

@@ -81,7 +81,10 @@ def test_killing_the_hub_mid_burst_loses_nothing_and_double_places_nothing(
             for cluster, used in per_cluster.items():
                 assert used <= FREE[cluster], f"{cluster} over-assigned: {used} > {FREE[cluster]}"
             placed = [n for n, w in items.items() if w["status"]["placement"].get("clusters")]
-            assert len(placed) == sum(FREE.values()) // 4, "all capacity is used, no more"
+            # Every stored workload that fits is placed, and no more than the capacity holds (how
+            # many submissions got in before the kill depends on the machine's speed).
+            fits = min(len(items), sum(FREE.values()) // 4)
+            assert len(placed) == fits, f"{len(placed)} placed of {len(items)}, capacity for {fits}"
             assert set(placed) == set(per_workload)
     finally:
         hub.stop()

@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import yaml
 from starlette.requests import Request
 
-from hub.errors import bad_request, too_large
+from hub.errors import bad_request
 from hub.registry.lifecycle import WriteOptions
+from hub.web import inputs
 from hub.web.context import hub_of
 
 
 async def read_body(request: Request) -> bytes:
-    """The body, or 413 when it is over the hub's limit (checked on Content-Length first)."""
-    limit = hub_of(request).settings.max_body_bytes
-    cl = request.headers.get("content-length")
-    if cl and cl.isdigit() and int(cl) > limit:
-        raise too_large(f"request body of {cl} bytes exceeds the limit of {limit} bytes")
-    body = await request.body()
-    if len(body) > limit:
-        raise too_large(f"request body of {len(body)} bytes exceeds the limit of {limit} bytes")
-    return body
+    """The body, or 413 when it is over the hub's limit (hub.web.inputs counts while streaming)."""
+    return await inputs.read_body(request, hub_of(request).settings.max_body_bytes)
 
 
 def parse_body(raw: bytes, content_type: str, what: str) -> Any:
-    """JSON, or YAML for yaml content types (kubectl's apply-patch+yaml bodies are JSON, which is YAML)."""
-    if not raw.strip():
-        raise bad_request(f"{what}: request body is empty")
-    ct = content_type.split(";")[0].strip().lower()
-    try:
-        if "yaml" in ct:
-            return yaml.safe_load(raw)
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise bad_request(f"{what}: request body is not valid JSON: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise bad_request(f"{what}: request body is not valid YAML: {exc}") from exc
+    """JSON, or YAML for yaml content types (kubectl's apply-patch+yaml bodies are JSON, which is
+    YAML), decoded and checked at the input boundary (hub.web.inputs)."""
+    return inputs.decode(raw, content_type, what)
 
 
 def dry_run(request: Request) -> bool:
@@ -52,6 +35,7 @@ def manager(request: Request, default: str = "unknown") -> str:
     m = request.query_params.get("fieldManager") or ""
     if len(m) > 128:
         raise bad_request("fieldManager: must be at most 128 characters")
+    inputs.check_text(m, "fieldManager")
     if m:
         return m
     ua = request.headers.get("user-agent", "")

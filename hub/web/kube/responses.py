@@ -10,7 +10,7 @@ from hub.errors import ApiError
 
 
 def status_response(err: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(err.status(), status_code=err.code, headers=headers)
+    return JSONResponse(err.status(), status_code=err.code, headers={**err.headers(), **(headers or {})})
 
 
 def json_response(obj: Any, status: int = 200, warnings: list[str] | None = None) -> JSONResponse:

@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from hub.errors import ApiError, not_found, unsupported_media
 from hub.registry.resources import Resource, lookup
+from hub.web.inputs import check_text
 
 
 @dataclass
@@ -29,7 +30,7 @@ EVENTS = "events"
 
 def parse_target(path: str) -> Target | str:
     """Resolve a request path to a resource target, or EVENTS for the empty events list."""
-    parts = [p for p in path.split("/") if p]
+    parts = [check_text(p, "path segment", max_len=512) for p in path.split("/") if p]
     if parts[:2] == ["api", "v1"]:
         group, version, rest = "", "v1", parts[2:]
     elif parts and parts[0] == "apis" and len(parts) >= 3:

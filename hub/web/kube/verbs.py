@@ -4,6 +4,7 @@ which routes every /api and /apis request to its verb. Semantics live in the reg
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -11,16 +12,19 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from hub import metrics
-from hub.errors import ApiError, bad_request, method_not_allowed
+from hub.errors import ApiError, bad_request, internal_error, method_not_allowed
 from hub.registry.lifecycle import list_query
 from hub.registry.objects import Obj, check_kind
 from hub.web.context import hub_of, subject_of
+from hub.web.inputs import check_text, query_int
 from hub.web.kube import patch, watch
 from hub.web.kube.body import dry_run, parse_body, read_body, write_options
 from hub.web.kube.protobuf import decode_namespace
 from hub.web.kube.responses import json_response, status_response
 from hub.web.kube.routing import EVENTS, Target, parse_target, require_json, wants_table
 from hub.web.kube.tables import table
+
+log = logging.getLogger(__name__)
 
 
 async def handle(request: Request, path: str) -> Response:
@@ -62,6 +66,10 @@ async def handle(request: Request, path: str) -> Response:
     except ApiError as err:
         code = err.code
         return status_response(err)
+    except Exception:  # a bug: log it, answer a Status, never a bare 500
+        log.exception("%s %s failed", request.method, path)
+        code = 500
+        return status_response(internal_error())
     finally:
         metrics.REQUESTS.labels(verb, resource_label, str(code)).inc()
         if verb != "watch":
@@ -85,7 +93,9 @@ async def do_list(request: Request, t: Target) -> Response:
     res, q = t.res, request.query_params
     if q.get("sendInitialEvents") is not None:
         raise ApiError(422, "Invalid", "sendInitialEvents is only supported on watch requests, and not by this server")
-    limit = int(q["limit"]) if q.get("limit", "").isdigit() and int(q["limit"]) > 0 else None
+    limit = query_int(request, "limit") or None
+    if q.get("continue"):
+        check_text(q["continue"], "continue", max_len=4096)
     query = list_query(res, subject_of(request), t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
     items, rv, cont = await hub_of(request).registry.list_objects(
         res, query, limit=limit, continue_token=q.get("continue")
@@ -134,7 +144,7 @@ async def do_update(request: Request, t: Target) -> Response:
 async def do_delete(request: Request, t: Target) -> Response:
     if t.subresource:
         raise method_not_allowed("DELETE is not supported on a subresource")
-    body = await request.body()
+    body = await read_body(request)
     opts: Obj = {}
     if body.strip():
         parsed = parse_body(body, request.headers.get("content-type", "application/json"), "DeleteOptions")

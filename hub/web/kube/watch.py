@@ -12,11 +12,12 @@ from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
 from hub import metrics
-from hub.errors import ApiError, bad_request, gone
+from hub.errors import ApiError, gone
 from hub.registry.lifecycle import list_query
 from hub.registry.objects import Obj
 from hub.store.watch import WatchOverflow
 from hub.web.context import hub_of, subject_of
+from hub.web.inputs import query_int
 from hub.web.kube.routing import Target, wants_table
 from hub.web.kube.tables import table
 
@@ -28,19 +29,13 @@ async def do_watch(request: Request, t: Target) -> Response:
         # Rejecting (not ignoring) makes client-go reflectors fall back to LIST + WATCH.
         raise ApiError(422, "Invalid", "sendInitialEvents is not supported by this server; list, then watch")
     query = list_query(res, subject_of(request), t.namespace, q.get("labelSelector"), q.get("fieldSelector"))
-    rv_param = q.get("resourceVersion")
     bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
-    timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds", "").isdigit() else None
+    timeout_param = query_int(request, "timeoutSeconds")
+    timeout = float(timeout_param) if timeout_param else None
     as_table = wants_table(request)
     include = q.get("includeObject", "Metadata")
 
-    if rv_param not in (None, "", "0"):
-        assert rv_param is not None
-        if not rv_param.isdigit():
-            raise bad_request(f'resourceVersion: invalid value "{rv_param}"')
-        from_rv: int | None = int(rv_param)
-    else:
-        from_rv = None
+    from_rv = query_int(request, "resourceVersion") or None  # "0" and absent: from now
 
     start = await hub.registry.watch(res, query, from_rv)
     broadcaster = hub.registry.broadcaster

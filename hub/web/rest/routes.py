@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -29,13 +30,14 @@ from fastapi.security import HTTPBearer
 
 from fleetplane_types import v1alpha1 as v1
 from hub.controllers.snapshot import build_snapshot, reservations
-from hub.errors import ApiError, bad_request, forbidden, invalid
+from hub.errors import ApiError, bad_request, forbidden, internal_error, invalid
 from hub.registry.access import Subject, read_scope
 from hub.registry.lifecycle import list_query
 from hub.registry.objects import Obj, check_kind, meta, strip_server_meta
 from hub.registry.resources import BY_KIND, Resource
 from hub.registry.validation import validate_object
 from hub.web.context import hub_of, subject_of
+from hub.web.inputs import decode
 from hub.web.kube.body import read_body
 from hub.web.kube.routing import Target
 from hub.web.kube.verbs import do_create
@@ -59,6 +61,8 @@ from placement.cli import report
 from placement.manifests import workload_from_api
 
 __all__ = ["WHATIF_MAX_WORKLOADS", "router"]
+
+log = logging.getLogger(__name__)
 
 WORKLOAD: Resource = BY_KIND["Workload"]
 CLUSTER: Resource = BY_KIND["Cluster"]
@@ -86,13 +90,22 @@ class _StatusRoute(APIRoute):
         async def status_handler(request: Request) -> Response:
             try:
                 if request.method in ("POST", "PUT", "PATCH"):
-                    await read_body(request)  # 413 over the limit; the body stays cached for FastAPI
+                    # 413 over the limit, 400 for what the input boundary refuses (depth, NUL,
+                    # huge numbers); the body stays cached for FastAPI to parse again.
+                    body = await read_body(request)
+                    ctype = request.headers.get("content-type", "application/json")
+                    if body.strip() and "json" in ctype:  # other types: FastAPI's 422 says "send JSON"
+                        decode(body, "application/json", "request")
                 return await handler(request)
             except RequestValidationError as exc:
-                err = _validation_status(exc)
-                return JSONResponse(err.status(), status_code=err.code)
+                invalid_request = _validation_status(exc)
+                return JSONResponse(invalid_request.status(), status_code=invalid_request.code)
             except ApiError as err:
-                return JSONResponse(err.status(), status_code=err.code)
+                return JSONResponse(err.status(), status_code=err.code, headers=err.headers())
+            except Exception:  # a bug: log it, answer a Status, never a bare 500
+                log.exception("%s %s failed", request.method, request.url.path)
+                bug = internal_error()
+                return JSONResponse(bug.status(), status_code=bug.code)
 
         return status_handler
 

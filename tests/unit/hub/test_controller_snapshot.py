@@ -319,7 +319,7 @@ def test_a_stored_cluster_that_no_longer_validates_is_left_out_with_a_problem() 
     snapshot, problems = build_snapshot([a_cluster("east", "us-east-1"), broken], [], [a_topology("us-east-1")])
     assert [c.name for c in snapshot.clusters] == ["east"]
     [problem] = problems
-    assert "Cluster 'old' does not validate" in problem
+    assert 'Cluster "old" is invalid: status.gpuPools.0.total' in problem
 
 
 def test_one_bad_dataset_is_left_out_and_the_rest_of_the_fleet_stays() -> None:
@@ -349,7 +349,7 @@ def test_one_bad_dataset_is_left_out_and_the_rest_of_the_fleet_stays() -> None:
                 pools=[pool("H100", "spot", 1, 8, name=None) | {"pricePerGpuHour": None}],
                 prices={"spot": -1.0},
             ),
-            "must be >= 0",
+            "spec.prices.spot: Input should be greater than or equal to 0",
         ),
     ],
 )
