@@ -62,6 +62,8 @@ class FleetArrays:
     pool_gpus: IntArray
     pool_node_start: IntArray
     pool_node_end: IntArray
+    pool_taints: list[Taint]  # every distinct pool taint of the fleet
+    pool_taint_matrix: BoolArray  # pool × pool taint
     # nodes
     node_names: list[str]
     node_free0: IntArray
@@ -131,7 +133,7 @@ def compile_snapshot(snapshot: FleetSnapshot) -> FleetArrays:
             pool_cluster.append(ci)
             pool_names.append(p.name)
             pool_model.append(mid)
-            memory = p.memory_gib or catalogue_memory(model) or 0
+            memory = p.memory_gib or catalogue_memory(p.model) or 0  # the raw name: its size suffix counts
             pool_memory.append(float(memory))
             pool_cap.append(CAP_CODE[p.capacity_type])
             pool_price.append(float("nan") if p.price_per_gpu_hour is None else float(p.price_per_gpu_hour))
@@ -144,6 +146,13 @@ def compile_snapshot(snapshot: FleetSnapshot) -> FleetArrays:
                 max_gpn = max(max_gpn, n.gpus)
             pool_gpus.append(total)
             pool_node_end.append(len(node_names))
+    all_pools = [p for c in clusters for p in c.pools]
+    pool_taint_list: list[Taint] = sorted({t for p in all_pools for t in p.taints}, key=str)
+    pool_taint_idx = {t: i for i, t in enumerate(pool_taint_list)}
+    pool_taint_matrix = np.zeros((len(all_pools), len(pool_taint_list)), dtype=np.bool_)
+    for pi, p in enumerate(all_pools):
+        for t in p.taints:
+            pool_taint_matrix[pi, pool_taint_idx[t]] = True
     pc = np.array(pool_cluster, dtype=np.int64)
     pg = np.array(pool_gpus, dtype=np.int64)
     cluster_gpus = (
@@ -179,6 +188,8 @@ def compile_snapshot(snapshot: FleetSnapshot) -> FleetArrays:
         pool_gpus=pg,
         pool_node_start=np.array(pool_node_start, dtype=np.int64),
         pool_node_end=np.array(pool_node_end, dtype=np.int64),
+        pool_taints=pool_taint_list,
+        pool_taint_matrix=pool_taint_matrix,
         node_names=node_names,
         node_free0=np.array(node_free, dtype=np.int64),
         max_gpus_per_node=max_gpn,

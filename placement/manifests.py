@@ -214,6 +214,7 @@ def cluster_from_api(c: v1.Cluster) -> ClusterInfo:
                 memory_gib=float(p.memory_gi_b or catalogue_memory(p.model) or 0),
                 price_per_gpu_hour=price,
                 gpus_per_node=p.gpus_per_node,
+                taints=tuple(Taint(t.key, t.effect, t.value) for t in p.taints or []),
             )
         )
     return ClusterInfo(

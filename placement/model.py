@@ -66,6 +66,9 @@ class NodePool:
     memory_gib: float = 0.0
     price_per_gpu_hour: float | None = None
     gpus_per_node: int | None = None
+    taints: tuple[Taint, ...] = ()
+    """Taints every node of the pool carries (agents report them per pool, e.g. a spot
+    pool's `karpenter.sh/capacity-type=spot:NoSchedule`); the pool-taints filter honours them."""
 
     @staticmethod
     def uniform(

@@ -15,6 +15,7 @@ from placement.plugins.gpu_model import GpuModel
 from placement.plugins.health import Health
 from placement.plugins.locality import Locality
 from placement.plugins.packing import Packing
+from placement.plugins.pool_taints import PoolTaints
 from placement.plugins.selector import Selector
 from placement.plugins.spot_risk import SpotRisk
 from placement.plugins.spreading import Spreading
@@ -28,6 +29,7 @@ def default_plugins() -> list[Plugin]:
         Selector(),
         GpuModel(),
         CapacityTypePlugin(),
+        PoolTaints(),
         GpuFit(),
         Cost(),
         SpotRisk(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from placement.catalogue import split_model
 from placement.fleet import BoolArray, FleetState, FloatArray
 from placement.plugins.base import BasePlugin, ExplainView, Options, Query, Stage, lookup
 from placement.profiles import MAX_SCORE
@@ -20,14 +21,21 @@ class GpuModel(BasePlugin):
         if q.model_ids is None and min_memory <= 0:
             return None
         # Static per (models, memory): cached, so the decision can keep a reference for free.
-        key = ("gpu-model", None if q.model_ids is None else tuple(q.model_ids.tolist()), min_memory)
+        key = ("gpu-model", tuple(q.workload.models), min_memory)
         mask = a.cache.get(key)
         if mask is None:
-            mask = np.ones(a.n_pools, dtype=np.bool_)
-            if q.model_ids is not None:
-                mask &= lookup(len(a.model_names), q.model_ids)[a.pool_model]
-            if min_memory > 0:
-                mask &= a.pool_memory >= min_memory
+            if q.model_ids is None:
+                mask = a.pool_memory >= min_memory
+            else:
+                # Memory needed per model id: +inf for models not asked for; a size suffix
+                # ("A100-80GB") asks for at least that much; the loosest request of a family wins.
+                need = np.full(len(a.model_names), np.inf)
+                for m in q.workload.models:
+                    family, size = split_model(m)
+                    mid = a.model_ids.get(family)
+                    if mid is not None:
+                        need[mid] = min(need[mid], max(min_memory, float(size or 0)))
+                mask = a.pool_memory >= need[a.pool_model]
             a.cache[key] = mask
         return mask  # type: ignore[return-value]
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetplane_types import names
+from fleetplane_types.gpus import canonical_model, model_memory
 from fleetplane_types.names import CAPACITY_TYPE_LABEL, NODE_POOL_LABEL
 
 # ------------------------------------------------------------------ label keys
@@ -91,6 +92,13 @@ def parse_count(quantity: Any) -> int:
 
 
 def gpu_model(labels: Mapping[str, str], resource: str = "nvidia.com/gpu") -> str:
+    """The GPU model family a node offers, in the one normalisation the hub and the placement
+    engine use (fleetplane_types.gpus.canonical_model: upper-case, no size suffix)."""
+    raw = _raw_gpu_model(labels, resource)
+    return raw if raw == "unknown" else canonical_model(raw)
+
+
+def _raw_gpu_model(labels: Mapping[str, str], resource: str) -> str:
     """The GPU model a node offers, normalised to the short name placement uses (H100, A100, L4).
 
     Sources, most specific first: GPU feature discovery's product label
@@ -453,7 +461,7 @@ def compute_capacity(
                 name=meta.get("name", ""),
                 resource=resource,
                 model=gpu_model(labels, resource),
-                memory_gib=gpu_memory_gib(labels),
+                memory_gib=gpu_memory_gib(labels) or model_memory(_raw_gpu_model(labels, resource)),
                 capacity_type=capacity_type(labels),
                 pool=pool_name(labels),
                 region=_first(labels, REGION_LABELS),

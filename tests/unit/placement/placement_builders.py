@@ -41,6 +41,7 @@ class ClusterBuilder:
         price: float | None = 4.0,
         memory: float = 80.0,
         name: str | None = None,
+        taints: tuple[Taint, ...] = (),
     ) -> ClusterBuilder:
         frees = [free] * nodes if isinstance(free, int) else (free or [gpus_per_node] * nodes)
         pname = name or f"{model.lower()}-{capacity}-{len(self.pools)}"
@@ -53,6 +54,7 @@ class ClusterBuilder:
                 memory_gib=memory,
                 price_per_gpu_hour=price,
                 gpus_per_node=gpus_per_node,
+                taints=taints,
             )
         )
         return self

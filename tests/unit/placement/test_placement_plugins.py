@@ -21,7 +21,7 @@ from placement_builders import (
     two_regions,
 )
 
-from placement import Dataset, LabelRequirement, LabelSelector, Toleration
+from placement import Dataset, LabelRequirement, LabelSelector, Taint, Toleration
 
 # ---------------------------------------------------------------- filters
 
@@ -62,6 +62,28 @@ def test_taints_score_an_untolerated_prefer_no_schedule_taint_zero() -> None:
     assert scores["soft"]["taints"] == 0.0
     assert scores["clean"]["taints"] == 100.0
     assert d.assignments[0].cluster == "clean"
+
+
+def test_a_pool_taint_removes_only_that_pool_and_the_workload_lands_on_the_open_one() -> None:
+    spot_only = (Taint("karpenter.sh/capacity-type", "NoSchedule", "spot"),)
+    snap = fleet(
+        a_cluster("mixed").pool("H100", capacity="spot", price=1.0, name="h100-spot", taints=spot_only),
+        a_cluster("plain").pool("H100", price=4.0),
+    )
+    d = place_one(snap, a_workload(capacity_policy=SPOT_OK))
+    # The cheaper spot pool is tainted and the workload does not tolerate it: the other cluster wins.
+    assert d.assignments[0].cluster == "plain"
+    assert removed(d)["mixed"] == ("pool-taints", "untolerated pool taint")
+    [mixed] = [c for c in d.to_dict()["clusters"] if c["name"] == "mixed"]
+    assert "h100-spot: karpenter.sh/capacity-type=spot:NoSchedule" in mixed["detail"]
+
+
+def test_a_tolerated_pool_taint_keeps_the_pool() -> None:
+    taints = (Taint("dedicated", "NoSchedule", "ml"),)
+    snap = fleet(a_cluster("dedicated").pool("H100", taints=taints))
+    tolerant = a_workload(tolerations=(Toleration("dedicated", "Equal", "ml"),))
+    assert place_one(snap, tolerant).assignments[0].cluster == "dedicated"
+    assert place_one(snap, a_workload()).assignments == ()
 
 
 @pytest.mark.parametrize(
