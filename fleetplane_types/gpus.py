@@ -62,3 +62,10 @@ def catalogue_memory(name: str) -> int | None:
 def known_models(fleet_models: set[str] | frozenset[str] = frozenset()) -> frozenset[str]:
     """Families a workload may ask for: the catalogue plus whatever the fleet reports."""
     return frozenset(GPU_CATALOGUE) | frozenset(canonical_model(m) for m in fleet_models)
+
+
+GPU_RESOURCES: frozenset[str] = frozenset({"nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915", "habana.ai/gaudi"})
+"""Extended resources that are GPUs. Kubernetes' ExtendedResourceToleration admission plugin
+(on in GKE, AKS and the lab) gives a pod that requests one a toleration {key: <resource>,
+operator: Exists, effect: NoSchedule}, so GPU nodes tainted `nvidia.com/gpu:NoSchedule` take
+GPU pods and nothing else: placement treats such taints as tolerated by GPU work."""

@@ -21,6 +21,8 @@ CLUSTERS: Final = f"{GROUP}/clusters"
 DATASETS: Final = f"{GROUP}/datasets"
 TOPOLOGIES: Final = f"{GROUP}/topologies"
 NAMESPACES: Final = "namespaces"
+EVENTS: Final = "events"
+"""core/v1 Events (the hub records them for Workloads; kubectl describe shows them)."""
 
 # ---------------------------------------------------------------- finalizers
 WORKLOAD_FINALIZER: Final = f"{GROUP}/placement"
@@ -78,6 +80,41 @@ READY_CONDITION: Final = "Ready"
 HEARTBEAT_TIMEOUT_REASON: Final = "HeartbeatTimeout"
 PREEMPTED_REASON: Final = "Preempted"
 """Assignment status reason when the spoke lost the capacity (spot interruption)."""
+
+PLACED_CONDITION: Final = "Placed"
+"""Workload condition: True while the workload has clusters to run on (`kubectl wait
+--for=condition=Placed`). False with reason UNSCHEDULABLE_REASON or RESCHEDULING_REASON."""
+
+RUNNING_CONDITION: Final = "Running"
+"""Workload condition: True while some copy of the workload runs."""
+
+SUCCEEDED_CONDITION: Final = "Succeeded"
+FAILED_CONDITION: Final = "Failed"
+"""Workload conditions set (True) once the workload finished, one or the other."""
+
+WORKLOAD_CONDITIONS: Final = (PLACED_CONDITION, RUNNING_CONDITION, SUCCEEDED_CONDITION, FAILED_CONDITION)
+
+# Reasons on Workload conditions and on the core/v1 Events the hub records for Workloads.
+PLACED_REASON: Final = "Placed"
+UNSCHEDULABLE_REASON: Final = "Unschedulable"
+"""No cluster fits (the message says why); also the reason of the Warning event."""
+RESCHEDULING_REASON: Final = "Rescheduling"
+"""The workload lost its clusters and waits to be placed again."""
+FAILOVER_REASON: Final = "FailedOver"
+"""Event: a cluster went NotReady and the workload's copy on it is replaced elsewhere."""
+EVICTED_REASON: Final = "Evicted"
+"""Event: a copy was evicted by its cluster (spot interruption) and is replaced elsewhere."""
+DELETED_REASON: Final = "Deleted"
+"""Event: the workload's copies are cleaned up and the workload is gone."""
+NOT_PLACED_REASON: Final = "NotPlaced"
+WAITING_REASON: Final = "Waiting"
+RUNNING_REASON: Final = "Running"
+COMPLETED_REASON: Final = "Completed"
+SUCCEEDED_REASON: Final = "AllReplicasSucceeded"
+FAILED_REASON: Final = "ReplicaFailed"
+
+EVENT_COMPONENT: Final = "fleetplane-hub"
+"""source.component / reportingComponent of the Events the hub records."""
 
 WORKLOAD_PHASES: Final = ("Pending", "Placed", "Running", "Succeeded", "Failed")
 ASSIGNMENT_TERMINAL_PHASES: Final = frozenset({"Succeeded", "Failed", "Rejected"})

@@ -355,6 +355,12 @@ class DatasetLocation(_Model):
 class DatasetSpec(_Model):
     size_gi_b: float = Field(alias="sizeGiB", ge=0, le=MAX_DATASET_GIB, description="Dataset size, GiB.")
     locations: list[DatasetLocation] = Field(min_length=1, description="Where replicas of the dataset live.")
+    shared_with: list[Annotated[str, Field(max_length=63, pattern=DNS1123_LABEL.pattern)]] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Other namespaces whose Workloads may read this Dataset (by default only Workloads of "
+        "its own namespace may). Only an admin may set or change it.",
+    )
 
 
 class Dataset(_Model):

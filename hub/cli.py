@@ -2,16 +2,25 @@
 
 `register(app)` adds them to the `fleetplane` command (fleetplane.cli, the entry point).
 Every command builds ONE `Settings` (environment, then the flags that were given).
+
+`run_hub` serves with uvicorn's h11 protocol guarded by hub.web.connections (header and body
+timeouts, a connection cap), trusts no forwarded headers, and handles SIGINT/SIGTERM itself:
+every server is told at once, open watches end first (hub.server.drain), so shutdown finishes
+without cancelling requests (no CancelledError tracebacks).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
+import re
 import signal
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -23,18 +32,28 @@ from fleetplane_types.names import NAMESPACES, TEAM_LABEL
 from fleetplane_types.v1alpha1 import DNS1123_SUBDOMAIN
 from hub.registry.lifecycle import Registry, RegistryTx
 from hub.registry.resources import BY_KEY
-from hub.server import create_app
-from hub.settings import DEFAULT_PORT, Settings
+from hub.server import create_app, drain
+from hub.settings import Settings
 from hub.store.database import EmbeddedPostgres, sqlalchemy_url, upgrade
 from hub.store.store import Store
-from hub.store.tokens import create_token, lookup_token
+from hub.store.tokens import (
+    ID_LENGTH,
+    TokenInfo,
+    create_token,
+    find_tokens,
+    list_tokens,
+    lookup_token,
+    revoke_token,
+    token_id,
+)
 from hub.store.watch import Broadcaster
+from hub.web.connections import ConnectionLimits, guarded_protocol
 from hub.web.tls import ensure_serving_cert
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-token_app = typer.Typer(help="Bearer tokens for teams and admins.", no_args_is_help=True)
+token_app = typer.Typer(help="Bearer tokens: create, list, revoke.", no_args_is_help=True)
 cluster_app = typer.Typer(help="Member clusters.", no_args_is_help=True)
-join_app = typer.Typer(help="Single-use join tokens for spoke agents.", no_args_is_help=True)
+join_app = typer.Typer(help="Single-use, expiring join tokens for spoke agents.", no_args_is_help=True)
 cluster_app.add_typer(join_app, name="join-token")
 
 DataDirOpt = typer.Option(
@@ -43,6 +62,37 @@ DataDirOpt = typer.Option(
 DatabaseOpt = typer.Option(
     None, "--database-url", help="Use this Postgres instead of the embedded one (env FLEETPLANE_DATABASE_URL)."
 )
+
+
+SERVER_FILE = "hub.url"
+"""Written in the data dir by a running hub: the address kubeconfigs for it must carry."""
+
+
+def server_url(settings: Settings, given: str | None = None) -> str:
+    """The hub address for a kubeconfig: `--server` if given, else what the hub serving this
+    data dir recorded when it started, else the configured host and port."""
+    if given:
+        return given
+    recorded = settings.data_dir / SERVER_FILE
+    if recorded.is_file():
+        url = recorded.read_text().strip()
+        if url:
+            return url
+    return f"https://{settings.host}:{settings.port}"
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90s", "15m", "1h30m", "7d" or a plain number of seconds."""
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(?:\.\d+)?", t):
+        return float(t)
+    if not t or not re.fullmatch(r"(?:\d+(?:\.\d+)?[smhd])+", t):
+        raise typer.BadParameter(f'"{text}" is not a duration (examples: 90s, 15m, 1h30m, 7d)')
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(t))
 
 
 def resolve_database(settings: Settings) -> str:
@@ -106,6 +156,7 @@ def run_hub(settings: Settings, before_serve: Callable[[FastAPI, str, Path, str]
     token = asyncio.run(_admin_token(url, data_dir / "admin.token"))
     cert, key = ensure_serving_cert(data_dir, [host])
     server = f"https://{host}:{port}"
+    (data_dir / SERVER_FILE).write_text(server + "\n")
     kubeconfig = (data_dir / "admin.kubeconfig").resolve()
     write_kubeconfig(kubeconfig, server, token, "admin", ca_file=cert)
     db = "external" if settings.database_url else f"embedded Postgres in {data_dir}"
@@ -121,41 +172,68 @@ def run_hub(settings: Settings, before_serve: Callable[[FastAPI, str, Path, str]
     app = create_app(settings, url)
     if before_serve is not None:
         before_serve(app, server, cert, token)
-    configs = [
-        uvicorn.Config(
+    limits = ConnectionLimits(
+        max_connections=settings.max_connections,
+        header_timeout=settings.header_timeout_seconds,
+        body_timeout=settings.body_timeout_seconds,
+    )
+    protocol = guarded_protocol(limits)  # one set of limits: one connection cap for both ports
+
+    def serving(listen_port: int, *, tls: bool) -> uvicorn.Config:
+        return uvicorn.Config(
             app,
             host=host,
-            port=port,
+            port=listen_port,
             log_level="warning",
             timeout_graceful_shutdown=2,
-            ssl_certfile=str(cert),
-            ssl_keyfile=str(key),
+            timeout_keep_alive=settings.keep_alive_seconds,
+            http=protocol,
+            proxy_headers=False,  # the TCP peer is the client: per-address limits must not be spoofable
+            ssl_certfile=str(cert) if tls else None,
+            ssl_keyfile=str(key) if tls else None,
+            lifespan="auto" if tls else "off",  # the lifespan (poller, controllers) runs once, with HTTPS
         )
-    ]
+
+    configs = [serving(port, tls=True)]
     if settings.http_port:
-        # The lifespan (poller, controllers) runs once, in the HTTPS server.
-        configs.append(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=settings.http_port,
-                log_level="warning",
-                timeout_graceful_shutdown=2,
-                lifespan="off",
-            )
-        )
-
-    async def serve_all() -> None:
-        await asyncio.gather(*(uvicorn.Server(c).serve() for c in configs))
-
-    # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler that kills
-    # the process before atexit runs, and atexit is where embedded Postgres is stopped.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    asyncio.run(serve_all())
+        configs.append(serving(settings.http_port, tls=False))
+    asyncio.run(_serve(app, configs))
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(0)
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to `_serve` and drains the hub before shutting down."""
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        super().__init__(config)
+        self.hub_app = app
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # `_serve` owns SIGINT/SIGTERM for every server of the process
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await drain(self.hub_app)
+        await super().shutdown(sockets)
+
+
+async def _serve(app: FastAPI, configs: list[uvicorn.Config]) -> None:
+    """Serve until SIGINT or SIGTERM, then stop every server together (a second signal forces)."""
+    servers = [_Server(c, app) for c in configs]
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for s in servers:
+            if s.should_exit:
+                s.force_exit = True
+            s.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    try:
+        await asyncio.gather(*(s.serve() for s in servers))
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 @db_app.command("upgrade")
@@ -196,40 +274,159 @@ def token_create(
     data_dir: Path | None = DataDirOpt,
     database_url: str | None = DatabaseOpt,
     kubeconfig: Path | None = typer.Option(None, "--kubeconfig", help="Also write a kubeconfig for the team here."),
-    server: str = typer.Option(
-        f"https://127.0.0.1:{DEFAULT_PORT}", "--server", help="Hub URL written into the kubeconfig."
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        help="Hub URL written into the kubeconfig (default: the address the hub on this data dir serves).",
     ),
 ) -> None:
     """Create a team token limited to its namespaces (creating the namespaces if missing)."""
     settings = Settings.load(data_dir=data_dir, database_url=database_url)
     tok = asyncio.run(_create_team(resolve_database(settings), team, namespace))
+    typer.echo(f"token id: {token_id(tok)}", err=True)
     if kubeconfig:
         ca = settings.data_dir / "hub-cert.pem"
-        write_kubeconfig(kubeconfig, server, tok, team, namespace[0], ca_file=ca if ca.exists() else None)
-        typer.echo(f"kubeconfig for team {team}: {kubeconfig}", err=True)
+        url = server_url(settings, server)
+        write_kubeconfig(kubeconfig, url, tok, team, namespace[0], ca_file=ca if ca.exists() else None)
+        typer.echo(f"kubeconfig for team {team} ({url}): {kubeconfig}", err=True)
     typer.echo(tok)
 
 
-async def _create_join(url: str, cluster: str) -> str:
+async def _create_simple(url: str, kind: str, subject: str, ttl_seconds: float | None) -> str:
     store = Store(url, pool_size=1)
     try:
-        return await create_token(store, "join", cluster)
+        return await create_token(store, kind, subject, ttl_seconds=ttl_seconds)
     finally:
         await store.close()
+
+
+@token_app.command("create-metrics")
+def token_create_metrics(
+    name: str = typer.Argument("prometheus", help="Who scrapes (shown in `token list`)."),
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseOpt,
+) -> None:
+    """Create a token that may read /metrics and nothing else (for a Prometheus scraper)."""
+    settings = Settings.load(data_dir=data_dir, database_url=database_url)
+    tok = asyncio.run(_create_simple(resolve_database(settings), "metrics", name, None))
+    typer.echo(f"token id: {token_id(tok)}", err=True)
+    typer.echo(tok)
+
+
+def _when(t: datetime | None, none: str = "-") -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t is not None else none
+
+
+def token_table(tokens: list[TokenInfo], now: datetime, *, with_state: bool) -> list[str]:
+    """`fleetplane token list` as aligned lines (never the secret: only the public id)."""
+    head = ["ID", "KIND", "SUBJECT", "NAMESPACES", "CREATED", "EXPIRES", "LAST USED"]
+    rows = [
+        [
+            t.id,
+            t.kind,
+            t.subject,
+            ",".join(t.namespaces) or "-",
+            _when(t.created_at),
+            _when(t.expires_at, "never"),
+            _when(t.last_used_at),
+        ]
+        + ([t.state(now)] if with_state else [])
+        for t in tokens
+    ]
+    if with_state:
+        head.append("STATE")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    return ["   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *rows]]
+
+
+async def _list(url: str, include_inactive: bool) -> list[TokenInfo]:
+    store = Store(url, pool_size=1)
+    try:
+        return await list_tokens(store, include_inactive=include_inactive)
+    finally:
+        await store.close()
+
+
+@token_app.command("list")
+def token_list(
+    all_: bool = typer.Option(False, "--all", help="Also used, expired and revoked tokens (with a STATE column)."),
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseOpt,
+) -> None:
+    """List tokens that work now: id, kind, subject, namespaces, created, expires, last used."""
+    settings = Settings.load(data_dir=data_dir, database_url=database_url)
+    tokens = asyncio.run(_list(resolve_database(settings), all_))
+    for line in token_table(tokens, datetime.now(UTC), with_state=all_):
+        typer.echo(line)
+
+
+async def _revoke(url: str, prefix: str) -> tuple[list[TokenInfo], bool]:
+    store = Store(url, pool_size=1)
+    try:
+        matches = await find_tokens(store, prefix)
+        if len(matches) != 1:
+            return matches, False
+        return matches, await revoke_token(store, matches[0].id)
+    finally:
+        await store.close()
+
+
+@token_app.command("revoke")
+def token_revoke(
+    id_prefix: str = typer.Argument(..., help="The token's id from `fleetplane token list` (or its first 4+ digits)."),
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseOpt,
+) -> None:
+    """Revoke a token by its public id. Hub processes stop accepting it within auth_cache_seconds."""
+    prefix = id_prefix.strip().lower()
+    if not re.fullmatch(f"[0-9a-f]{{4,{ID_LENGTH}}}", prefix):
+        typer.echo(
+            f'"{id_prefix}" is not a token id: give 4 to {ID_LENGTH} hex digits from `fleetplane token list`', err=True
+        )
+        raise typer.Exit(2)
+    settings = Settings.load(data_dir=data_dir, database_url=database_url)
+    matches, revoked = asyncio.run(_revoke(resolve_database(settings), prefix))
+    if not matches:
+        typer.echo(f"no token has an id starting with {prefix} (see `fleetplane token list --all`)", err=True)
+        raise typer.Exit(1)
+    if len(matches) > 1:
+        typer.echo(f"{len(matches)} tokens have ids starting with {prefix}; give more digits:", err=True)
+        for line in token_table(matches, datetime.now(UTC), with_state=True):
+            typer.echo(line, err=True)
+        raise typer.Exit(1)
+    t = matches[0]
+    if not revoked:
+        typer.echo(f'token {t.id} ({t.kind} "{t.subject}") was already revoked')
+        return
+    typer.echo(
+        f'revoked token {t.id} ({t.kind} "{t.subject}"); hub processes refuse it within '
+        f"{settings.auth_cache_seconds:g}s (FLEETPLANE_AUTH_CACHE_SECONDS)"
+    )
 
 
 @join_app.command("create")
 def join_token_create(
     name: str = typer.Argument(..., help="Cluster name the token may register."),
+    ttl: str | None = typer.Option(
+        None,
+        "--ttl",
+        help="How long the token stays valid: 90s, 15m, 1h, 7d (env FLEETPLANE_JOIN_TOKEN_TTL_SECONDS; default 24h).",
+    ),
     data_dir: Path | None = DataDirOpt,
     database_url: str | None = DatabaseOpt,
 ) -> None:
-    """Create a single-use join token for a spoke agent."""
+    """Create a single-use, expiring join token for a spoke agent."""
     if not DNS1123_SUBDOMAIN.match(name):
         typer.echo(f'cluster name "{name}" must be a lowercase RFC 1123 subdomain', err=True)
         raise typer.Exit(2)
     settings = Settings.load(data_dir=data_dir, database_url=database_url)
-    typer.echo(asyncio.run(_create_join(resolve_database(settings), name)))
+    seconds = settings.join_token_ttl_seconds if ttl is None else parse_duration(ttl)
+    if not 0 < seconds <= 365 * 86400:
+        typer.echo(f'--ttl "{ttl}": must be more than 0 and at most 365 days', err=True)
+        raise typer.Exit(2)
+    tok = asyncio.run(_create_simple(resolve_database(settings), "join", name, seconds))
+    typer.echo(f"token id: {token_id(tok)}; valid for {seconds:g}s, once", err=True)
+    typer.echo(tok)
 
 
 def register(app: typer.Typer) -> None:

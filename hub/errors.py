@@ -170,8 +170,41 @@ def from_store_error(exc: StoreError) -> ApiError:
         return already_exists(plural, group, exc.name)
     if isinstance(exc, ResourceVersionTooOld):
         return gone(str(exc))
-    if isinstance(exc, InvalidContinueToken | StoreRejected):
+    if isinstance(exc, InvalidContinueToken):
+        # The decoder's own words (a base64 or JSON error) mean nothing to the client.
+        return bad_request(
+            "continue: invalid value: not a continue token this server issued (copy it whole from "
+            "metadata.continue of the previous page, or list again without it)"
+        )
+    if isinstance(exc, StoreRejected):
         return bad_request(str(exc))
     if isinstance(exc, StoreUnavailable):
         return unavailable(str(exc))
     return ApiError(500, "InternalError", f"storage error: {exc}")
+
+
+_HTTP_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    406: "NotAcceptable",
+    409: "Conflict",
+    413: "RequestEntityTooLarge",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    503: "ServiceUnavailable",
+}
+
+
+def http_status(code: int, detail: str, method: str, path: str) -> ApiError:
+    """The Status for an error the web framework raised itself (no route matched, a method the
+    route does not have), in kube-apiserver's words for the common ones."""
+    shown = path if len(path) <= 200 else path[:197] + "..."
+    if code == 404:
+        return ApiError(404, "NotFound", f"the server could not find the requested resource ({shown})")
+    if code == 405:
+        return method_not_allowed(f"{method[:16]} is not supported on {shown}")
+    return ApiError(code, _HTTP_REASONS.get(code, "Unknown" if code < 500 else "InternalError"), detail)

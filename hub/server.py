@@ -20,18 +20,20 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.controllers.federation import FederationController
-from hub.errors import ApiError, from_store_error, internal_error
+from hub.errors import ApiError, from_store_error, http_status, internal_error
 from hub.registry.lifecycle import Registry
 from hub.settings import Settings
 from hub.store.errors import StoreError
 from hub.store.leader import LeaderLock
 from hub.store.store import Store
 from hub.store.watch import Broadcaster
-from hub.web import authn, join, kube
+from hub.web import authn, docs, join, kube
 from hub.web.authn import Authenticator
 from hub.web.context import HubContext
+from hub.web.kube import authz
 from hub.web.rest import routes as rest
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,14 @@ async def _compactor(hub: HubContext) -> None:
             log.exception("event compaction failed")
 
 
+async def drain(app: FastAPI) -> None:
+    """Shutdown has begun: /readyz answers 503 and open watches end now, so the server's
+    graceful shutdown finds its connections finishing instead of cancelling them."""
+    hub: HubContext = app.state.hub
+    hub.ready = False
+    await hub.registry.broadcaster.stop()
+
+
 def create_app(settings: Settings, database_url: str) -> FastAPI:
     store = Store(database_url)
     broadcaster = Broadcaster(
@@ -82,7 +92,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         queue_limit=settings.watch_queue_limit,
     )
     registry = Registry(store, broadcaster)
-    hub = HubContext(settings=settings, registry=registry, authenticator=Authenticator(store), store=store)
+    hub = HubContext(settings=settings, registry=registry, authenticator=Authenticator(store, settings), store=store)
     tasks: list[asyncio.Task[Any]] = []
     controller = FederationController(registry, settings, LeaderLock(store)) if settings.controllers else None
 
@@ -110,7 +120,8 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         title="Fleetplane hub",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # hub.web.docs serves /docs and /redoc with bundled assets (no CDN)
+        redoc_url=None,
         openapi_url="/openapi.json",
         description="REST API under /v1; the Kubernetes-compatible API is served under /api and /apis.",
     )
@@ -141,6 +152,12 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     async def api_error(request: Request, err: ApiError) -> Response:
         return JSONResponse(err.status(), status_code=err.code, headers=err.headers())
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Starlette's own 404 (no route) and 405 (wrong method): a Status, like every other error.
+        err = http_status(exc.status_code, str(exc.detail), request.method, request.url.path)
+        return JSONResponse(err.status(), status_code=err.code, headers=dict(exc.headers or {}))
+
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> Response:
         err = from_store_error(exc)
@@ -156,9 +173,12 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    docs.mount(app)
     app.include_router(join.router)
     app.include_router(rest.router)
+    rest.document(app)  # the Workload schema the REST bodies refer to
     app.include_router(kube.router)
+    app.include_router(authz.router)  # kubectl auth whoami / can-i
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 

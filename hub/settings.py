@@ -19,6 +19,10 @@ DEFAULT_PORT = 8443
 AGENT_HEARTBEAT_SECONDS = 15.0
 """The spoke agent's default heartbeat period (spoke_agent.settings: heartbeatSeconds)."""
 
+JOIN_TOKEN_TTL_SECONDS = 24 * 3600.0
+"""Default lifetime of a join token: a day is enough to hand it to whoever installs the agent,
+short enough that a token pasted into a ticket or a chat stops working on its own."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLEETPLANE_", extra="ignore", validate_default=True)
@@ -101,6 +105,17 @@ class Settings(BaseSettings):
         ),
     )
 
+    controller_stuck_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Seconds after which a controller whose passes keep failing, or whose current pass has not finished "
+            "(wedged on a lock or a hung connection), makes /readyz answer 503, so an orchestrator restarts the "
+            "process and another replica takes over. A pass at 1,000 clusters takes well under a second; a "
+            "minute leaves room for a long database failover before giving up on the process."
+        ),
+    )
+
     placement_debounce_seconds: float = Field(
         default=0.05,
         ge=0,
@@ -119,6 +134,126 @@ class Settings(BaseSettings):
         description=(
             "Run the placement/health/status controllers in this process (one active per database, by a "
             "Postgres advisory lock)."
+        ),
+    )
+
+    # ---------------------------------------------------------------- tokens and limits
+    # docs/security.md lists these with the threat each one answers.
+
+    join_token_ttl_seconds: float = Field(
+        default=JOIN_TOKEN_TTL_SECONDS,
+        gt=0,
+        le=365 * 24 * 3600,
+        description=(
+            "Seconds a new join token stays valid (`fleetplane cluster join-token create --ttl` overrides it). "
+            "24 h: long enough to hand the token to whoever installs the agent, short enough that a leaked one "
+            "expires on its own."
+        ),
+    )
+
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description=(
+            "Seconds a bearer token's lookup is cached per hub process. It is also the bound on how long a token "
+            "revoked from another process (`fleetplane token revoke`, another replica) keeps working here; 5 s "
+            "keeps the database out of the hot path (one lookup per token per 5 s) with a short revocation delay."
+        ),
+    )
+
+    auth_failure_burst: int = Field(
+        default=50,
+        ge=1,
+        description=(
+            "Failed authentications (a bearer token or join token that is not valid) one client address may make "
+            "before it is answered 429 with Retry-After. 50 lets a misconfigured client see its 401s; tokens are "
+            "192-bit random, so the limit is about database load and log noise, not guessing."
+        ),
+    )
+
+    auth_failure_per_second: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Rate, per second, at which a client address regains failed-authentication budget: after the burst, "
+            "one more failed attempt a second. A valid token cached by the hub is served even while its address "
+            "is limited, so one client's mistakes do not lock out others behind the same NAT."
+        ),
+    )
+
+    join_burst: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Requests to the unauthenticated join endpoint one client address may make in a burst before 429. "
+            "100 lets a whole rack of clusters join at once from one NAT address."
+        ),
+    )
+
+    join_per_second: float = Field(
+        default=50.0,
+        gt=0,
+        description=(
+            "Sustained join requests per second per client address. The 1,000-cluster benchmark joins at 20/s "
+            "from one address; 50/s leaves headroom while bounding what one address can make the database do."
+        ),
+    )
+
+    join_max_body_bytes: int = Field(
+        default=16 * 1024,
+        gt=0,
+        description=(
+            "Largest join request body, in bytes (streamed: refused as soon as more arrives). A join body is two "
+            "short strings; 16 KiB is generous and keeps an anonymous caller from making the hub buffer megabytes."
+        ),
+    )
+
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds a client has to send a request's headers, from its first byte (or from connecting). uvicorn "
+            "has no such timeout: a client sending one header byte a second held its connection forever "
+            "(slowloris). 10 s is far more than any real client over a slow link needs for a few hundred bytes."
+        ),
+    )
+
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Seconds a client has to send a request body once its headers arrived. 60 s moves the 3 MiB body "
+            "limit at 50 KiB/s, slower than any real link; kube-apiserver bounds a request to 60 s as well."
+        ),
+    )
+
+    keep_alive_seconds: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Seconds an idle keep-alive connection stays open between requests (uvicorn timeout_keep_alive; its "
+            "default). Clients reconnect cheaply; idle sockets are what a connection flood consists of."
+        ),
+    )
+
+    max_connections: int = Field(
+        default=4096,
+        ge=1,
+        description=(
+            "Open client connections (HTTPS and plain HTTP together) per hub process; beyond it a new connection "
+            "gets 503 with Retry-After and is closed. A joined cluster holds about two (its watch and its "
+            "requests), so 4096 serves the 1,000-cluster benchmark twice over within the usual open-file limit."
+        ),
+    )
+
+    max_watches_per_subject: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Open watches one subject (a team, an agent, an admin token) may hold per hub process; the next one "
+            "is answered 429 with Retry-After. An agent holds one or two, kubectl one per `-w`, an informer-based "
+            "tool one per resource: 100 is ample, and each watch costs a queue of up to watch_queue_limit events."
         ),
     )
 

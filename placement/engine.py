@@ -133,7 +133,7 @@ class PlacementSession:
                 if canonical_model(m) not in self._known_models:
                     raise PlacementInputError("Workload", w.name, wire, f'unknown GPU model "{m}"')
         for i, ds in enumerate(w.datasets):
-            if ds not in snap.datasets:
+            if snap.dataset_for(w.namespace, ds) is None:
                 raise PlacementInputError("Workload", w.name, f"spec.datasets[{i}]", f'unknown Dataset "{ds}"')
         return Query(
             workload=w,

@@ -263,6 +263,7 @@ def dataset_from_api(d: v1.Dataset) -> Dataset:
         namespace=d.metadata.namespace or DEFAULT_NAMESPACE,
         size_gib=d.spec.size_gi_b,
         sites=tuple(loc.site for loc in d.spec.locations),
+        shared_with=frozenset(d.spec.shared_with or ()),
     )
 
 
@@ -317,7 +318,7 @@ def workload_from_api(w: v1.Workload, snapshot: FleetSnapshot, known: frozenset[
     refs = []
     for i, ref in enumerate(spec.datasets or []):
         key = f"{ref.namespace or namespace}/{ref.name}"
-        if key not in snapshot.datasets:
+        if snapshot.dataset_for(namespace, key) is None:
             raise PlacementInputError("Workload", name, f"spec.datasets[{i}]", f'unknown Dataset "{key}"')
         refs.append(key)
     allowed = frozenset(_cap(c) for c in spec.capacity_types.allowed)

@@ -323,10 +323,16 @@ class Dataset:
     size_gib: float
     sites: tuple[str, ...]
     namespace: str = "default"
+    shared_with: frozenset[str] = frozenset()
+    """Other namespaces whose workloads may read it (spec.sharedWith, granted by an admin)."""
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def readable_from(self, namespace: str) -> bool:
+        """Workloads read Datasets of their own namespace, and those shared with it."""
+        return namespace == self.namespace or namespace in self.shared_with
 
     def __post_init__(self) -> None:
         if self.size_gib < 0:
@@ -499,6 +505,13 @@ class FleetSnapshot:
                 return candidate
         return None
 
+    def dataset_for(self, namespace: str, key: str) -> Dataset | None:
+        """The Dataset `key` as a workload in `namespace` sees it: None when it is missing or
+        not readable from there — the same answer, so a workload learns nothing of another
+        namespace's Datasets."""
+        ds = self.datasets.get(key)
+        return ds if ds is not None and ds.readable_from(namespace) else None
+
     def fleet_models(self) -> frozenset[str]:
         return frozenset(canonical_model(p.model) for c in self.clusters for p in c.pools)
 
@@ -510,5 +523,5 @@ class FleetSnapshot:
                 if canonical_model(m) not in models:
                     raise PlacementInputError("Workload", w.name, wire, f'unknown GPU model "{m}"')
         for i, ds in enumerate(w.datasets):
-            if ds not in self.datasets:
+            if self.dataset_for(w.namespace, ds) is None:
                 raise PlacementInputError("Workload", w.name, f"spec.datasets[{i}]", f'unknown Dataset "{ds}"')

@@ -21,6 +21,12 @@ A pass:
 5. Deletion: a deleted Workload's Assignments are deleted; its finalizer is released when
    none is left (each Assignment waits for its agent to confirm cleanup).
 
+Every Workload status it writes carries the conditions (Placed, Running, Succeeded/Failed) and
+is written only when it differs from the stored one on canonical JSON (hub.controllers.status),
+so no value can make it rewrite status forever. Next to placements, pending reasons, failovers,
+evictions and deletions it records core/v1 Events (hub.controllers.events), one per workload
+and reason with a count, and deletes those not seen for an hour.
+
 Every write goes through the registry (hub.registry.lifecycle) as the SYSTEM subject: the same
 validation, generation and deletion rules as a kubectl write.
 """
@@ -34,8 +40,23 @@ from typing import Any
 
 from fleetplane_types import v1alpha1 as v1
 from fleetplane_types.conditions import is_ready
-from fleetplane_types.names import ASSIGNMENTS, CLUSTERS, DATASETS, TOPOLOGIES, WORKLOAD_FINALIZER, WORKLOADS
-from hub.controllers import health, placing, status
+from fleetplane_types.names import (
+    ASSIGNMENTS,
+    CLUSTERS,
+    DATASETS,
+    DELETED_REASON,
+    EVENTS,
+    EVICTED_REASON,
+    FAILOVER_REASON,
+    NAMESPACES,
+    PLACED_REASON,
+    PREEMPTED_REASON,
+    TOPOLOGIES,
+    UNSCHEDULABLE_REASON,
+    WORKLOAD_FINALIZER,
+    WORKLOADS,
+)
+from hub.controllers import events, health, placing, status
 from hub.controllers.snapshot import build_snapshot, reservations
 from hub.errors import ApiError
 from hub.registry.lifecycle import Registry, RegistryTx, deleting
@@ -54,6 +75,8 @@ ASSIGNMENT = BY_KEY[ASSIGNMENTS]
 CLUSTER = BY_KEY[CLUSTERS]
 DATASET = BY_KEY[DATASETS]
 TOPOLOGY = BY_KEY[TOPOLOGIES]
+EVENT = BY_KEY[EVENTS]
+NAMESPACE = BY_KEY[NAMESPACES]
 
 COMMIT_BATCH = 50
 """Decisions (or status updates) per transaction: thousands of one-decision transactions
@@ -82,7 +105,8 @@ class FederationController:
         self._cluster_digests: dict[str, int] = {}
         self._last_clusters: list[Obj] = []
         self.passes = 0
-        self.health = ControllerHealth()
+        self._compacted_at = 0.0
+        self.health = ControllerHealth(settings.controller_stuck_seconds)
 
     def _on_event(self, ev: Event) -> None:
         if ev.resource not in WATCHED:
@@ -131,6 +155,7 @@ class FederationController:
                 pass
             await asyncio.sleep(self.settings.placement_debounce_seconds)
             self._dirty.clear()
+            self.health.begin_pass()
             await self.leader.confirm()  # still holding the lock?
             try:
                 await self.reconcile()
@@ -190,11 +215,45 @@ class FederationController:
             phases = [(a.get("status") or {}).get("phase") or "Pending" for a in current]
             per_cluster = status.per_cluster_status(current, lost)
             new_phase = status.workload_phase(phases)
-            if status.aggregated_status(w, new_phase, per_cluster) is not None:
+            if status.settled_status(w, status.aggregated_status(w, new_phase, per_cluster)) is not None:
                 updates.append((key[0], key[1], new_phase, per_cluster))
         await self._write_aggregates(updates)
         if pending:
             await self._place(pending, clusters, assignments)
+        if time.monotonic() - self._compacted_at > events.COMPACT_EVERY_SECONDS:
+            await self._expire_events()
+            self._compacted_at = time.monotonic()
+
+    # ------------------------------------------------------------------ events
+
+    async def _record(self, rtx: RegistryTx, involved: Obj, event_type: str, reason: str, message: str) -> None:
+        """Record an Event about `involved` in its transaction: a new one, or the stored one of
+        this reason counted once more. Skipped when the namespace is going away (it could not
+        hold new objects, and the Event would go with it)."""
+        ns = _meta(involved).get("namespace")
+        ns_obj = await rtx.get(NAMESPACE, None, ns or "", lock=False)
+        if not ns or ns_obj is None or deleting(ns_obj):
+            return
+        now = now_rfc3339()
+        cur = await rtx.get(EVENT, ns, events.event_name(involved, reason))
+        if cur is None:
+            await rtx.create(EVENT, events.new_event(involved, event_type, reason, message, now))
+        else:
+            await rtx.update(EVENT, cur, events.repeated_event(cur, involved, event_type, message, now))
+
+    async def _expire_events(self) -> None:
+        """Delete the Events not seen for events.EVENT_TTL_SECONDS."""
+        old = events.expired(await self.registry.list_all(EVENT), time.time())
+        for i in range(0, len(old), COMMIT_BATCH * 10):
+            chunk = old[i : i + COMMIT_BATCH * 10]
+
+            async def fn(rtx: RegistryTx, chunk: list[Obj] = chunk) -> None:
+                for ev in chunk:
+                    live = await rtx.get(EVENT, _meta(ev).get("namespace"), _meta(ev)["name"])
+                    if live is not None and events.expired([live], time.time()):
+                        await rtx.delete(EVENT, live)
+
+            await self.registry.transact(fn)
 
     # ------------------------------------------------------------------ health
 
@@ -255,7 +314,7 @@ class FederationController:
 
     async def _set_pending(self, w: Obj, reason: str, record: dict[str, Any] | None = None) -> None:
         # Decide on the listed copy first: most passes change nothing, and then no row is locked.
-        if status.pending_status(w, reason, record) is None:
+        if status.settled_status(w, status.pending_status(w, reason, record)) is None:
             return
         ns, name = _key(w)
 
@@ -263,9 +322,12 @@ class FederationController:
             cur = await rtx.get(WORKLOAD, ns, name)
             if cur is None or deleting(cur):
                 return
-            new_st = status.pending_status(cur, reason, record)
+            pending = status.pending_status(cur, reason, record)
+            new_st = status.settled_status(cur, pending)
             if new_st is not None:
                 await rtx.update_status(WORKLOAD, cur, new_st)
+            if pending is not None:  # a new reason (or a new generation) not yet placeable
+                await self._record(rtx, cur, "Warning", UNSCHEDULABLE_REASON, reason)
 
         await self.registry.transact(fn)
 
@@ -308,9 +370,11 @@ class FederationController:
             return False
         epoch = placing.next_epoch(cur)
         cur = await rtx.add_finalizer(WORKLOAD, cur, WORKLOAD_FINALIZER)
-        await rtx.update_status(WORKLOAD, cur, placing.placed_status(cur, d, epoch, now_rfc3339()))
+        placed = placing.placed_status(cur, d, epoch, now_rfc3339())
+        cur = await rtx.update_status(WORKLOAD, cur, status.settled_status(cur, placed) or placed)
         for asg in placing.assignments_for(cur, d, epoch, clusters):
             await rtx.create(ASSIGNMENT, asg, keep_status=True)
+        await self._record(rtx, cur, "Normal", PLACED_REASON, f"{placed['message']} (epoch {epoch})")
         return True
 
     # ------------------------------------------------------------------ failover
@@ -328,7 +392,16 @@ class FederationController:
                 live = await rtx.get(ASSIGNMENT, ns, _meta(a)["name"])
                 if live is not None and not deleting(live):
                     await rtx.delete(ASSIGNMENT, live)
-            await rtx.update_status(WORKLOAD, cur, status.fenced_status(cur, why))
+            fenced = status.fenced_status(cur, why)
+            cur = await rtx.update_status(WORKLOAD, cur, status.settled_status(cur, fenced) or fenced)
+            for a in lost:
+                cluster = a["spec"]["clusterName"]
+                if (a.get("status") or {}).get("reason") == PREEMPTED_REASON:
+                    msg = f"the copy on {cluster} was evicted (spot interruption): re-placing"
+                    await self._record(rtx, cur, "Warning", EVICTED_REASON, msg)
+                else:
+                    msg = f"cluster {cluster} is NotReady: re-placing the copy it ran elsewhere"
+                    await self._record(rtx, cur, "Warning", FAILOVER_REASON, msg)
 
         await self.registry.transact(fn)
         log.warning(
@@ -351,7 +424,7 @@ class FederationController:
                     cur = await rtx.get(WORKLOAD, ns, name)
                     if cur is None:
                         continue
-                    new = status.aggregated_status(cur, phase, per_cluster)
+                    new = status.settled_status(cur, status.aggregated_status(cur, phase, per_cluster))
                     if new is not None:
                         await rtx.update_status(WORKLOAD, cur, new)
 
@@ -384,40 +457,51 @@ class FederationController:
             if remaining:
                 return
             cur = await rtx.get(WORKLOAD, ns, name)
-            if cur is not None:
+            if cur is not None and WORKLOAD_FINALIZER in (_meta(cur).get("finalizers") or []):
                 await rtx.remove_finalizer(WORKLOAD, cur, WORKLOAD_FINALIZER)
+                await self._record(rtx, cur, "Normal", DELETED_REASON, "its copies are removed from every cluster")
 
         await self.registry.transact(fn)
 
 
 class ControllerHealth:
     """What /readyz reports about the controller of this process: its role, and whether its
-    passes succeed. A leader whose passes have failed for longer than `stuck_after` seconds is
-    not ready, so an orchestrator restarts it (and another replica takes over)."""
+    passes succeed and finish. A leader whose passes have failed for longer than `stuck_after`
+    seconds, or whose current pass has run that long (wedged: a lock it waits on, a hung
+    connection), is not ready, so an orchestrator restarts it (and another replica takes over)."""
 
     def __init__(self, stuck_after: float = 60.0) -> None:
         self.role = "starting"
         self.stuck_after = stuck_after
         self.last_ok = time.monotonic()
         self.failing_since: float | None = None
+        self.pass_started: float | None = None
         self.last_error = ""
 
     def standby(self) -> None:
-        self.role, self.failing_since = "standby", None
+        self.role, self.failing_since, self.pass_started = "standby", None, None
 
     def lead(self) -> None:
         self.role = "leader"
 
+    def begin_pass(self) -> None:
+        self.pass_started = time.monotonic()
+
     def passed(self) -> None:
         self.last_ok, self.failing_since, self.last_error = time.monotonic(), None, ""
+        self.pass_started = None
 
     def failed(self, exc: BaseException) -> None:
         if self.failing_since is None:
             self.failing_since = time.monotonic()
         self.last_error = type(exc).__name__
+        self.pass_started = None
 
     def problem(self) -> str | None:
         """None when healthy, else a short reason (no internals: it is served unauthenticated)."""
-        if self.failing_since is not None and time.monotonic() - self.failing_since > self.stuck_after:
-            return f"controller ({self.role}) failing for {time.monotonic() - self.failing_since:.0f}s"
+        now = time.monotonic()
+        if self.failing_since is not None and now - self.failing_since > self.stuck_after:
+            return f"controller ({self.role}) failing for {now - self.failing_since:.0f}s"
+        if self.pass_started is not None and now - self.pass_started > self.stuck_after:
+            return f"controller ({self.role}) wedged: one pass has run for {now - self.pass_started:.0f}s"
         return None

@@ -1,12 +1,33 @@
-"""Pure status rules for Workloads: aggregation from Assignments, the pending status, and the
-phase order that never moves backward. No I/O: table-tested in tests/unit/hub."""
+"""Pure status rules for Workloads: aggregation from Assignments, the pending status, the
+phase order that never moves backward, the conditions, and when a status is "the same" (so
+the controller never rewrites a status that did not change). No I/O: table-tested in
+tests/unit/hub."""
 
 from __future__ import annotations
 
 import copy
+import json
+import math
 from typing import Any
 
-from fleetplane_types.names import PREEMPTED_REASON
+from fleetplane_types.conditions import find_condition
+from fleetplane_types.names import (
+    COMPLETED_REASON,
+    FAILED_CONDITION,
+    FAILED_REASON,
+    NOT_PLACED_REASON,
+    PLACED_CONDITION,
+    PLACED_REASON,
+    PREEMPTED_REASON,
+    RESCHEDULING_REASON,
+    RUNNING_CONDITION,
+    RUNNING_REASON,
+    SUCCEEDED_CONDITION,
+    SUCCEEDED_REASON,
+    UNSCHEDULABLE_REASON,
+    WAITING_REASON,
+    WORKLOAD_CONDITIONS,
+)
 from hub.store.store import now_rfc3339
 
 Obj = dict[str, Any]
@@ -61,7 +82,7 @@ def aggregated_status(cur: Obj, phase: str, per_cluster: list[dict[str, Any]]) -
         running = [e["name"] for e in per_cluster if e["phase"] in ("Running", "Succeeded")]
         msg = "running on " + ", ".join(running or [e["name"] for e in per_cluster])
     new = {**st, "phase": new_phase, "clusters": per_cluster, "message": msg}
-    return None if new == st else new
+    return None if same_status(new, st) else new
 
 
 def pending_status(
@@ -74,7 +95,7 @@ def pending_status(
     st = copy.deepcopy(cur.get("status") or {})
     placement = copy.deepcopy(st.get("placement") or {})
     placement["reason"] = reason
-    placement["clusters"] = []
+    placement.pop("clusters", None)  # omitted, not []: `-o custom-columns=…clusters[0].name` prints <none>
     if record is not None:
         placement["explanation"] = record.get("explanation")
     new_st = {
@@ -85,7 +106,7 @@ def pending_status(
     }
     if new_st.get("phase") == "Pending":
         new_st["observedGeneration"] = (cur.get("metadata") or {}).get("generation")
-    if _strip_times(new_st) == _strip_times(st):
+    if same_status(_strip_times(new_st), _strip_times(st)):
         return None
     new_st["placement"]["decidedAt"] = now or now_rfc3339()
     return new_st
@@ -102,7 +123,7 @@ def fenced_status(cur: Obj, why: str) -> dict[str, Any]:
     placement uses epoch + 1)."""
     st = copy.deepcopy(cur.get("status") or {})
     placement = st.get("placement") or {}
-    placement["clusters"] = []
+    placement.pop("clusters", None)
     placement["reason"] = f"re-placing: lost {why}"
     st["placement"] = placement
     st["message"] = f"re-placing after losing {why}"
@@ -113,3 +134,89 @@ def lost_reason(a: Obj) -> str:
     """Why an Assignment's copy is lost: a spot interruption, or its cluster went NotReady."""
     preempted = (a.get("status") or {}).get("reason") == PREEMPTED_REASON
     return f"{a['spec']['clusterName']} ({'spot interruption' if preempted else 'NotReady'})"
+
+
+# ------------------------------------------------------------------ sameness
+
+
+def canonical(value: Any) -> Any:
+    """`value` as Postgres JSONB gives it back, for comparisons: a JSON round trip in which
+    every number is a float (JSONB keeps 1e24 as the integer 10**24 and 2.0 as 2.0, Python
+    makes them float and int) and key order does not count.
+
+    The controller compares statuses on this form only: its own writes wake it, so a value
+    that never compares equal to its stored copy would make it rewrite status forever."""
+
+    def number(text: str) -> Any:
+        f = float(text)
+        return f if math.isfinite(f) else text
+
+    return json.loads(json.dumps(value, sort_keys=True, default=str), parse_int=number, parse_float=number)
+
+
+def same_status(a: Any, b: Any) -> bool:
+    return bool(canonical(a) == canonical(b))
+
+
+# ------------------------------------------------------------------ conditions
+
+
+def _condition(old: list[Any], cond_type: str, status: str, reason: str, message: str, now: str) -> dict[str, Any]:
+    """One condition; lastTransitionTime moves only when its status changes."""
+    prev = find_condition({"status": {"conditions": old}}, cond_type)
+    kept = prev is not None and prev.get("status") == status and prev.get("lastTransitionTime")
+    since = str(prev.get("lastTransitionTime")) if kept and prev is not None else now
+    return {"type": cond_type, "status": status, "reason": reason, "message": message, "lastTransitionTime": since}
+
+
+def workload_conditions(st: dict[str, Any], now: str, previous: list[Any] | None = None) -> list[dict[str, Any]]:
+    """The conditions a Workload status implies: Placed and Running always, Succeeded or
+    Failed once it finished. `previous` (default: st's own) are the stored conditions: their
+    transition times are kept where the status did not change, and conditions of other types
+    (someone else's) are kept."""
+    old = [c for c in (st.get("conditions") if previous is None else previous) or [] if isinstance(c, dict)]
+    phase = st.get("phase") or "Pending"
+    message = str(st.get("message") or "")
+    placement = st.get("placement") or {}
+    placed = bool(placement.get("clusters"))
+    out: list[dict[str, Any]] = []
+    if placed or phase in ("Succeeded", "Failed"):
+        out.append(_condition(old, PLACED_CONDITION, "True", PLACED_REASON, _placed_message(st), now))
+    elif placement.get("epoch") is not None:
+        why = str(placement.get("reason") or message)
+        out.append(_condition(old, PLACED_CONDITION, "False", RESCHEDULING_REASON, why, now))
+    else:
+        why = str(placement.get("reason") or message)
+        out.append(_condition(old, PLACED_CONDITION, "False", UNSCHEDULABLE_REASON, why, now))
+    if phase == "Running":
+        out.append(_condition(old, RUNNING_CONDITION, "True", RUNNING_REASON, message, now))
+    elif phase in ("Succeeded", "Failed"):
+        out.append(_condition(old, RUNNING_CONDITION, "False", COMPLETED_REASON, f"the workload {phase.lower()}", now))
+    elif phase == "Placed" and placed:
+        out.append(_condition(old, RUNNING_CONDITION, "False", WAITING_REASON, "no copy reports running yet", now))
+    else:
+        out.append(_condition(old, RUNNING_CONDITION, "False", NOT_PLACED_REASON, "not placed", now))
+    if phase == "Succeeded":
+        out.append(_condition(old, SUCCEEDED_CONDITION, "True", SUCCEEDED_REASON, message, now))
+    if phase == "Failed":
+        out.append(_condition(old, FAILED_CONDITION, "True", FAILED_REASON, message, now))
+    return out + [c for c in old if c.get("type") not in WORKLOAD_CONDITIONS]
+
+
+def _placed_message(st: dict[str, Any]) -> str:
+    clusters = ((st.get("placement") or {}).get("clusters")) or []
+    names = [str(c.get("name")) for c in clusters if isinstance(c, dict)]
+    return "placed on " + ", ".join(names) if names else str(st.get("message") or "")
+
+
+def settled_status(cur: Obj, new: dict[str, Any] | None, now: str | None = None) -> dict[str, Any] | None:
+    """The status to write for a Workload whose next status is `new` (None: unchanged): with
+    its conditions and without an empty placement.clusters; None when it is the same as the
+    stored status (compared on `canonical` form), so nothing is written."""
+    st = copy.deepcopy(new if new is not None else cur.get("status") or {})
+    placement = st.get("placement")
+    if isinstance(placement, dict) and placement.get("clusters") == []:
+        placement.pop("clusters")
+    stored = cur.get("status") or {}
+    st["conditions"] = workload_conditions(st, now or now_rfc3339(), stored.get("conditions") or [])
+    return None if same_status(st, stored) else st

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from hub.errors import ApiError, already_exists, bad_request, conflict, forbidden, from_store_error, not_found
 from hub.registry import fieldmanager
-from hub.registry.access import SYSTEM, ReadScope, Subject, check_change, check_write, read_scope
+from hub.registry.access import SYSTEM, ReadScope, Subject, check_change, check_write, hidden, read_scope
 from hub.registry.objects import (
     Obj,
     bump_generation,
@@ -37,7 +37,7 @@ from hub.registry.objects import (
     without_volatile,
 )
 from hub.registry.resources import BY_KEY, BY_KIND, Resource
-from hub.registry.selectors import both, parse_field_selector, parse_label_selector
+from hub.registry.selectors import both, parse_field_selector, parse_label_selector, selectable_projection
 from hub.registry.validation import validate_object
 from hub.store.errors import StoreError
 from hub.store.store import Event, Store, Tx, now_rfc3339
@@ -134,12 +134,17 @@ class RegistryTx:
         strip_server_meta(obj)
         namespace = m.get("namespace") if res.namespaced else None
         place_in_namespace(res, obj, namespace)
+        # Scope first (404, the same whether anything exists), then the verb (403), then the body.
+        scope = read_scope(self.subject, res)
+        if not scope.allows(obj):
+            raise hidden(res, namespace, m.get("name"), scope, creating=True)
+        check_write(self.subject, res, "create", str(m.get("name") or ""), "")
         if res.kind != "Namespace" and not keep_status:
             obj.pop("status", None)
         validated, warnings = validate_object(res, obj, opts.field_validation)
         if res.kind == "Namespace":
             validated["status"] = {"phase": "Active"}
-        check_write(self.subject, res, "create", namespace or "", validated, "")
+        check_change(self.subject, res, None, validated, "")
         name = meta(validated)["name"]
         if res.namespaced:
             ns_obj = await self.tx.get(NAMESPACE.key, "", namespace or "", lock=False)
@@ -430,6 +435,7 @@ class Registry:
     def __init__(self, store: Store, broadcaster: Broadcaster) -> None:
         self.store = store
         self.broadcaster = broadcaster
+        store.prev_projection = selectable_projection({r.key: r.field_selectors for r in BY_KEY.values()})
 
     async def transact(self, fn: Callable[[RegistryTx], Awaitable[T]], subject: Subject = SYSTEM) -> T:
         """Run `fn` in one store transaction with the lifecycle rules (SYSTEM: the controllers)."""
@@ -547,7 +553,7 @@ class Registry:
 
         async def fn(rtx: RegistryTx) -> tuple[Obj, list[str]]:
             old = await rtx.get_visible(res, namespace, name, scope)
-            check_write(subject, res, verb, store_key(res, namespace, name)[0], old, subresource)
+            check_write(subject, res, verb, name, subresource)
             incoming = build(copy.deepcopy(old))
             if not isinstance(incoming, dict):
                 raise ApiError(400, "BadRequest", "the patch result is not an object")
@@ -580,8 +586,17 @@ class Registry:
         scope = read_scope(subject, res)
 
         async def fn(rtx: RegistryTx) -> tuple[Obj, list[str], bool]:
+            # Outside the scope: the same 404 whether the object exists or not, decided before
+            # reading it. Where scope depends on content (an agent's Assignments), a missing
+            # object cannot be shown to be the caller's, so it is not found either.
+            covered = scope.covers(namespace if res.namespaced else None, name)
+            if covered is False:
+                raise hidden(res, namespace, name, scope, creating=False)
             old = await rtx.get(res, namespace, name)
             if old is None:
+                if covered is None:
+                    raise hidden(res, namespace, name, scope, creating=False)
+                check_write(subject, res, "create", name, "")
                 new = fieldmanager.apply(
                     None, copy.deepcopy(applied), opts.manager, res.api_version, force=force, resource=res.plural
                 )
@@ -589,15 +604,21 @@ class Registry:
                 new.pop("status", None)
                 validated, warnings = validate_object(res, new, opts.field_validation)
                 meta(validated)["managedFields"] = mf
-                check_write(subject, res, "create", namespace or "", validated, "")
-                if res.namespaced and await rtx.get(NAMESPACE, None, namespace or "", lock=False) is None:
-                    raise not_found(NAMESPACE.plural, NAMESPACE.group, namespace or "")
+                check_change(subject, res, None, validated, "")
+                if res.namespaced:
+                    ns_obj = await rtx.get(NAMESPACE, None, namespace or "", lock=False)
+                    if ns_obj is None:
+                        raise not_found(NAMESPACE.plural, NAMESPACE.group, namespace or "")
+                    if deleting(ns_obj):
+                        raise forbidden(
+                            f"unable to create new content in namespace {namespace} because it is being terminated"
+                        )
                 if opts.dry_run:
                     return validated, warnings, True
                 return rtx.tx.create(res.key, validated), warnings, True
             if not scope.allows(old):
-                raise not_found(res.plural, res.group, name)
-            check_write(subject, res, "patch", store_key(res, namespace, name)[0], old, "")
+                raise hidden(res, namespace, name, scope, creating=False)
+            check_write(subject, res, "patch", name, "")
             new = fieldmanager.apply(old, applied, opts.manager, res.api_version, force=force, resource=res.plural)
             if "status" in old:
                 new["status"] = copy.deepcopy(old["status"])
@@ -629,7 +650,7 @@ class Registry:
 
         async def fn(rtx: RegistryTx) -> Obj:
             old = await rtx.get_visible(res, namespace, name, scope)
-            check_write(subject, res, "delete", store_key(res, namespace, name)[0], old, "")
+            check_write(subject, res, "delete", name, "")
             return await rtx.delete(res, old, policy=policy, preconditions=preconditions, dry_run=dry_run)
 
         return await self.transact(fn, subject)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from fleetplane_types import v1alpha1 as api
 from fleetplane_types.conditions import find_condition
@@ -44,7 +44,11 @@ class Resource:
     has_status: bool = True
     field_selectors: tuple[str, ...] = ("metadata.name", "metadata.namespace")
     categories: tuple[str, ...] = ("fleetplane",)
+    """`kubectl get fleetplane` lists every kind in this category."""
     strategic_merge: bool = False  # kubectl sends strategic merge patch to built-in kinds
+    verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")
+    """What the HTTP API allows on it (discovery says the same); the hub's controllers write
+    through the registry whatever the verbs."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,6 +90,11 @@ def age(obj: Obj) -> str:
     if s < 2 * 86400:
         return f"{s // 3600}h"
     return f"{s // 86400}d"
+
+
+def since(ts: Any) -> str:
+    """kubectl-style age of an RFC 3339 timestamp ("<unknown>" when missing)."""
+    return age({"metadata": {"creationTimestamp": ts}}) if isinstance(ts, str) and ts else "<unknown>"
 
 
 def _name_col() -> Column:
@@ -146,6 +155,51 @@ class Namespace(BaseModel):
     status: _NamespaceStatus | None = None
 
 
+class ObjectReference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    apiVersion: str | None = None
+    kind: str | None = None
+    namespace: str | None = None
+    name: str | None = None
+    uid: str | None = None
+    resourceVersion: str | None = None
+    fieldPath: str | None = None
+
+
+class EventSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    component: str | None = None
+    host: str | None = None
+
+
+class Event(BaseModel):
+    """Event (core/v1): something the hub's controllers did to an object, or why they could
+    not: placed, pending and why, failed over, evicted, deleted. One per object and reason,
+    counting repeats; expired an hour after it was last seen."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    apiVersion: str = "v1"
+    kind: str = "Event"
+    metadata: api.ObjectMeta = api.ObjectMeta()
+    involvedObject: ObjectReference
+    reason: str | None = None
+    message: str | None = None
+    source: EventSource | None = None
+    firstTimestamp: str | None = None
+    lastTimestamp: str | None = None
+    count: int | None = Field(default=None, ge=0, le=api.INT32_MAX)
+    type: str | None = Field(default=None, description="Normal or Warning.")
+    eventTime: str | None = None
+    action: str | None = None
+    reportingComponent: str | None = None
+    reportingInstance: str | None = None
+
+
+def _event_object(o: Obj) -> str:
+    ref = o.get("involvedObject") or {}
+    return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
+
+
 RESOURCES: list[Resource] = [
     Resource(
         "",
@@ -164,6 +218,58 @@ RESOURCES: list[Resource] = [
         has_status=True,
         categories=(),
         strategic_merge=True,
+    ),
+    Resource(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        True,
+        Event,
+        ("ev",),
+        (
+            Column(
+                "Last Seen", "string", "Time since the event was last seen.", lambda o: since(o.get("lastTimestamp"))
+            ),
+            Column("Type", "string", "Normal or Warning.", lambda o: o.get("type", "")),
+            Column("Reason", "string", "Why the event was recorded.", lambda o: o.get("reason", "")),
+            Column("Object", "string", "The object the event is about.", _event_object),
+            Column("Message", "string", "What happened.", lambda o: o.get("message", "")),
+            Column("Count", "integer", "Times it happened.", lambda o: o.get("count", 1), priority=1),
+            Column(
+                "First Seen",
+                "string",
+                "Time since it first happened.",
+                lambda o: since(o.get("firstTimestamp")),
+                priority=1,
+            ),
+            Column(
+                "Name",
+                "string",
+                "Name of the event.",
+                lambda o: _get(o, "metadata", "name", default=""),
+                priority=1,
+                format="name",
+            ),
+        ),
+        has_status=False,
+        categories=(),
+        verbs=("get", "list", "watch"),
+        field_selectors=(
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.apiVersion",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "type",
+            "reportingComponent",
+        ),
     ),
     Resource(
         api.GROUP,

@@ -111,3 +111,35 @@ def both(*preds: Pred | None) -> Pred | None:
     if len(ps) == 1:
         return ps[0]
     return lambda o: all(p(o) for p in ps)
+
+
+# Fields read-scope predicates look at besides the selectable ones (hub.registry.access: an
+# agent sees the Assignments whose spec.clusterName is its cluster).
+_SCOPE_FIELDS = ("spec.clusterName",)
+
+
+def selectable_projection(field_selectors: dict[str, tuple[str, ...]]) -> Callable[[str, Obj], Obj]:
+    """What the event log keeps of an object's previous version (Store.prev_projection): name,
+    namespace, labels and every field a selector or a read scope may test, so a watch can tell
+    "stopped matching" (DELETED to that watcher) and "started matching" (ADDED)."""
+
+    def project(resource: str, obj: Obj) -> Obj:
+        m = obj.get("metadata") or {}
+        meta: Obj = {k: m[k] for k in ("name", "namespace") if k in m}
+        if isinstance(m.get("labels"), dict):
+            meta["labels"] = dict(m["labels"])
+        out: Obj = {"metadata": meta}
+        for path in (*field_selectors.get(resource, ()), *_SCOPE_FIELDS):
+            parts = path.split(".")
+            cur: Any = obj
+            for p in parts:
+                cur = cur.get(p) if isinstance(cur, dict) else None
+            if cur is None or isinstance(cur, (dict, list)):
+                continue
+            node = out
+            for p in parts[:-1]:
+                node = node.setdefault(p, {})
+            node[parts[-1]] = cur
+        return out
+
+    return project

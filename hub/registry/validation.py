@@ -77,12 +77,20 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
 
 
+def field_validation_mode(field_validation: str | None) -> str:
+    """Strict, Warn or Ignore (any case; absent means Warn, the server default); 400 otherwise."""
+    mode = (field_validation or "Warn").capitalize()
+    if mode not in ("Strict", "Warn", "Ignore"):
+        raise bad_request(
+            f'fieldValidation: must be one of Strict, Warn, Ignore, not "{_shown(field_validation or "")}"'
+        )
+    return mode
+
+
 def validate_object(res: Resource, obj: Obj, field_validation: str) -> tuple[Obj, list[str]]:
     """Validate a full object. Returns (normalized object with defaults, warnings)."""
     name = (obj.get("metadata") or {}).get("name") or ""
-    mode = (field_validation or "Warn").capitalize()
-    if mode not in ("Strict", "Warn", "Ignore"):
-        raise bad_request(f'fieldValidation: must be one of Strict, Warn, Ignore, not "{field_validation}"')
+    mode = field_validation_mode(field_validation)
     work = copy.deepcopy(obj)
     warnings: list[str] = []
     for _ in range(3):
@@ -133,6 +141,8 @@ def validate_object(res: Resource, obj: Obj, field_validation: str) -> tuple[Obj
             out[key] = dumped[key]
         elif key in work and work[key] is not None:
             out[key] = work[key]
+    for key, value in dumped.items():  # kinds with top-level fields (core/v1 Event)
+        out.setdefault(key, value)
     check_metadata(res, out)
     return out, warnings
 

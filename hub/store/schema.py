@@ -7,7 +7,8 @@
   without gaps (a rolled-back transaction gives its numbers back). Postgres sequences do not
   give this: a later nextval can commit first, and a watcher would skip the earlier one.
 - store_meta: small key/value facts (the compaction floor).
-- tokens: bearer tokens (stored as SHA-256) mapped to subjects; join tokens are single-use.
+- tokens: bearer tokens (stored as SHA-256) mapped to subjects; join tokens are single-use and
+  expire; any token may be revoked; `id` (a prefix of the hash) names a token without its secret.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ events = Table(
     Column("type", Text, nullable=False),
     Column("data", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("prev", JSONB, nullable=True),  # what selectors read of the previous version (0003)
 )
 Index("events_resource_rv", events.c.resource, events.c.rv)
 
@@ -64,4 +66,10 @@ tokens = Table(
     Column("namespaces", JSONB, nullable=True),  # team tokens: namespaces they may use
     Column("used", Boolean, nullable=False, server_default="false"),  # join tokens only
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("id", Text, nullable=False),  # public id: first 12 hex digits of token_sha256
+    Column("expires_at", DateTime(timezone=True), nullable=True),  # NULL: never (join tokens always expire)
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),  # refreshed at most once a minute
 )
+Index("tokens_id", tokens.c.id, unique=True)
+Index("tokens_kind_subject", tokens.c.kind, tokens.c.subject)

@@ -46,6 +46,10 @@ class Event:
     name: str
     type: str  # ADDED | MODIFIED | DELETED
     object: Obj
+    prev: Obj | None = None
+    """For MODIFIED/DELETED: a projection of the previous version (Store.prev_projection), so a
+    watch with a selector can tell an object that stopped matching (DELETED to that watcher)
+    from one it never saw. None when unknown (then only the new version is matched)."""
 
 
 @dataclass
@@ -68,6 +72,17 @@ class Tx:
     conn: AsyncConnection
     writes: list[_Write] = field(default_factory=list)
     _staged: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    project: Callable[[str, Obj], Obj] = field(default=lambda r, o: default_prev_projection(r, o))
+    read: dict[tuple[str, str, str], Obj] = field(default_factory=dict)
+    """A projection (`project`) of the stored version of every object this transaction read:
+    the previous version of whatever it then writes, kept with its event."""
+
+    def _remember(self, resource: str, obj: Obj) -> Obj:
+        meta = obj.get("metadata") or {}
+        key = (resource, meta.get("namespace") or "", meta.get("name") or "")
+        if key not in self.read:
+            self.read[key] = self.project(resource, obj)  # now: callers may change obj in place
+        return obj
 
     def _stage(self, w: _Write) -> None:
         meta = w.obj["metadata"]
@@ -91,7 +106,7 @@ class Tx:
         if lock:
             sql += " FOR UPDATE"
         row = (await self.conn.execute(text(sql), {"r": resource, "ns": namespace, "n": name})).first()
-        return dict(row[0]) if row else None
+        return self._remember(resource, dict(row[0])) if row else None
 
     async def dependents(self, owner_uid: str) -> list[tuple[str, Obj]]:
         """Objects whose ownerReferences name owner_uid (locked), for cascading deletion."""
@@ -102,14 +117,14 @@ class Tx:
             ),
             {"ref": json.dumps([{"uid": owner_uid}])},
         )
-        return [(r[0], dict(r[1])) for r in rows]
+        return [(r[0], self._remember(r[0], dict(r[1]))) for r in rows]
 
     async def namespace_contents(self, namespace: str) -> list[tuple[str, Obj]]:
         """Every object in a namespace (locked), for deleting the namespace's content."""
         rows = await self.conn.execute(
             text("SELECT resource, data FROM objects WHERE namespace = :ns FOR UPDATE"), {"ns": namespace}
         )
-        return [(r[0], dict(r[1])) for r in rows.all()]
+        return [(r[0], self._remember(r[0], dict(r[1]))) for r in rows.all()]
 
     def create(self, resource: str, obj: Obj) -> Obj:
         meta = obj.setdefault("metadata", {})
@@ -126,6 +141,15 @@ class Tx:
     def delete(self, resource: str, obj: Obj) -> Obj:
         self._stage(_Write("delete", resource, obj, "DELETED"))
         return obj
+
+
+def default_prev_projection(resource: str, obj: Obj) -> Obj:
+    """Name, namespace and labels of a previous version (what label selectors read)."""
+    m = obj.get("metadata") or {}
+    out: Obj = {k: m[k] for k in ("name", "namespace") if k in m}
+    if isinstance(m.get("labels"), dict):
+        out["labels"] = dict(m["labels"])
+    return {"metadata": out}
 
 
 def encode_continue(rv: int, namespace: str, name: str) -> str:
@@ -145,6 +169,9 @@ class Store:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.engine: AsyncEngine = create_async_engine(url, pool_size=pool_size, max_overflow=20, pool_recycle=3600)
         self._on_commit: list[Callable[[], None]] = []
+        self.prev_projection: Callable[[str, Obj], Obj] = default_prev_projection
+        """What events keep of an object's previous version: what watch selectors read. The
+        registry sets one that knows each resource's selectable fields."""
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -170,7 +197,7 @@ class Store:
     async def transact(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
         started = time.perf_counter()
         async with self.begin() as conn:
-            tx = Tx(conn)
+            tx = Tx(conn, project=self.prev_projection)
             result = await fn(tx)
             if tx.writes:
                 await self._apply(tx)
@@ -218,12 +245,17 @@ class Store:
                 await tx.conn.execute(
                     text("DELETE FROM objects WHERE resource = :r AND namespace = :ns AND name = :n"), params
                 )
+            prev = None if w.op == "insert" else tx.read.get((w.resource, ns, meta["name"]))
             await tx.conn.execute(
                 text(
-                    "INSERT INTO events (rv, resource, namespace, name, type, data) "
-                    "VALUES (:rv, :r, :ns, :n, :t, CAST(:d AS jsonb))"
+                    "INSERT INTO events (rv, resource, namespace, name, type, data, prev) "
+                    "VALUES (:rv, :r, :ns, :n, :t, CAST(:d AS jsonb), CAST(:p AS jsonb))"
                 ),
-                {**params, "t": w.event_type},
+                {
+                    **params,
+                    "t": w.event_type,
+                    "p": None if prev is None else json.dumps(prev),
+                },
             )
             rv += 1
 
@@ -303,7 +335,7 @@ class Store:
         return out, rv, next_token
 
     async def events_after(self, rv: int, upto: int, resource: str | None = None) -> builtins.list[Event]:
-        sql = "SELECT rv, resource, namespace, name, type, data FROM events WHERE rv > :a AND rv <= :b"
+        sql = "SELECT rv, resource, namespace, name, type, data, prev FROM events WHERE rv > :a AND rv <= :b"
         params: dict[str, Any] = {"a": rv, "b": upto}
         if resource:
             sql += " AND resource = :r"
@@ -311,20 +343,20 @@ class Store:
         sql += " ORDER BY rv"
         async with self.connect() as conn:
             rows = (await conn.execute(text(sql), params)).all()
-        return [Event(r[0], r[1], r[2], r[3], r[4], dict(r[5])) for r in rows]
+        return [Event(r[0], r[1], r[2], r[3], r[4], dict(r[5]), None if r[6] is None else dict(r[6])) for r in rows]
 
     async def poll_events(self, after_rv: int, limit: int = 2000) -> builtins.list[Event]:
         async with self.connect() as conn:
             rows = (
                 await conn.execute(
                     text(
-                        "SELECT rv, resource, namespace, name, type, data FROM events "
+                        "SELECT rv, resource, namespace, name, type, data, prev FROM events "
                         "WHERE rv > :a ORDER BY rv LIMIT :l"
                     ),
                     {"a": after_rv, "l": limit},
                 )
             ).all()
-        return [Event(r[0], r[1], r[2], r[3], r[4], dict(r[5])) for r in rows]
+        return [Event(r[0], r[1], r[2], r[3], r[4], dict(r[5]), None if r[6] is None else dict(r[6])) for r in rows]
 
     async def compacted_rv(self) -> int:
         async with self.connect() as conn:

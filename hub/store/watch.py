@@ -18,12 +18,34 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hub.store.errors import ResourceVersionTooOld
 from hub.store.store import Event, Store
 
 log = logging.getLogger(__name__)
+
+
+def as_seen_by(accept: Callable[[Event], bool], ev: Event) -> Event | None:
+    """The event as a watcher with this filter must see it, or None.
+
+    As kube-apiserver's watch cache does with prevObject: an object that starts matching the
+    watcher's selector arrives as ADDED, one that stops matching as DELETED (carrying its new
+    state), and changes outside the selection are not sent. Without a known previous version
+    (`ev.prev` None) only the new one is matched."""
+    now = accept(ev)
+    if ev.prev is None or ev.type == "ADDED":
+        return ev if now else None
+    before = accept(replace(ev, object=ev.prev))
+    if ev.type == "DELETED":
+        return ev if now or before else None
+    if now and before:
+        return ev
+    if now:
+        return replace(ev, type="ADDED")
+    if before:
+        return replace(ev, type="DELETED")
+    return None
 
 
 class WatchOverflow(Exception):
@@ -104,8 +126,8 @@ class Broadcaster:
             self.ring.append(ev)
             self.last_rv = ev.rv
             for w in self.watchers:
-                if w.resource == ev.resource and w.accept(ev):
-                    w.offer(ev)
+                if w.resource == ev.resource and (seen := as_seen_by(w.accept, ev)) is not None:
+                    w.offer(seen)
             for listener in self.listeners:
                 listener(ev)
 
@@ -140,7 +162,7 @@ class Broadcaster:
             # Compaction may have raced the read: re-check the floor after it.
             if from_rv < await self.store.compacted_rv():
                 raise ResourceVersionTooOld(from_rv)
-        return [e for e in evs if accept(e)]
+        return [seen for e in evs if (seen := as_seen_by(accept, e)) is not None]
 
     def unsubscribe(self, w: Watcher) -> None:
         self.watchers.discard(w)

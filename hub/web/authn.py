@@ -1,62 +1,147 @@
-"""Authentication: bearer token → Subject, with a short cache, and the middleware that sets it."""
+"""Authentication: bearer token → Subject (with a short, bounded cache), the middleware that sets
+it, and the per-address limits on failed authentication and on the join endpoint.
+
+Revocation bound: a token revoked in the database keeps working in a hub process for at most
+`auth_cache_seconds` (default 5 s), because that process may have it cached; a process that
+revokes a credential itself (a re-join rotating an agent's credential) drops it from its cache
+at once. Other replicas and `fleetplane token revoke` cannot tell a process, hence the bound.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from hub.errors import from_store_error, unauthorized
+from hub.errors import ApiError, forbidden, from_store_error, too_many_requests, unauthorized
 from hub.registry.access import Subject
+from hub.settings import Settings
 from hub.store.errors import StoreError
 from hub.store.store import Store
 from hub.store.tokens import lookup_token, token_hash
+from hub.web.ratelimit import RateLimiter
 
-OPEN_PATHS = {"/healthz", "/readyz", "/livez", "/metrics", "/v1/clusters/join"}
-"""Paths served without a token (probes, metrics, and the join endpoint that mints one)."""
+OPEN_PATHS = {"/healthz", "/readyz", "/livez", "/v1/clusters/join"}
+"""Paths served without a token (probes, and the join endpoint that mints one). /metrics needs an
+admin or metrics token."""
+
+METRICS_PATH = "/metrics"
+METRICS_KINDS = ("admin", "metrics")
+
+CACHE_ENTRIES = 10_000
+"""Most token lookups cached per process (valid and invalid): bounds the memory a client sending
+random tokens can make the cache take. Least recently used entries go first."""
+
+
+def client_address(request: Request) -> str:
+    """The TCP peer's address (forwarded headers are not trusted: see hub.cli)."""
+    return request.client.host if request.client else "unknown"
 
 
 class Authenticator:
     """Looks tokens up with a short cache so every request does not hit the database."""
 
-    def __init__(self, store: Store, ttl_seconds: float = 5.0) -> None:
+    def __init__(self, store: Store, settings: Settings | None = None) -> None:
+        settings = settings or Settings()
         self.store = store
-        self.ttl = ttl_seconds
-        self._cache: dict[str, tuple[float, Subject | None]] = {}
+        self.ttl = settings.auth_cache_seconds
+        self._cache: OrderedDict[str, tuple[float, Subject | None, datetime | None]] = OrderedDict()
+        self.failures = RateLimiter(settings.auth_failure_burst, settings.auth_failure_per_second)
+        """Failed authentications (bearer tokens and join tokens) per client address."""
+        self.joins = RateLimiter(settings.join_burst, settings.join_per_second)
+        """Requests to the join endpoint per client address."""
+
+    def cached(self, token: str) -> Subject | None:
+        """The subject of a token this process validated less than `ttl` seconds ago, else None."""
+        h = token_hash(token)
+        hit = self._cache.get(h)
+        if hit is None or time.monotonic() - hit[0] >= self.ttl:
+            return None
+        _, subj, expires = hit
+        if subj is None or (expires is not None and expires <= datetime.now(UTC)):
+            return None
+        self._cache.move_to_end(h)
+        return subj
 
     async def subject(self, token: str) -> Subject | None:
         h = token_hash(token)
         hit = self._cache.get(h)
         now = time.monotonic()
-        if hit and now - hit[0] < self.ttl:
+        if hit and now - hit[0] < self.ttl and (hit[2] is None or hit[2] > datetime.now(UTC)):
+            self._cache.move_to_end(h)
             return hit[1]
         rec = await lookup_token(self.store, token)
         subj = Subject(rec.kind, rec.subject, rec.namespaces) if rec else None
-        self._cache[h] = (now, subj)
+        if self.ttl > 0:
+            self._cache[h] = (now, subj, rec.expires_at if rec else None)
+            self._cache.move_to_end(h)
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
         return subj
+
+    def forget(self, kind: str, name: str) -> None:
+        """Drop cached credentials of one subject (after this process revoked them)."""
+        for h in [h for h, (_, s, _) in self._cache.items() if s is not None and (s.kind, s.name) == (kind, name)]:
+            del self._cache[h]
+
+    def check_failures(self, request: Request) -> None:
+        """429 when the caller's address has used up its failed-authentication budget."""
+        wait = self.failures.retry_after(client_address(request))
+        if wait is not None:
+            raise too_many_requests(
+                f"too many failed authentications from {client_address(request)}; retry in {wait}s", wait
+            )
+
+    def failed(self, request: Request) -> None:
+        """Count one failed authentication against the caller's address."""
+        self.failures.spend(client_address(request))
 
 
 def is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith("/docs") or path == "/openapi.json"
 
 
+def _answer(err: ApiError) -> Response:
+    return JSONResponse(err.status(), status_code=err.code, headers=err.headers())
+
+
 def middleware(
     auth: Authenticator,
 ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if is_open(request.url.path):
+        path = request.url.path
+        if is_open(path):
             return await call_next(request)
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        try:
-            subject = await auth.subject(token) if token else None
-        except StoreError as exc:
-            err = from_store_error(exc)
-            return JSONResponse(err.status(), status_code=err.code, headers=err.headers())
+        if not token:  # nothing guessed, nothing looked up: not counted as a failure
+            return _answer(unauthorized())
+        subject = auth.cached(token)
         if subject is None:
-            return JSONResponse(unauthorized().status(), status_code=401)
+            try:
+                subject = await auth.subject(token)
+                if subject is None:
+                    # A valid token is served even from a limited address (users behind one NAT
+                    # as an attacker keep working; tokens are 192 random bits, so the limit is
+                    # about making failing clients back off, not about guessing): only failures
+                    # are answered 429 once the address has used up its budget.
+                    auth.check_failures(request)
+                    auth.failed(request)
+                    return _answer(unauthorized())
+            except ApiError as err:
+                return _answer(err)
+            except StoreError as exc:
+                return _answer(from_store_error(exc))
+        if path == METRICS_PATH and subject.kind not in METRICS_KINDS:
+            return _answer(
+                forbidden(f'{subject.kind} "{subject.name}" cannot read metrics: use an admin or metrics token')
+            )
+        if subject.kind == "metrics" and path != METRICS_PATH:
+            return _answer(forbidden(f'metrics token "{subject.name}" may only read {METRICS_PATH}'))
         request.state.subject = subject
         return await call_next(request)
 

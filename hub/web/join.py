@@ -1,42 +1,96 @@
 """POST /v1/clusters/join: a spoke agent exchanges its single-use join token for the cluster's
-own credential, and the Cluster object is registered if new. Served without a bearer token."""
+own credential, and the Cluster object is registered if new. Served without a bearer token.
+
+A join rotates the cluster's credential: the earlier agent tokens of that cluster are revoked
+in the same transaction (hub.store.tokens.exchange_join_token). Being unauthenticated, the
+endpoint is limited per client address (requests, and failed joins with the failed-auth
+budget) and reads at most `join_max_body_bytes`."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from fleetplane_types.names import API_VERSION, JOINED_AT_ANNOTATION
-from hub.errors import ApiError, bad_request
+from hub.errors import ApiError, bad_request, too_many_requests
 from hub.registry.lifecycle import RegistryTx
 from hub.registry.resources import BY_KIND
 from hub.store.store import now_rfc3339
-from hub.store.tokens import create_token, redeem_join_token
+from hub.store.tokens import JoinRefusal, exchange_join_token
+from hub.web.authn import client_address
 from hub.web.context import hub_of
+from hub.web.inputs import check_text, decode, read_body
+from hub.web.rest.views import error_responses
 
 router = APIRouter()
 CLUSTER = BY_KIND["Cluster"]
 
 
-@router.post("/v1/clusters/join", tags=["clusters"])
+def _answer(err: ApiError) -> JSONResponse:
+    return JSONResponse(err.status(), status_code=err.code, headers=err.headers())
+
+
+async def _join_body(request: Request, limit: int) -> tuple[str, str]:
+    body: Any = decode(await read_body(request, limit), "application/json", "join")
+    if not isinstance(body, dict):
+        raise bad_request("join: body must be a JSON object {joinToken, clusterName}")
+    token, cluster = body.get("joinToken"), body.get("clusterName")
+    if not isinstance(token, str) or not token:
+        raise bad_request("join: joinToken is required and must be a string")
+    if not isinstance(cluster, str) or not cluster:
+        raise bad_request("join: clusterName is required and must be a string")
+    return check_text(token, "join: joinToken", max_len=256), check_text(cluster, "join: clusterName", max_len=253)
+
+
+_JOIN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["joinToken", "clusterName"],
+                    "properties": {
+                        "joinToken": {"type": "string", "description": "The single-use join token."},
+                        "clusterName": {"type": "string", "description": "The Cluster to join as."},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/v1/clusters/join", tags=["clusters"], responses=error_responses(413), openapi_extra=_JOIN_BODY)
 async def join(request: Request) -> JSONResponse:
     """Exchange a single-use join token for the cluster's own credential; registers the Cluster."""
     hub = hub_of(request)
+    auth, address = hub.authenticator, client_address(request)
+    wait = auth.joins.spend(address)
+    if wait is not None:
+        return _answer(too_many_requests(f"too many join requests from {address}; retry in {wait}s", wait))
     try:
-        body = await request.json()
-    except Exception:
-        return JSONResponse(bad_request("join: body must be JSON {joinToken, clusterName}").status(), status_code=400)
-    if not isinstance(body, dict):
-        body = {}
-    token, cluster = body.get("joinToken"), body.get("clusterName")
-    if not isinstance(token, str) or not isinstance(cluster, str) or not cluster:
-        return JSONResponse(
-            bad_request("join: joinToken and clusterName are required strings").status(), status_code=400
+        auth.check_failures(request)
+        token, cluster = await _join_body(request, hub.settings.join_max_body_bytes)
+    except ApiError as err:
+        return _answer(err)
+    outcome = await exchange_join_token(hub.store, token, cluster)
+    if outcome.credential is None:
+        auth.failed(request)
+        why = (outcome.refusal or JoinRefusal.UNKNOWN).value
+        return _answer(
+            ApiError(
+                401,
+                "Unauthorized",
+                f'join token for cluster "{cluster}" {why}; create a new one with '
+                f"`fleetplane cluster join-token create {cluster}`",
+            )
         )
-    if not await redeem_join_token(hub.store, token, cluster):
-        err = ApiError(401, "Unauthorized", f'join token for cluster "{cluster}" is invalid or already used')
-        return JSONResponse(err.status(), status_code=401)
-    credential = await create_token(hub.store, "agent", cluster)
+    credential = outcome.credential
+    if outcome.rotated:
+        auth.forget("agent", cluster)  # its previous credential was revoked: refuse it here at once
 
     async def ensure_cluster(rtx: RegistryTx) -> None:
         if await rtx.get(CLUSTER, None, cluster) is None:

@@ -88,6 +88,15 @@ def assignments(c: httpx.Client, name: str, ns: str = "team-a") -> list[dict]:
     return sorted(items, key=lambda a: a["spec"]["epoch"])
 
 
+def events_of(c: httpx.Client, name: str, ns: str = "team-a") -> dict[str, dict]:
+    """The Events recorded about a workload, by reason (as kubectl describe asks for them)."""
+    items = c.get(
+        f"/api/v1/namespaces/{ns}/events",
+        params={"fieldSelector": f"involvedObject.name={name},involvedObject.kind=Workload"},
+    ).json()["items"]
+    return {e["reason"]: e for e in items}
+
+
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[HubProcess]:  # type: ignore[no-untyped-def]
     h = start_hub(tmp_path_factory.mktemp("fed"), fresh_database(), FLEETPLANE_CLUSTER_TIMEOUT_SECONDS="4")
@@ -224,6 +233,9 @@ def test_silent_cluster_goes_not_ready_and_its_workload_moves_with_a_new_epoch(f
         old, new = assignments(c, "serve", "fo")
         assert old["spec"]["epoch"] == 1 and old["metadata"].get("deletionTimestamp"), "old epoch fenced"
         assert new["spec"]["epoch"] == 2 and new["spec"]["clusterName"] == other
+        events = wait_until(lambda: (e := events_of(c, "serve", "fo")).get("Placed", {}).get("count") == 2 and e)
+        assert events["FailedOver"]["type"] == "Warning" and first in events["FailedOver"]["message"]
+        assert "(epoch 2)" in events["Placed"]["message"], "one Placed event, counted twice, latest message"
 
 
 def test_deleting_a_workload_waits_for_agents_to_clean_up(fed: HubProcess) -> None:
@@ -325,3 +337,29 @@ def test_a_spot_interruption_requeues_the_workload_with_a_new_epoch(fed: HubProc
         assert w["status"]["phase"] != "Failed", "a preemption is not the workload's failure"
         old, new = assignments(c, "cheap", "spotty")
         assert old["metadata"].get("deletionTimestamp") and new["spec"]["epoch"] == 2
+        evicted = events_of(c, "cheap", "spotty")["Evicted"]
+        assert evicted["type"] == "Warning" and "spot interruption" in evicted["message"]
+
+
+def test_a_settled_workloads_resource_version_stops_changing(fed: HubProcess) -> None:
+    # Its own status writes wake the controller: a status that never compares equal to its
+    # stored copy would be rewritten forever. Heartbeats keep arriving meanwhile.
+    with fed.client() as c:
+        c.post("/api/v1/namespaces", json={"metadata": {"name": "calm"}})
+        big = workload("huge-memory", "calm", gpus=1)
+        big["spec"]["gpu"]["minMemoryGiB"] = 16384  # the largest the wire type allows: never fits
+        assert c.post(f"{API}/namespaces/calm/workloads", json=big).status_code == 201
+        fed.alive["calm-l4"] = ("eu-west-1", [pool("L4", "on-demand", 0.7, 1, 4, mem=24)])  # type: ignore[attr-defined]
+        report(c, "calm-l4", *fed.alive["calm-l4"])  # type: ignore[attr-defined]
+        small = workload("fits", "calm", gpus=1)
+        small["spec"]["gpu"]["models"] = ["L4"]
+        assert c.post(f"{API}/namespaces/calm/workloads", json=small).status_code == 201
+        wait_until_placed(c, "fits", "calm")
+        wait_until(lambda: get_wl(c, "huge-memory", "calm").get("status", {}).get("conditions"), what="pending")
+        time.sleep(1.5)  # let the passes the placement itself caused finish
+        before = {n: get_wl(c, n, "calm")["metadata"]["resourceVersion"] for n in ("huge-memory", "fits")}
+        time.sleep(3)  # three heartbeat rounds
+        after = {n: get_wl(c, n, "calm")["metadata"]["resourceVersion"] for n in ("huge-memory", "fits")}
+        assert after == before
+        placed = {x["type"]: x for x in get_wl(c, "fits", "calm")["status"]["conditions"]}
+        assert placed["Placed"]["status"] == "True" and placed["Running"]["reason"] == "Waiting"

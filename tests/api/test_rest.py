@@ -145,11 +145,12 @@ def train(rest: HubProcess, tokens: dict[str, str]) -> dict[str, Any]:
 def test_a_workload_submitted_over_rest_is_stored_then_placed_with_its_explanation(
     rest: HubProcess, tokens: dict[str, str], train: dict[str, Any]
 ) -> None:
-    # The POST answers with the stored object, defaults filled in, as the kube API would.
-    assert train["kind"] == "Workload" and train["metadata"]["uid"] and train["metadata"]["resourceVersion"]
-    assert train["spec"]["placementMode"] == "Gang" and train["metadata"]["namespace"] == "team-a"
+    # The POST answers with the same view a GET gives, defaults filled in, not yet placed.
+    assert train["name"] == "train" and train["namespace"] == "team-a" and train["resourceVersion"]
+    assert train["placementMode"] == "Gang" and train["phase"] == "Pending" and train["gpus"] == 16
     with rest.client(tokens["a"]) as a:
         w = a.get("/v1/namespaces/team-a/workloads/train").json()
+    assert set(train) <= set(w), "the POST's view has the GET's fields"
     # Non-preemptible work: the idle reserved H100s (spot is not allowed by default).
     assert w["phase"] == "Placed" and w["replicas"] == 2 and w["gpusPerReplica"] == 8 and w["gpus"] == 16
     assert w["placement"]["clusters"] == [{"name": "h100-reserved", "replicas": 2, "capacityType": "reserved"}]
@@ -286,7 +287,7 @@ def test_a_team_sees_only_its_own_namespaces_over_rest(
         expect_status(b.get("/v1/namespaces/team-a/workloads"), 404, "NotFound")
         assert b.get("/v1/workloads").json()["items"] == []
         assert [w["name"] for w in a.get("/v1/workloads").json()["items"]] == ["train"]
-        expect_status(b.post("/v1/namespaces/team-a/workloads", json=workload("intruder", "team-a")), 403, "Forbidden")
+        expect_status(b.post("/v1/namespaces/team-a/workloads", json=workload("intruder", "team-a")), 404, "NotFound")
         # Capacity is shared knowledge: both teams see every cluster and the same summary.
         assert len(b.get("/v1/clusters").json()["items"]) == len(FLEET)
         assert b.get("/v1/fleet/summary").json() == a.get("/v1/fleet/summary").json()
@@ -359,7 +360,7 @@ def test_bad_workloads_are_rejected_with_a_status_naming_the_field_and_nothing_i
         expect_status(admin.get("/v1/namespaces/team-a/workloads/negative"), 404, "NotFound")
         # dryRun validates the same way and stores nothing either.
         r = admin.post("/v1/namespaces/team-a/workloads", params={"dryRun": "All"}, json=workload("dry"))
-        assert r.status_code == 201 and r.json()["metadata"]["name"] == "dry"
+        assert r.status_code == 201 and r.json()["name"] == "dry"
         assert store_rv(admin) == rv, "a rejected or dry-run create wrote to the store"
 
 
@@ -439,3 +440,46 @@ def test_openapi_documents_every_rest_endpoint_with_its_schemas(rest: HubProcess
         "WhatIfReport",
         "Status",
     } <= set(spec["components"]["schemas"])
+
+
+def test_the_docs_page_loads_its_assets_from_the_hub_not_a_cdn(rest: HubProcess) -> None:
+    import re
+
+    with httpx.Client(base_url=rest.http_url) as anon:
+        page = anon.get("/docs")
+        assert page.status_code == 200 and "swagger" in page.text.lower()
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+        assert urls, page.text
+        assert all(u.startswith("/") and not u.startswith("//") for u in urls), f"external assets: {urls}"
+        for u in urls:
+            asset = anon.get(u)
+            assert asset.status_code == 200 and len(asset.content) > 100, u
+        js = next(u for u in urls if u.endswith(".js"))
+        assert "javascript" in anon.get(js).headers["content-type"]
+
+
+def test_unknown_rest_paths_and_wrong_methods_answer_a_status(rest: HubProcess) -> None:
+    with rest.client() as admin:
+        body = expect_status(admin.get("/v1/no-such-thing"), 404, "NotFound")
+        assert "/v1/no-such-thing" in body["message"] and "detail" not in body
+        body = expect_status(admin.delete("/v1/clusters"), 405, "MethodNotAllowed")
+        assert "DELETE" in body["message"] and "detail" not in body
+        expect_status(admin.get("/v1/workloads", params={"limit": "²"}), 422, "Invalid", "limit")
+        expect_status(admin.get("/v1/namespaces/team-a/workloads/a%00b"), 400, "BadRequest")
+
+
+def test_a_rest_post_answers_the_get_view_and_keeps_its_warnings(rest: HubProcess, tokens: dict[str, str]) -> None:
+    typo = workload("viewed", gpus=1)
+    typo["spec"]["gpuu"] = 3
+    with rest.client(tokens["a"]) as a:
+        r = a.post("/v1/namespaces/team-a/workloads", json=typo)
+        assert r.status_code == 201, r.text
+        assert r.headers.get_list("warning") == ['299 - "unknown field \\"spec.gpuu\\""'], r.headers
+        posted = r.json()
+        got = a.get("/v1/namespaces/team-a/workloads/viewed").json()
+        a.delete("/apis/fleetplane.io/v1alpha1/namespaces/team-a/workloads/viewed")
+    assert posted["name"] == "viewed" and "metadata" not in posted and "spec" not in posted
+    # The same view, as far as the controllers had not yet changed the object.
+    assert {k: v for k, v in posted.items() if k in ("name", "namespace", "gpus", "gpusPerReplica", "priority")} == {
+        k: got[k] for k in ("name", "namespace", "gpus", "gpusPerReplica", "priority")
+    }

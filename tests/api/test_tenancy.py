@@ -49,7 +49,7 @@ def test_team_b_cannot_get_list_watch_or_patch_team_a_objects(hub: HubProcess, t
         assert r.status_code == 404
         assert b.delete(WL.format(ns="team-a") + "/secret-model").status_code == 404
         r = b.post(WL.format(ns="team-a"), json=workload("intruder", "team-a"))
-        assert r.status_code == 403 and r.json()["reason"] == "Forbidden"
+        assert r.status_code == 404 and r.json()["message"] == 'namespaces "team-a" not found', "as if it did not exist"
         with b.stream(
             "GET",
             "/apis/fleetplane.io/v1alpha1/workloads",

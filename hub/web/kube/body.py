@@ -30,16 +30,28 @@ def dry_run(request: Request) -> bool:
     return d == "All"
 
 
+MAX_FIELD_MANAGER = 128
+"""kube-apiserver's limit on a fieldManager name (apimachinery ValidateFieldManager)."""
+
+
+def field_manager_param(request: Request) -> str:
+    """?fieldManager= as sent ("" when absent): at most 128 printable characters, on every verb
+    including server-side apply."""
+    m = request.query_params.get("fieldManager") or ""
+    if len(m) > MAX_FIELD_MANAGER:
+        raise bad_request(f"fieldManager: must be at most {MAX_FIELD_MANAGER} characters, not {len(m)}")
+    inputs.check_text(m, "fieldManager")
+    if any(not ch.isprintable() for ch in m):
+        raise bad_request("fieldManager: must contain only printable characters")
+    return m
+
+
 def manager(request: Request, default: str = "unknown") -> str:
     """The field manager: ?fieldManager=, else the client's User-Agent product (as kube-apiserver)."""
-    m = request.query_params.get("fieldManager") or ""
-    if len(m) > 128:
-        raise bad_request("fieldManager: must be at most 128 characters")
-    inputs.check_text(m, "fieldManager")
-    if m:
+    if m := field_manager_param(request):
         return m
     ua = request.headers.get("user-agent", "")
-    return ua.split("/")[0] or default
+    return ua.split("/")[0][:MAX_FIELD_MANAGER] or default
 
 
 def write_options(request: Request, *, field_manager: str | None = None) -> WriteOptions:

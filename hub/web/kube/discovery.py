@@ -1,17 +1,25 @@
 """Discovery and OpenAPI: what kubectl reads before it does anything (/version, /api, /apis,
-/openapi/v3). Built from the resource table (hub.registry.resources)."""
+/openapi/v3, /openapi/v2). Built from the resource table (hub.registry.resources)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from fleetplane_types.names import GROUP, VERSION
 from hub.errors import ApiError
 from hub.registry.resources import RESOURCES
-from hub.web.kube.openapi import group_version_document, group_versions, root_document
+from hub.web.kube import authz
+from hub.web.kube.openapi import (
+    V2_PROTOBUF,
+    group_version_document,
+    group_versions,
+    root_document,
+    swagger_document,
+    swagger_protobuf,
+)
 
 router = APIRouter()
 
@@ -47,7 +55,7 @@ def api_resource_list(group: str, version: str) -> dict[str, Any]:
     for r in RESOURCES:
         if r.group != group or r.version != version:
             continue
-        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        verbs = list(r.verbs)
         items.append(
             {
                 "name": r.plural,
@@ -89,7 +97,7 @@ def _group_doc() -> dict[str, Any]:
 
 @router.get("/apis")
 async def api_groups() -> dict[str, Any]:
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group_doc()]}
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group_doc(), *authz.api_groups()]}
 
 
 @router.get(f"/apis/{GROUP}")
@@ -118,3 +126,14 @@ async def openapi_gv(rest: str) -> Response:
             )
     err = ApiError(404, "NotFound", f"no OpenAPI document for {rest}")
     return JSONResponse(err.status(), status_code=err.code)
+
+
+@router.get("/openapi/v2")
+async def openapi_v2(request: Request) -> Response:
+    """Swagger 2.0 models: protobuf for kubectl (it validates a `kind: List` against them),
+    JSON for everyone else."""
+    body, h = swagger_protobuf()
+    headers = {"Cache-Control": "no-cache", "Etag": f'"{h}"'}
+    if "proto-openapi.spec.v2" in request.headers.get("accept", ""):
+        return Response(body, media_type=V2_PROTOBUF, headers=headers)
+    return JSONResponse(swagger_document(), headers=headers)

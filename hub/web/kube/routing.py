@@ -1,7 +1,7 @@
 """Request paths → the resource they address (Kubernetes URL shapes).
 
 /api/v1/namespaces[/{name}[/status]]            core Namespaces
-/api/v1/namespaces/{ns}/events                  always empty (kubectl describe asks)
+/api/v1[/namespaces/{ns}]/events[/{name}]       core Events (read-only)
 /apis/{group}/{version}/{plural}[/{name}[/status]]               cluster-scoped, or all namespaces
 /apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}[/status]]
 """
@@ -25,31 +25,27 @@ class Target:
     subresource: str
 
 
-EVENTS = "events"
-
-
-def parse_target(path: str) -> Target | str:
-    """Resolve a request path to a resource target, or EVENTS for the empty events list."""
+def parse_target(path: str) -> Target:
+    """Resolve a request path to a resource target."""
     parts = [check_text(p, "path segment", max_len=512) for p in path.split("/") if p]
     if parts[:2] == ["api", "v1"]:
         group, version, rest = "", "v1", parts[2:]
     elif parts and parts[0] == "apis" and len(parts) >= 3:
         group, version, rest = parts[1], parts[2], parts[3:]
     else:
-        raise not_found("", "", path)
+        raise _no_resource(path)
     namespace = None
-    if group == "" and rest[:1] == ["namespaces"]:
-        if len(rest) >= 3 and rest[2] == "events":
-            return EVENTS
+    if group == "" and rest[:1] == ["namespaces"] and (len(rest) < 3 or rest[2] == "status"):
         res = lookup("", "v1", "namespaces")
         assert res
-        if len(rest) > 3:
-            raise not_found("", "", path)
-        return Target(res, None, rest[1] if len(rest) > 1 else None, rest[2] if len(rest) > 2 else "")
+        sub = rest[2] if len(rest) > 2 else ""
+        if len(rest) > 3 or (sub and (sub != "status" or not res.has_status)):
+            raise _no_resource(path)
+        return Target(res, None, rest[1] if len(rest) > 1 else None, sub)
     if rest[:1] == ["namespaces"] and len(rest) >= 3:
         namespace, rest = rest[1], rest[2:]
     if not rest:
-        raise not_found("", "", path)
+        raise _no_resource(path)
     res = lookup(group, version, rest[0])
     if res is None:
         raise ApiError(
@@ -65,6 +61,11 @@ def parse_target(path: str) -> Target | str:
     if sub and (sub != "status" or not res.has_status or len(rest) > 3):
         raise ApiError(404, "NotFound", f"the server could not find the requested resource ({res.qualified}/{sub})")
     return Target(res, namespace, rest[1] if len(rest) > 1 else None, sub)
+
+
+def _no_resource(path: str) -> ApiError:
+    """404 for a path that names no resource (kube-apiserver's words for it)."""
+    return ApiError(404, "NotFound", f"the server could not find the requested resource ({path[:200]})")
 
 
 def wants_table(request: Request) -> bool:

@@ -1,18 +1,26 @@
 """WATCH: a chunked stream of {"type", "object"} lines, from "now" (list + changes) or from a
 resourceVersion (changes after it; 410 Expired when compacted), with optional BOOKMARKs and
-Table rows. The registry registers the watcher; this module only encodes and paces."""
+Table rows. The registry registers the watcher; this module only encodes and paces.
+
+Limits: at most `max_watches_per_subject` open watches per subject in a process (429 beyond),
+and `timeoutSeconds` ends the stream on time whatever arrives meanwhile — also for a watch from
+a resourceVersion in the future, whose skipped events used to keep it open past its timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
 from hub import metrics
-from hub.errors import ApiError, gone
+from hub.errors import ApiError, gone, too_many_requests, unavailable
+from hub.registry.access import Subject
 from hub.registry.lifecycle import list_query
 from hub.registry.objects import Obj
 from hub.store.watch import WatchOverflow
@@ -22,8 +30,62 @@ from hub.web.kube.routing import Target, wants_table
 from hub.web.kube.tables import table
 
 
+class WatchSlots:
+    """Open watches per subject in this process, capped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: Counter[tuple[str, str]] = Counter()
+
+    def take(self, subject: Subject) -> Callable[[], None]:
+        """Take a slot (429 when the subject has none left); returns its idempotent release."""
+        key = (subject.kind, subject.name)
+        if self.open[key] >= self.limit:
+            raise too_many_requests(
+                f'{subject.kind} "{subject.name}" already has {self.open[key]} open watches '
+                f"(the limit is {self.limit}); close some, or retry later",
+                5,
+            )
+        self.open[key] += 1
+        released = [False]
+
+        def release() -> None:
+            if not released[0]:
+                released[0] = True
+                self.open[key] -= 1
+                if self.open[key] <= 0:
+                    del self.open[key]
+
+        return release
+
+
+def watch_slots(request: Request) -> WatchSlots:
+    state = request.app.state
+    slots: WatchSlots | None = getattr(state, "watch_slots", None)
+    if slots is None:
+        slots = state.watch_slots = WatchSlots(hub_of(request).settings.max_watches_per_subject)
+    return slots
+
+
+class WatchResponse(StreamingResponse):
+    """A streaming response that runs `on_close` however it ends — also when the client left
+    before the stream started, when the generator's own `finally` never runs."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
+
+
 async def do_watch(request: Request, t: Target) -> Response:
     res, hub = t.res, hub_of(request)
+    if not hub.ready:
+        raise unavailable("the hub is starting or shutting down; retry the watch")
     q = request.query_params
     if q.get("sendInitialEvents") is not None:
         # Rejecting (not ignoring) makes client-go reflectors fall back to LIST + WATCH.
@@ -37,8 +99,18 @@ async def do_watch(request: Request, t: Target) -> Response:
 
     from_rv = query_int(request, "resourceVersion") or None  # "0" and absent: from now
 
-    start = await hub.registry.watch(res, query, from_rv)
+    release_slot = watch_slots(request).take(subject_of(request))
+    try:
+        start = await hub.registry.watch(res, query, from_rv)
+    except BaseException:
+        release_slot()
+        raise
     broadcaster = hub.registry.broadcaster
+
+    def close() -> None:
+        broadcaster.unsubscribe(start.watcher)
+        release_slot()
+
     headers_sent = [False]
 
     def encode(ev_type: str, obj: Obj) -> bytes:
@@ -60,15 +132,23 @@ async def do_watch(request: Request, t: Target) -> Response:
         metrics.WATCHES.labels(res.plural).inc()
         deadline = time.monotonic() + timeout if timeout else None
         sent_rv = start.after
+        events = broadcaster.stream(start.watcher, start.after, hub.settings.bookmark_seconds)
         try:
             for obj in start.initial:
                 yield encode("ADDED", obj)
             for past in start.backlog:
                 yield encode(past.type, past.object)
                 sent_rv = max(sent_rv, past.rv)
-            idle = min(hub.settings.bookmark_seconds, timeout) if timeout else hub.settings.bookmark_seconds
-            async for ev in broadcaster.stream(start.watcher, start.after, idle):
-                if deadline and time.monotonic() >= deadline:
+            while True:
+                # The deadline bounds each wait, so events the stream skips (at or below a
+                # future resourceVersion) or a bookmark interval longer than the timeout
+                # cannot hold the watch open past timeoutSeconds.
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                try:
+                    ev = await (anext(events) if remaining is None else asyncio.wait_for(anext(events), remaining))
+                except (TimeoutError, StopAsyncIteration):
                     return
                 if ev is None:
                     if bookmarks:
@@ -87,7 +167,9 @@ async def do_watch(request: Request, t: Target) -> Response:
         except WatchOverflow:
             yield encode("ERROR", gone("watch fell too far behind; relist").status())
         finally:
-            broadcaster.unsubscribe(start.watcher)
+            if isinstance(events, AsyncGenerator):
+                await events.aclose()
+            close()
             metrics.WATCHES.labels(res.plural).dec()
 
-    return StreamingResponse(gen(), media_type="application/json", headers={"Cache-Control": "no-cache"})
+    return WatchResponse(gen(), close, media_type="application/json", headers={"Cache-Control": "no-cache"})

@@ -3,7 +3,7 @@
 Owns the compact, task-shaped views a dashboard or script wants (documented at /docs and in
 docs/rest.md). It adds no semantics of its own:
 
-- Creating a Workload goes through the Kubernetes API's create path (`hub.web.kube.verbs.do_create`,
+- Creating a Workload goes through the Kubernetes API's create path (`hub.web.kube.verbs.create_object`,
   then the registry), so validation, the namespace check and managedFields are the same code.
 - Every read is scoped by `hub.registry.access.read_scope` (through the registry), the one tenant filter: a team sees its own
   namespaces only (others answer 404) and, like on the Kubernetes API, every Cluster.
@@ -22,11 +22,12 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, Security
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from pydantic.json_schema import models_json_schema
 
 from fleetplane_types import v1alpha1 as v1
 from hub.controllers.snapshot import build_snapshot, reservations
@@ -35,12 +36,13 @@ from hub.registry.access import Subject, read_scope
 from hub.registry.lifecycle import list_query
 from hub.registry.objects import Obj, check_kind, meta, strip_server_meta
 from hub.registry.resources import BY_KIND, Resource
-from hub.registry.validation import validate_object
+from hub.registry.validation import field_validation_mode, validate_object
 from hub.web.context import hub_of, subject_of
-from hub.web.inputs import decode
+from hub.web.inputs import check_query, check_text, decode
 from hub.web.kube.body import read_body
+from hub.web.kube.responses import json_response
 from hub.web.kube.routing import Target
-from hub.web.kube.verbs import do_create
+from hub.web.kube.verbs import create_object
 from hub.web.rest.views import (
     WHATIF_MAX_WORKLOADS,
     ClusterList,
@@ -60,7 +62,7 @@ from placement.catalogue import canonical_model
 from placement.cli import report
 from placement.manifests import workload_from_api
 
-__all__ = ["WHATIF_MAX_WORKLOADS", "router"]
+__all__ = ["WHATIF_MAX_WORKLOADS", "document", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,10 @@ class _StatusRoute(APIRoute):
 
         async def status_handler(request: Request) -> Response:
             try:
+                # NUL and unpaired surrogates in a path or query value would reach Postgres.
+                check_query(request)
+                for key, value in request.path_params.items():
+                    check_text(value, key, max_len=512)
                 if request.method in ("POST", "PUT", "PATCH"):
                     # 413 over the limit, 400 for what the input boundary refuses (depth, NUL,
                     # huge numbers); the body stays cached for FastAPI to parse again.
@@ -129,6 +135,27 @@ def _validation_status(exc: RequestValidationError) -> ApiError:
     return ApiError(422, "Invalid", f"request is invalid: {parts}", causes=causes)
 
 
+def document(app: FastAPI) -> None:
+    """Put the Workload schema (and what it references) into the app's OpenAPI components.
+
+    Submitting and what-if take Workload objects, but their bodies are decoded by the hub's
+    input boundary rather than by FastAPI, so no route declares the model and FastAPI would
+    leave `#/components/schemas/Workload` dangling."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            _, defs = models_json_schema([(v1.Workload, "validation")], ref_template="#/components/schemas/{model}")
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in defs.get("$defs", {}).items():
+                schemas.setdefault(name, schema)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 # ------------------------------------------------------------------ helpers
 
 # The bearer scheme only documents the token for /docs ("Authorize"); the middleware in
@@ -166,7 +193,8 @@ _WORKLOAD_BODY = {
     "/namespaces/{namespace}/workloads",
     tags=["workloads"],
     status_code=201,
-    response_model=v1.Workload,
+    response_model=WorkloadView,
+    response_model_exclude_none=True,
     responses=error_responses(400, 403, 404, 409, 413, 422),
     openapi_extra=_WORKLOAD_BODY,
     summary="Submit a workload",
@@ -180,10 +208,14 @@ async def create_workload(
     """Store a Workload; the federation controller places it shortly after (GET it to see where).
 
     The same code path as `POST /apis/fleetplane.io/v1alpha1/namespaces/{namespace}/workloads`,
-    so a workload is valid here exactly when kubectl would accept it.
+    so a workload is valid here exactly when kubectl would accept it. Answers the same view as
+    `GET /v1/namespaces/{namespace}/workloads/{name}`; unknown fields that were dropped come
+    back as `Warning` headers.
     """
-    # field_validation and dry_run are read from the query by do_create; declared for /docs.
-    return await do_create(request, Target(WORKLOAD, namespace, None, ""))
+    # field_validation and dry_run are read from the query by create_object; declared for /docs.
+    created, warnings = await create_object(request, Target(WORKLOAD, namespace, None, ""))
+    view = workload_view(created, explain=True).model_dump(mode="json", by_alias=True, exclude_none=True)
+    return json_response(view, 201, warnings)
 
 
 @router.get(
@@ -319,6 +351,7 @@ def _prefixed(err: ApiError, prefix: str) -> ApiError:
 
 def _whatif_objects(body: WhatIfRequest, subject: Subject, field_validation: str) -> tuple[list[Obj], list[str]]:
     """Validate each workload exactly as a create would; errors name workloads[i].<field>."""
+    field_validation_mode(field_validation)  # a bad mode is the request's fault, not workloads[0]'s
     default_ns = subject.namespaces[0] if subject.kind == "team" and subject.namespaces else "default"
     out: list[Obj] = []
     warnings: list[str] = []

@@ -65,8 +65,12 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Already exists",
         413: "Body over the hub's size limit",
         422: "Invalid: one cause per field",
+        429: "Too many requests from this address; retry after Retry-After seconds",
+        503: "The hub's database is unavailable; retry after Retry-After seconds",
     }
-    return {c: {"model": Status, "description": what[c]} for c in sorted({401, *codes})}
+    # Every route can answer 400 (a query parameter or path segment the input boundary
+    # refuses), 401 (no or unknown token), 429 (too many failed authentications) and 503.
+    return {c: {"model": Status, "description": what[c]} for c in sorted({400, 401, 429, 503, *codes})}
 
 
 class ClusterShare(_View):

@@ -87,6 +87,21 @@ def test_a_tolerated_pool_taint_keeps_the_pool() -> None:
 
 
 @pytest.mark.parametrize(
+    ("taint", "gpus", "fits"),
+    [
+        (Taint("nvidia.com/gpu", "NoSchedule", "present"), 8, True),  # pods get the toleration (admission)
+        (Taint("nvidia.com/gpu", "NoExecute", "present"), 8, False),  # the automatic one is NoSchedule only
+        (Taint("dedicated", "NoSchedule", "ml"), 8, False),  # any other key still needs a toleration
+    ],
+)
+def test_gpu_work_tolerates_the_gpu_resource_taint_its_pods_get_automatically(
+    taint: Taint, gpus: int, fits: bool
+) -> None:
+    snap = fleet(a_cluster("gpu-nodes").pool("H100", taints=(taint,)))
+    assert bool(place_one(snap, a_workload(gpus=gpus)).assignments) is fits
+
+
+@pytest.mark.parametrize(
     ("selector", "expected"),
     [
         (LabelSelector.of({"env": "prod"}), {"prod-a", "prod-b"}),

@@ -1,0 +1,140 @@
+"""Connection limits the server (uvicorn with h11) does not have, as its HTTP protocol class.
+
+What uvicorn 0.3x–0.5x offers and what it lacks (read in uvicorn/protocols/http/h11_impl.py):
+- `timeout_keep_alive` closes a connection idle BETWEEN requests; it is cancelled by the first
+  byte of the next request and never armed for a new connection. So a client that connects and
+  sends nothing, or sends its headers one byte a second (slowloris), is held forever.
+- `h11_max_incomplete_event_size` caps the size of the headers (16 KiB default), not their time.
+- `limit_concurrency` answers a plain-text 503 per request once connections OR tasks reach it,
+  but still accepts the connections, and idle ones stay open.
+- Nothing bounds how long a request body takes.
+
+`guarded_protocol(limits)` closes those gaps: a connection must deliver each request's headers
+within `header_timeout` (counted from connecting, or from the first byte of a request on a
+kept-alive connection) and its body within `body_timeout`, else it is closed; beyond
+`max_connections` open connections (shared by every server using the same `ConnectionLimits`)
+a new connection is answered 503 with a Kubernetes `Status` and Retry-After, then closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from hub.errors import unavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConnectionLimits:
+    max_connections: int
+    header_timeout: float
+    body_timeout: float
+    open: set[asyncio.Protocol] = field(default_factory=set)
+    """Connections open now, across every server sharing these limits."""
+    refused: int = 0
+    timed_out: int = 0
+
+
+def _refusal(limit: int) -> bytes:
+    body = json.dumps(
+        unavailable(f"the hub has {limit} open connections, its limit; retry shortly", 1).status()
+    ).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: application/json\r\n"
+        "Retry-After: 1\r\n"
+        "Connection: close\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with header/body timeouts and a cap on open connections."""
+
+    class GuardedH11Protocol(H11Protocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._deadline: asyncio.TimerHandle | None = None
+            self._phase = ""  # "headers" | "body" | "" (no timer: handling, or idle between requests)
+            self._refused = False
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            if len(limits.open) >= limits.max_connections:
+                self._refused = True
+                limits.refused += 1
+                assert isinstance(transport, asyncio.Transport)
+                transport.write(_refusal(limits.max_connections))
+                transport.close()
+                return
+            limits.open.add(self)
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self._arm("headers", limits.header_timeout)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._refused:
+                return
+            limits.open.discard(self)
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            if self._phase == "" and self.conn.their_state is h11.IDLE:
+                self._arm("headers", limits.header_timeout)  # the first byte of a next request
+            super().data_received(data)
+            self._follow()
+
+        def shutdown(self) -> None:
+            if self.cycle is None or self.cycle.response_complete:
+                # Idle (keep-alive): drop it now. A TLS close waits for the client's close_notify,
+                # which an idle pooled client never reads, so uvicorn's graceful shutdown timed
+                # out on such connections and logged an error on every stop.
+                self._disarm()
+                self.transport.abort()
+                return
+            super().shutdown()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._follow()
+
+        def _follow(self) -> None:
+            """Move the timer along with the request: headers → body → none."""
+            state = self.conn.their_state
+            if state is h11.IDLE:
+                return  # still waiting for headers (timer armed), or idle under keep-alive
+            if state is h11.SEND_BODY:
+                if self._phase != "body":
+                    self._arm("body", limits.body_timeout)
+                return
+            self._disarm()  # the whole request arrived (or the connection is closing)
+
+        def _arm(self, phase: str, seconds: float) -> None:
+            self._disarm()
+            self._phase = phase
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            self._phase = ""
+
+        def _expired(self) -> None:
+            phase, self._deadline, self._phase = self._phase, None, ""
+            limits.timed_out += 1
+            log.info("closing a connection from %s: its request %s took too long", self.client, phase)
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedH11Protocol
