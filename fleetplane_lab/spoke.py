@@ -60,13 +60,17 @@ class SpokeSpec:
     name: DNS label, also the node-name prefix. profiles: bundled profile names
     (fleetplane_lab/profiles) or YAML paths. region: moves every pool to this region (zones keep
     their letters). extra_args: extra flags per component ("kube-apiserver", "etcd", ...),
-    mainly for tests that need a component to fail.
+    mainly for tests that need a component to fail. etcd_fsync: run the spoke's own etcd with
+    fsync, as production etcd does; off by default because lab data is throwaway and fsync
+    makes every write wait on the disk (bench/bench_vs_kube.py turns it on so etcd is not
+    flattered). A shared etcd (`Lab(shared_etcd=True)`) always runs without fsync.
     """
 
     name: str
     profiles: list[str] = field(default_factory=lambda: ["h100-reserved", "a100-spot", "l4-ondemand"])
     region: str | None = None
     extra_args: dict[str, list[str]] = field(default_factory=dict)
+    etcd_fsync: bool = False
 
 
 @dataclass
@@ -140,8 +144,17 @@ def _wait(component: str, rec: ProcRecord, check: Callable[[], bool], timeout: f
 
 
 def start_etcd(
-    name: str, data_dir: Path, bin_dir: Path, log_dir: Path, extra: list[str], record: Callable[[ProcRecord], None]
+    name: str,
+    data_dir: Path,
+    bin_dir: Path,
+    log_dir: Path,
+    extra: list[str],
+    record: Callable[[ProcRecord], None],
+    *,
+    fsync: bool = False,
 ) -> tuple[str, ProcRecord]:
+    """Start etcd on free loopback ports and wait until healthy. `fsync=False` (the lab's
+    default) passes `--unsafe-no-fsync`; `fsync=True` keeps etcd's durable default."""
     client, peer = process.free_ports(2)
     url = f"http://{LOOPBACK}:{client}"
     peer_url = f"http://{LOOPBACK}:{peer}"
@@ -155,8 +168,8 @@ def start_etcd(
         f"--initial-advertise-peer-urls={peer_url}",
         f"--initial-cluster=lab={peer_url}",
         # Throwaway test data: skipping fsync makes etcd (and so every API write) much faster,
-        # as envtest does.
-        "--unsafe-no-fsync=true",
+        # as envtest does. Benchmarks against the hub keep it on (SpokeSpec.etcd_fsync).
+        f"--unsafe-no-fsync={'false' if fsync else 'true'}",
         "--log-level=warn",
         *extra,
     ]
@@ -199,7 +212,13 @@ def start_spoke(
     if etcd_url is None:
         t0 = time.monotonic()
         etcd_url, _ = start_etcd(
-            f"{spec.name}/etcd", spoke_dir / "etcd", bin_dir, logs, spec.extra_args.get("etcd", []), rec_and_keep
+            f"{spec.name}/etcd",
+            spoke_dir / "etcd",
+            bin_dir,
+            logs,
+            spec.extra_args.get("etcd", []),
+            rec_and_keep,
+            fsync=spec.etcd_fsync,
         )
         info.timings["etcd"] = time.monotonic() - t0
         info.etcd_prefix = "/registry"
