@@ -135,18 +135,31 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
         return Response("ok", media_type="text/plain")
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> Response:
-        """ok, or what is wrong in a few words (no internals: this is served unauthenticated)."""
+    async def readyz(request: Request) -> Response:
+        """ok, or what is wrong in a few words (no internals: this is served unauthenticated).
+        `?verbose` lists each check, as kube-apiserver's /readyz?verbose does: the database, and
+        the controller's role (leader / standby) with the age of its last successful pass."""
         if not hub.ready:
             return Response("not ready: starting or stopping", status_code=503, media_type="text/plain")
+        database_ok = True
         try:
             await store.current_rv()
         except StoreError:  # the database is the hub's only dependency
-            return Response("not ready: database unavailable", status_code=503, media_type="text/plain")
-        problem = controller.health.problem() if controller is not None else None
-        if problem is not None:
-            return Response(f"not ready: {problem}", status_code=503, media_type="text/plain")
-        return Response("ok", media_type="text/plain")
+            database_ok = False
+        problem = None if database_ok else "database unavailable"
+        if problem is None and controller is not None:
+            problem = controller.health.problem()
+        code = 503 if problem else 200
+        if "verbose" in request.query_params:
+            lines = [f"[{'+' if database_ok else '-'}]database {'ok' if database_ok else 'unavailable'}"]
+            if controller is not None:
+                health = controller.health.problem()
+                lines.append(f"[{'-' if health else '+'}]controller {controller.health.summary()}")
+            else:
+                lines.append("[+]controller off in this process")
+            lines.append(f"readyz check {'failed' if problem else 'passed'}")
+            return Response("\n".join(lines) + "\n", status_code=code, media_type="text/plain")
+        return Response(f"not ready: {problem}" if problem else "ok", status_code=code, media_type="text/plain")
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError) -> Response:

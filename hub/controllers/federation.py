@@ -497,6 +497,12 @@ class ControllerHealth:
         self.last_error = type(exc).__name__
         self.pass_started = None
 
+    def summary(self) -> str:
+        """Role and the age of the last successful pass (no internals)."""
+        ago = time.monotonic() - self.last_ok
+        text = f"{self.role}, last successful pass {ago:.1f}s ago" if self.role == "leader" else self.role
+        return f"{text}; {self.problem()}" if self.problem() else text
+
     def problem(self) -> str | None:
         """None when healthy, else a short reason (no internals: it is served unauthenticated)."""
         now = time.monotonic()

@@ -198,6 +198,10 @@ def test_a_controller_wedged_on_a_lock_reports_not_ready_and_recovers(
             )
             text = httpx.get(f"{hub.http_url}/readyz").text
             assert "wedged" in text, text
+            verbose = httpx.get(f"{hub.http_url}/readyz?verbose").text
+            assert "[+]database ok" in verbose and "[-]controller leader" in verbose, verbose
             conn.rollback()
         wait_until(lambda: httpx.get(f"{hub.http_url}/readyz").status_code == 200, timeout=20, what="ready again")
+        verbose = httpx.get(f"{hub.http_url}/readyz?verbose").text
+        assert "[+]controller leader, last successful pass" in verbose and "check passed" in verbose, verbose
         wait_until(lambda: "wedge-0" in placed(c), timeout=30, what="the pass finished once the lock went")
