@@ -168,7 +168,9 @@ class Settings(BaseSettings):
         description=(
             "Failed authentications (a bearer token or join token that is not valid) one client address may make "
             "before it is answered 429 with Retry-After. 50 lets a misconfigured client see its 401s; tokens are "
-            "192-bit random, so the limit is about database load and log noise, not guessing."
+            "192-bit random, so the limit is about making failing clients back off (and log noise), not "
+            "guessing. A limited address is still served with any valid token (users behind one NAT with a "
+            "failing client keep working); unknown tokens seen recently are refused without a database look-up."
         ),
     )
 

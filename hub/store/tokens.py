@@ -144,45 +144,44 @@ async def create_token(
         return await _insert(conn, kind, subject, namespaces, ttl_seconds)
 
 
-async def exchange_join_token(store: Store, token: str, cluster: str) -> JoinOutcome:
+async def exchange_join_token_in(conn: AsyncConnection, token: str, cluster: str) -> JoinOutcome:
     """Redeem a join token for `cluster` and mint the cluster's agent credential, revoking the
-    cluster's earlier credentials — all in one transaction, so exactly one credential of a
-    cluster is valid after a join and a refused join changes nothing."""
-    async with store.begin() as conn:
-        # Two joins of one cluster (with two join tokens) must not both leave a credential: one
-        # waits for the other. The two-key form does not overlap the leader lock's bigint key.
+    cluster's earlier credentials, inside the caller's transaction: exactly one credential of a
+    cluster is valid after a join, and a refused join changes nothing. The join endpoint
+    registers the Cluster in the same transaction, so a failure after the exchange cannot strand
+    a cluster with a spent join token and a revoked credential."""
+    # Two joins of one cluster (with two join tokens) must not both leave a credential: one
+    # waits for the other. The two-key form does not overlap the leader lock's bigint key.
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:cls, hashtext(:s))"), {"cls": JOIN_LOCK_CLASS, "s": cluster})
+    row = (
         await conn.execute(
-            text("SELECT pg_advisory_xact_lock(:cls, hashtext(:s))"), {"cls": JOIN_LOCK_CLASS, "s": cluster}
+            text(
+                "SELECT used, revoked_at IS NOT NULL, expires_at IS NOT NULL AND expires_at <= now() "
+                "FROM tokens WHERE token_sha256 = :h AND kind = 'join' AND subject = :s FOR UPDATE"
+            ),
+            {"h": token_hash(token), "s": cluster},
         )
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT used, revoked_at IS NOT NULL, expires_at IS NOT NULL AND expires_at <= now() "
-                    "FROM tokens WHERE token_sha256 = :h AND kind = 'join' AND subject = :s FOR UPDATE"
-                ),
-                {"h": token_hash(token), "s": cluster},
-            )
-        ).first()
-        if row is None:
-            return JoinOutcome(None, JoinRefusal.UNKNOWN)
-        used, revoked, expired = row
-        if revoked:
-            return JoinOutcome(None, JoinRefusal.REVOKED)
-        if used:
-            return JoinOutcome(None, JoinRefusal.USED)
-        if expired:
-            return JoinOutcome(None, JoinRefusal.EXPIRED)
-        await conn.execute(text("UPDATE tokens SET used = true WHERE token_sha256 = :h"), {"h": token_hash(token)})
-        rotated = (
-            await conn.execute(
-                text(
-                    "UPDATE tokens SET revoked_at = now() "
-                    "WHERE kind = 'agent' AND subject = :s AND revoked_at IS NULL RETURNING id"
-                ),
-                {"s": cluster},
-            )
-        ).all()
-        credential = await _insert(conn, "agent", cluster, None, None)
+    ).first()
+    if row is None:
+        return JoinOutcome(None, JoinRefusal.UNKNOWN)
+    used, revoked, expired = row
+    if revoked:
+        return JoinOutcome(None, JoinRefusal.REVOKED)
+    if used:
+        return JoinOutcome(None, JoinRefusal.USED)
+    if expired:
+        return JoinOutcome(None, JoinRefusal.EXPIRED)
+    await conn.execute(text("UPDATE tokens SET used = true WHERE token_sha256 = :h"), {"h": token_hash(token)})
+    rotated = (
+        await conn.execute(
+            text(
+                "UPDATE tokens SET revoked_at = now() "
+                "WHERE kind = 'agent' AND subject = :s AND revoked_at IS NULL RETURNING id"
+            ),
+            {"s": cluster},
+        )
+    ).all()
+    credential = await _insert(conn, "agent", cluster, None, None)
     return JoinOutcome(credential, None, len(rotated))
 
 

@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -50,6 +51,9 @@ class Authenticator:
         self.store = store
         self.ttl = settings.auth_cache_seconds
         self._cache: OrderedDict[str, tuple[float, Subject | None, datetime | None]] = OrderedDict()
+        """Valid tokens looked up recently. Unknown ones live in `_misses`, so a client sending
+        random tokens cannot evict the valid ones and push every user back onto the database."""
+        self._misses: OrderedDict[str, float] = OrderedDict()
         self.failures = RateLimiter(settings.auth_failure_burst, settings.auth_failure_per_second)
         """Failed authentications (bearer tokens and join tokens) per client address."""
         self.joins = RateLimiter(settings.join_burst, settings.join_per_second)
@@ -74,14 +78,22 @@ class Authenticator:
         if hit and now - hit[0] < self.ttl and (hit[2] is None or hit[2] > datetime.now(UTC)):
             self._cache.move_to_end(h)
             return hit[1]
+        if self.known_bad(token):
+            return None
         rec = await lookup_token(self.store, token)
         subj = Subject(rec.kind, rec.subject, rec.namespaces) if rec else None
         if self.ttl > 0:
-            self._cache[h] = (now, subj, rec.expires_at if rec else None)
-            self._cache.move_to_end(h)
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
+            table: OrderedDict[str, Any] = self._cache if subj is not None else self._misses
+            table[h] = (now, subj, rec.expires_at) if rec and subj is not None else now
+            table.move_to_end(h)
+            while len(table) > CACHE_ENTRIES:
+                table.popitem(last=False)
         return subj
+
+    def known_bad(self, token: str) -> bool:
+        """This process looked the token up less than `ttl` seconds ago and it was not valid."""
+        seen = self._misses.get(token_hash(token))
+        return seen is not None and time.monotonic() - seen < self.ttl
 
     def forget(self, kind: str, name: str) -> None:
         """Drop cached credentials of one subject (after this process revoked them)."""
@@ -123,6 +135,10 @@ def middleware(
         subject = auth.cached(token)
         if subject is None:
             try:
+                if auth.known_bad(token):  # refused again without a database look-up
+                    auth.check_failures(request)
+                    auth.failed(request)
+                    return _answer(unauthorized())
                 subject = await auth.subject(token)
                 if subject is None:
                     # A valid token is served even from a limited address (users behind one NAT

@@ -2,7 +2,7 @@
 own credential, and the Cluster object is registered if new. Served without a bearer token.
 
 A join rotates the cluster's credential: the earlier agent tokens of that cluster are revoked
-in the same transaction (hub.store.tokens.exchange_join_token). Being unauthenticated, the
+in the same transaction (hub.store.tokens.exchange_join_token_in). Being unauthenticated, the
 endpoint is limited per client address (requests, and failed joins with the failed-auth
 budget) and reads at most `join_max_body_bytes`."""
 
@@ -18,7 +18,7 @@ from hub.errors import ApiError, bad_request, too_many_requests
 from hub.registry.lifecycle import RegistryTx
 from hub.registry.resources import BY_KIND
 from hub.store.store import now_rfc3339
-from hub.store.tokens import JoinRefusal, exchange_join_token
+from hub.store.tokens import JoinOutcome, JoinRefusal, exchange_join_token_in
 from hub.web.authn import client_address
 from hub.web.context import hub_of
 from hub.web.inputs import check_text, decode, read_body
@@ -76,7 +76,27 @@ async def join(request: Request) -> JSONResponse:
         token, cluster = await _join_body(request, hub.settings.join_max_body_bytes)
     except ApiError as err:
         return _answer(err)
-    outcome = await exchange_join_token(hub.store, token, cluster)
+
+    async def exchange(rtx: RegistryTx) -> JoinOutcome:
+        """Redeem the token, rotate the credential and register the Cluster in ONE transaction:
+        a failure anywhere leaves the join token unspent and the old credential valid."""
+        outcome = await exchange_join_token_in(rtx.tx.conn, token, cluster)
+        if outcome.credential is not None and await rtx.get(CLUSTER, None, cluster) is None:
+            await rtx.create(
+                CLUSTER,
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "Cluster",
+                    "metadata": {"name": cluster, "annotations": {JOINED_AT_ANNOTATION: now_rfc3339()}},
+                    "spec": {"backend": "kubernetes"},
+                },
+            )
+        return outcome
+
+    try:
+        outcome = await hub.registry.transact(exchange)
+    except ApiError as err:
+        return _answer(err)
     if outcome.credential is None:
         auth.failed(request)
         why = (outcome.refusal or JoinRefusal.UNKNOWN).value
@@ -92,17 +112,4 @@ async def join(request: Request) -> JSONResponse:
     if outcome.rotated:
         auth.forget("agent", cluster)  # its previous credential was revoked: refuse it here at once
 
-    async def ensure_cluster(rtx: RegistryTx) -> None:
-        if await rtx.get(CLUSTER, None, cluster) is None:
-            await rtx.create(
-                CLUSTER,
-                {
-                    "apiVersion": API_VERSION,
-                    "kind": "Cluster",
-                    "metadata": {"name": cluster, "annotations": {JOINED_AT_ANNOTATION: now_rfc3339()}},
-                    "spec": {"backend": "kubernetes"},
-                },
-            )
-
-    await hub.registry.transact(ensure_cluster)
     return JSONResponse({"clusterName": cluster, "token": credential})

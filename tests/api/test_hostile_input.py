@@ -268,6 +268,14 @@ def test_a_json_patch_that_doubles_the_object_with_copies_is_refused_while_it_is
     )
 
 
+@pytest.mark.parametrize("path", ["/spec/manifests/-", "/metadata/finalizers/-", "/spec/nope/-"])
+def test_a_json_patch_test_op_on_the_end_of_an_array_fails_cleanly(c: httpx.Client, path: str) -> None:
+    ops = [{"op": "test", "path": path, "value": 1}]
+    refused_and_unchanged(
+        c, lambda: send(c, "PATCH", KEEPER, json.dumps(ops).encode(), JSONPATCH), "test", codes=(422, 400)
+    )
+
+
 # ------------------------------------------------------------------ NUL and lone surrogates
 
 BAD_CHARS = ["\x00", "\ud800", "\udfff"]

@@ -52,7 +52,7 @@ def json_merge_patch(target: Any, patch: Any) -> Any:
 
 def _shown(value: Any) -> str:
     """A JSON value as an error quotes it: JSON, not a Python repr, and never long."""
-    text = json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -136,7 +136,7 @@ def apply_json_patch(doc: Obj, ops: list[dict[str, Any]], what: str) -> Any:
             out = jsonpatch.JsonPatch([op]).apply(out, in_place=True)
         except jsonpatch.JsonPatchTestFailed:
             current = jsonpointer.resolve_pointer(out, path, _MISSING)
-            if current is _MISSING:
+            if current is _MISSING or isinstance(current, jsonpointer.EndOfList):  # "/-": past the end
                 raise fail("test failed: the path does not exist") from None
             raise fail(f"test failed: the value is {_shown(current)}, not {_shown(op['value'])}") from None
         except jsonpatch.JsonPatchConflict as exc:
