@@ -155,7 +155,8 @@ def canonical(value: Any) -> Any:
 
 
 def same_status(a: Any, b: Any) -> bool:
-    return bool(canonical(a) == canonical(b))
+    # Plain equality first: it decides almost every comparison without two JSON round trips.
+    return bool(a == b or canonical(a) == canonical(b))
 
 
 # ------------------------------------------------------------------ conditions

@@ -491,7 +491,9 @@ class Registry:
         objects as ADDED; from a resourceVersion it starts with the events after it (410 when
         compacted). Unsubscribe with `self.broadcaster.unsubscribe(start.watcher)`."""
         with as_status():
-            watcher, backlog, seam = await self.broadcaster.subscribe(res.key, query.accepts, from_rv)
+            watcher, backlog, seam = await self.broadcaster.subscribe(
+                res.key, query.accepts, from_rv, selective=query.predicate is not None
+            )
         after = max(seam, from_rv or 0)
         initial: list[Obj] = []
         if from_rv is None:

@@ -26,15 +26,16 @@ from hub.store.store import Event, Store
 log = logging.getLogger(__name__)
 
 
-def as_seen_by(accept: Callable[[Event], bool], ev: Event) -> Event | None:
+def as_seen_by(accept: Callable[[Event], bool], ev: Event, selective: bool = True) -> Event | None:
     """The event as a watcher with this filter must see it, or None.
 
     As kube-apiserver's watch cache does with prevObject: an object that starts matching the
     watcher's selector arrives as ADDED, one that stops matching as DELETED (carrying its new
     state), and changes outside the selection are not sent. Without a known previous version
-    (`ev.prev` None) only the new one is matched."""
+    (`ev.prev` None) only the new one is matched. A watcher that is not `selective` (its filter
+    reads only the namespace, which never changes) skips the second evaluation."""
     now = accept(ev)
-    if ev.prev is None or ev.type == "ADDED":
+    if not selective or ev.prev is None or ev.type == "ADDED":
         return ev if now else None
     before = accept(replace(ev, object=ev.prev))
     if ev.type == "DELETED":
@@ -57,6 +58,7 @@ class Watcher:
     resource: str
     accept: Callable[[Event], bool]
     limit: int
+    selective: bool = True  # does `accept` read the object (selectors, content scopes)?
     queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
     overflowed: bool = False
 
@@ -126,32 +128,34 @@ class Broadcaster:
             self.ring.append(ev)
             self.last_rv = ev.rv
             for w in self.watchers:
-                if w.resource == ev.resource and (seen := as_seen_by(w.accept, ev)) is not None:
+                if w.resource == ev.resource and (seen := as_seen_by(w.accept, ev, w.selective)) is not None:
                     w.offer(seen)
             for listener in self.listeners:
                 listener(ev)
 
     async def subscribe(
-        self, resource: str, accept: Callable[[Event], bool], from_rv: int | None
+        self, resource: str, accept: Callable[[Event], bool], from_rv: int | None, *, selective: bool = True
     ) -> tuple[Watcher, list[Event], int]:
         """Register a watcher. Returns it, the back-fill events after from_rv, and the seam rv L.
 
         from_rv=None means "from now": no back-fill.
         """
         await self._ready.wait()
-        w = Watcher(resource, accept, self.queue_limit)
+        w = Watcher(resource, accept, self.queue_limit, selective)
         self.watchers.add(w)
         seam = self.last_rv
         backlog: list[Event] = []
         if from_rv is not None and from_rv < seam:
             try:
-                backlog = await self._backfill(resource, accept, from_rv, seam)
+                backlog = await self._backfill(resource, accept, from_rv, seam, selective)
             except BaseException:
                 self.watchers.discard(w)
                 raise
         return w, backlog, seam
 
-    async def _backfill(self, resource: str, accept: Callable[[Event], bool], from_rv: int, seam: int) -> list[Event]:
+    async def _backfill(
+        self, resource: str, accept: Callable[[Event], bool], from_rv: int, seam: int, selective: bool
+    ) -> list[Event]:
         floor = await self.store.compacted_rv()
         if from_rv < floor:
             raise ResourceVersionTooOld(from_rv, floor)
@@ -162,7 +166,7 @@ class Broadcaster:
             # Compaction may have raced the read: re-check the floor after it.
             if from_rv < await self.store.compacted_rv():
                 raise ResourceVersionTooOld(from_rv)
-        return [seen for e in evs if (seen := as_seen_by(accept, e)) is not None]
+        return [seen for e in evs if (seen := as_seen_by(accept, e, selective)) is not None]
 
     def unsubscribe(self, w: Watcher) -> None:
         self.watchers.discard(w)
