@@ -85,6 +85,17 @@ class FleetArrays:
         return self.model_ids.get(canonical_model(model), -1)
 
 
+def _taint_incidence(taint_sets: list[tuple[Taint, ...]]) -> tuple[list[Taint], BoolArray]:
+    """The distinct taints (sorted) and a row × taint incidence matrix, one row per taint set."""
+    taints: list[Taint] = sorted({t for ts in taint_sets for t in ts}, key=str)
+    index = {t: i for i, t in enumerate(taints)}
+    matrix = np.zeros((len(taint_sets), len(taints)), dtype=np.bool_)
+    for row, ts in enumerate(taint_sets):
+        for t in ts:
+            matrix[row, index[t]] = True
+    return taints, matrix
+
+
 def compile_snapshot(snapshot: FleetSnapshot) -> FleetArrays:
     """Lay the snapshot out as flat arrays. O(nodes); done once per snapshot."""
     clusters = snapshot.clusters
@@ -106,12 +117,7 @@ def compile_snapshot(snapshot: FleetSnapshot) -> FleetArrays:
         for k, v in c.labels.items():
             label_codes[k][i] = label_vocab[k][v]
 
-    taint_list: list[Taint] = sorted({t for c in clusters for t in c.taints}, key=str)
-    taint_idx = {t: i for i, t in enumerate(taint_list)}
-    taint_matrix = np.zeros((len(clusters), len(taint_list)), dtype=np.bool_)
-    for i, c in enumerate(clusters):
-        for t in c.taints:
-            taint_matrix[i, taint_idx[t]] = True
+    taint_list, taint_matrix = _taint_incidence([c.taints for c in clusters])
 
     pool_cluster: list[int] = []
     pool_names: list[str] = []
@@ -146,13 +152,7 @@ def compile_snapshot(snapshot: FleetSnapshot) -> FleetArrays:
                 max_gpn = max(max_gpn, n.gpus)
             pool_gpus.append(total)
             pool_node_end.append(len(node_names))
-    all_pools = [p for c in clusters for p in c.pools]
-    pool_taint_list: list[Taint] = sorted({t for p in all_pools for t in p.taints}, key=str)
-    pool_taint_idx = {t: i for i, t in enumerate(pool_taint_list)}
-    pool_taint_matrix = np.zeros((len(all_pools), len(pool_taint_list)), dtype=np.bool_)
-    for pi, p in enumerate(all_pools):
-        for t in p.taints:
-            pool_taint_matrix[pi, pool_taint_idx[t]] = True
+    pool_taint_list, pool_taint_matrix = _taint_incidence([p.taints for c in clusters for p in c.pools])
     pc = np.array(pool_cluster, dtype=np.int64)
     pg = np.array(pool_gpus, dtype=np.int64)
     cluster_gpus = (
