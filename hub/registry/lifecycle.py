@@ -476,6 +476,25 @@ class Registry:
                 continue_token=continue_token,
             )
 
+    async def list_json(
+        self,
+        res: Resource,
+        query: ListQuery,
+        *,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> tuple[list[str], int, str | None] | None:
+        """`list_objects` with each item as JSON text, when the query needs no look inside the
+        objects (no selector, no content scope); None when it does (use `list_objects`)."""
+        if query.predicate is not None:
+            return None
+        with as_status():
+            if query.namespaces == []:
+                return [], await self.store.current_rv(), None
+            return await self.store.list_json(
+                res.key, namespaces=query.namespaces, limit=limit, continue_token=continue_token
+            )
+
     async def list_all(self, res: Resource) -> list[Obj]:
         """Every object of a kind (the hub's own reads)."""
         with as_status():
