@@ -61,10 +61,14 @@ class Postgres:
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Postgres:
+def postgres() -> Iterator[Postgres]:
     d = Path(tempfile.mkdtemp(prefix="fleetplane-faults-pg-"))
     os.chmod(d, 0o755)  # Postgres runs as its own user
-    return Postgres(d)
+    pg = Postgres(d)
+    yield pg
+    # The package stops the server it started at exit, but not one restarted with pg_ctl.
+    if (pg.pg.pgdata / "postmaster.pid").exists():
+        pg.stop()
 
 
 @pytest.fixture(scope="module")
