@@ -160,23 +160,25 @@ def test_a_join_body_over_its_cap_is_refused_with_413_even_when_chunked(limited:
 # ------------------------------------------------------------------ slow clients, connection cap
 
 
+def trickle(s: socket.socket, data: bytes) -> float | None:
+    """Send `data` one byte every 0.25 s; when the hub closed the connection, or None."""
+    for byte in data:
+        try:
+            s.sendall(bytes([byte]))
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic()
+        if closed_by_peer(s, 0.25):
+            return time.monotonic()
+    return None
+
+
 def test_a_client_sending_headers_one_byte_at_a_time_is_disconnected_within_the_header_timeout(
     limited: HubProcess,
 ) -> None:
-    s = raw_socket(limited)
     request = b"GET /healthz HTTP/1.1\r\nHost: hub\r\nX-Slow: " + b"a" * 200
-    started = time.monotonic()
-    closed_at = None
-    with s:
-        for byte in request:
-            try:
-                s.sendall(bytes([byte]))
-            except (BrokenPipeError, ConnectionResetError):
-                closed_at = time.monotonic()
-                break
-            if closed_by_peer(s, 0.25):
-                closed_at = time.monotonic()
-                break
+    with raw_socket(limited) as s:
+        started = time.monotonic()
+        closed_at = trickle(s, request)
     assert closed_at is not None, "a slow-header client was never disconnected"
     assert 1.4 <= closed_at - started <= 1.5 + 1.5, f"disconnected after {closed_at - started:.1f}s (timeout 1.5 s)"
 
@@ -198,16 +200,7 @@ def test_a_client_sending_its_body_one_byte_at_a_time_is_disconnected_within_the
     with raw_socket(limited) as s:
         s.sendall(head)
         started = time.monotonic()
-        closed_at = None
-        for _ in range(100):
-            try:
-                s.sendall(b" ")
-            except (BrokenPipeError, ConnectionResetError):
-                closed_at = time.monotonic()
-                break
-            if closed_by_peer(s, 0.25):
-                closed_at = time.monotonic()
-                break
+        closed_at = trickle(s, b" " * 100)
     assert closed_at is not None, "a slow-body client was never disconnected"
     assert 1.9 <= closed_at - started <= 2 + 1.5, f"disconnected after {closed_at - started:.1f}s (timeout 2 s)"
 
