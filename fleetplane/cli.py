@@ -1,6 +1,6 @@
 """`fleetplane`: the one command. It assembles the commands of each package that is installed.
 
-- the hub (`up`, `db`, `token`, `cluster`) when the hub's dependencies are installed
+- the hub (`up`, `controller`, `db`, `token`, `cluster`) when the hub's dependencies are installed
   (`pip install fleetplane[hub]`);
 - `place` (the what-if planner) with the placement engine's (`fleetplane[placement]`, part of hub);
 - `agent` with the spoke agent's (`fleetplane[agent]`);
@@ -92,14 +92,69 @@ if installed("hub"):
         with_demo: bool = typer.Option(
             False, "--demo", help="Also start a small SIMULATED fleet with sample workloads."
         ),
+        workers: str | None = typer.Option(
+            None,
+            "--workers",
+            help=(
+                "API worker processes serving the port(s), plus one controller process (env FLEETPLANE_WORKERS; "
+                "default auto: the number of cores, at most 4). 1: one process runs the API and the controllers."
+            ),
+        ),
     ) -> None:
         """Run the hub (embedded Postgres unless a database URL is given)."""
         settings = Settings.load(
-            data_dir=data_dir, port=port, http_port=http_port, host=host, database_url=database_url
+            data_dir=data_dir,
+            port=port,
+            http_port=http_port,
+            host=host,
+            database_url=database_url,
+            workers=_workers(workers),
         )
-        hub_cli.run_hub(settings, before_serve=demo.before_serve(settings.data_dir) if with_demo else None)
+        hub_cli.run_hub(
+            settings,
+            before_serve=demo.before_serve(settings.data_dir) if with_demo else None,
+            controller_args=["--demo"] if with_demo else [],
+        )
+
+    @app.command()
+    def controller(
+        data_dir: Path | None = typer.Option(
+            None,
+            "--data-dir",
+            help="Embedded Postgres data (env FLEETPLANE_DATA_DIR; default .fleetplane).",
+        ),
+        database_url: str | None = typer.Option(
+            None, "--database-url", help="Use this Postgres instead of the embedded one (env FLEETPLANE_DATABASE_URL)."
+        ),
+        host: str | None = typer.Option(
+            None, "--host", help="Listen address of --health-port (env FLEETPLANE_HOST; default 127.0.0.1)."
+        ),
+        health_port: int | None = typer.Option(
+            None, "--health-port", min=1, max=65535, help="Serve /healthz, /livez and /readyz (plain HTTP) here."
+        ),
+        with_demo: bool = typer.Option(
+            False, "--demo", help="Also run the small SIMULATED demo fleet against the hub's API."
+        ),
+    ) -> None:
+        """Run the federation controller (one leader per database; others stand by), the event
+        compactor and no API: for hub replicas that serve the API with controllers off."""
+        settings = hub_cli.inherited_settings() or Settings.load(
+            data_dir=data_dir, database_url=database_url, host=host
+        )
+        hub_cli.run_controller(
+            settings,
+            before_serve=demo.before_serve(settings.data_dir) if with_demo else None,
+            health_port=health_port,
+        )
+
+    def _workers(value: str | None) -> int | str | None:
+        if value is None or value == "auto":
+            return value
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+        raise typer.BadParameter(f'"{value}" is not auto or a number of processes', param_hint="--workers")
 else:
-    for _name in ("up", "db", "token", "cluster"):
+    for _name in ("up", "controller", "db", "token", "cluster"):
         _missing(_name, "hub")
 
 if installed("placement"):

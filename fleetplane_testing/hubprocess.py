@@ -6,6 +6,7 @@ benchmarks."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,10 +31,12 @@ def hub_command(
     http_port: int | None = None,
     *extra_args: str,
     program: list[str] | None = None,
+    workers: int | str = 1,
 ) -> list[str]:
     """`fleetplane up` on `data_dir`: HTTPS on `port`, plain HTTP on `http_port` for probes.
-    `program` replaces `python -m fleetplane` (a benchmark's profiling wrapper)."""
-    cmd = [*(program or FLEETPLANE), "up", "--data-dir", str(data_dir), "--port", str(port)]
+    `program` replaces `python -m fleetplane` (a benchmark's profiling wrapper). `workers` is 1
+    (one process: per-process limits mean what a suite asserts) unless a caller asks for more."""
+    cmd = [*(program or FLEETPLANE), "up", "--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)]
     if http_port:
         cmd += ["--http-port", str(http_port)]
     return [*cmd, *extra_args]
@@ -64,6 +67,9 @@ class HubProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
     program: list[str] | None = None  # instead of `python -m fleetplane` (see hub_command)
+    workers: int = 1
+    """API worker processes (`fleetplane up --workers`); above 1 the hub also runs a controller
+    process, all in the hub's own process group."""
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,12 +95,18 @@ class HubProcess:
     def admin_token(self) -> str:
         return (self.data_dir / "admin.token").read_text().strip()
 
-    def start(self, timeout: float = 60) -> HubProcess:
+    def start(self, timeout: float | None = None) -> HubProcess:
+        """Start the hub and wait until it answers /readyz (default: 60 s, and 45 s more per
+        extra worker process on a busy machine); a hub that does not get there is killed."""
+        if timeout is None:
+            timeout = 60 + 45 * (self.workers - 1)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = self._env()
         log = open(self.log_path, "ab")  # noqa: SIM115  (the child process writes it for its whole life)
         self.proc = subprocess.Popen(
-            hub_command(self.data_dir, self.port, self.http_port, *self.extra_args, program=self.program),
+            hub_command(
+                self.data_dir, self.port, self.http_port, *self.extra_args, program=self.program, workers=self.workers
+            ),
             cwd=REPO,
             env=env,
             stdout=log,
@@ -105,20 +117,69 @@ class HubProcess:
         if wait_ready(self.http_url, lambda: proc.poll() is None, timeout):
             return self
         if proc.poll() is not None:
+            self.stop(kill=True)  # its children, if any are left
             raise RuntimeError(f"hub exited with {proc.returncode}:\n{self.log_tail()}")
+        self.stop(kill=True)
         raise RuntimeError(f"hub not ready in {timeout}s:\n{self.log_tail()}")
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc and self.proc.poll() is None:
+        """SIGTERM (a clean drain), or with `kill` SIGKILL to every process of the hub at once
+        (the parent, its API workers and its controller: a crash of the whole hub)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             if kill:
-                self.proc.kill()
+                self._kill_group()
             else:
                 self.proc.terminate()
             try:
-                self.proc.wait(10)
+                self.proc.wait(10 if not kill else 5)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._kill_group()
                 self.proc.wait(5)
+        if self.processes():  # children outliving a parent that is gone: never leave them running
+            deadline = time.monotonic() + 15
+            while self.processes() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self._kill_group()
+
+    def kill_parent(self) -> None:
+        """SIGKILL the `fleetplane up` process only (its children must then stop on their own)."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(5)
+
+    def _kill_group(self) -> None:
+        # start() put the hub in its own session: its process group id is the parent's pid.
+        # Embedded Postgres is not in it (pg_ctl starts the server in a session of its own).
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def processes(self) -> dict[int, str]:
+        """Live processes of this hub (pid → command line): the parent and whatever it started
+        in its process group (API workers, the controller). Linux /proc; zombies not counted."""
+        if self.proc is None:
+            return {}
+        found: dict[int, str] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                fields = stat[stat.rindex(")") + 2 :].split()
+                if fields[0] == "Z" or int(fields[2]) != self.proc.pid:  # state, pgrp
+                    continue
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            except (OSError, ValueError):
+                continue
+        return found
+
+    def worker_pids(self) -> list[int]:
+        """The pids of the hub's API worker processes (none in a one-process hub)."""
+        return sorted(pid for pid, cmd in self.processes().items() if cmd.endswith("fleetplane api-worker"))
 
     def log_tail(self, n: int = 40) -> str:
         try:

@@ -64,6 +64,10 @@ ASSIGNMENT_ANNOTATION: Final = f"{GROUP}/assignment"
 RESERVATION_ANNOTATION: Final = f"{GROUP}/reservation"
 """On Assignments: the GPUs (pool, nodes) held until the cluster's capacity report shows them."""
 
+FAILOVER_ANNOTATION: Final = f"{GROUP}/failover"
+"""On Assignments: the Workload's spec.failover (Replace or Wait), so an agent cut off from the hub
+knows which copies to stop (self-fencing: Replace) and which to keep running (Wait)."""
+
 PRICE_ANNOTATION: Final = f"{GROUP}/price-per-gpu-hour"
 """On spoke nodes: the price of one GPU hour on this node, read into the pool's price."""
 

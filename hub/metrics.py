@@ -22,3 +22,9 @@ STORE_COMMIT_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 WATCH_EVENTS_SENT = Counter("fleetplane_watch_events_sent_total", "Watch events written to clients.", ["resource"])
+CONTROLLER_LISTS = Counter(
+    "fleetplane_controller_lists_total",
+    "Lists the federation controller made of a resource (its cache lists once per leadership, then follows events).",
+    ["resource"],
+)
+CONTROLLER_PASSES = Counter("fleetplane_controller_passes_total", "Federation controller passes run.")

@@ -5,6 +5,11 @@ uvicorn. Routes: the Kubernetes-compatible API (hub.web.kube), the join endpoint
 the REST API under /v1 (hub.web.rest), /healthz, /readyz, /metrics. Background tasks: the watch
 poller, event compaction, the federation controller (one active per database), and whatever
 entry points add with `add_background` (the demo fleet).
+
+`role` splits that for a multi-process hub (docs/scaling.md, "Processes and scale-out"): an
+"api" worker serves every route with no background work but the watch poller; the "controller"
+process serves only /healthz, /livez and /readyz and runs the compactor, the federation
+controller and the entry points' background tasks; "all" (one process) does both.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -39,6 +44,10 @@ from hub.web.rest import routes as rest
 log = logging.getLogger(__name__)
 
 Background = Callable[[HubContext], Awaitable[None]]
+
+Role = Literal["all", "api", "controller"]
+
+DEFAULT_POOL_SIZE = 10
 
 
 def add_background(app: FastAPI, task: Background) -> None:
@@ -83,8 +92,8 @@ async def drain(app: FastAPI) -> None:
     await hub.registry.broadcaster.stop()
 
 
-def create_app(settings: Settings, database_url: str) -> FastAPI:
-    store = Store(database_url)
+def create_app(settings: Settings, database_url: str, role: Role = "all") -> FastAPI:
+    store = Store(database_url, pool_size=settings.db_pool_size or DEFAULT_POOL_SIZE)
     broadcaster = Broadcaster(
         store,
         poll_seconds=settings.watch_poll_seconds,
@@ -94,15 +103,23 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     registry = Registry(store, broadcaster)
     hub = HubContext(settings=settings, registry=registry, authenticator=Authenticator(store, settings), store=store)
     tasks: list[asyncio.Task[Any]] = []
-    controller = FederationController(registry, settings, LeaderLock(store)) if settings.controllers else None
+    runs_background = role != "api"
+    controller = (
+        FederationController(registry, settings, LeaderLock(store))
+        if settings.controllers and runs_background
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broadcaster.start()
-        background: list[tuple[str, Background]] = [("compactor", _compactor)]
+        background: list[tuple[str, Background]] = [("compactor", _compactor)] if runs_background else []
         if controller is not None:
             background.append(("federation", lambda _: controller.run()))
-        background += [(getattr(t, "__name__", "background"), t) for t in app.state.background]
+        if runs_background:
+            background += [(getattr(t, "__name__", "background"), t) for t in app.state.background]
+        elif app.state.background:
+            raise RuntimeError("an API worker runs no background tasks: add them to the controller process")
         for name, task in background:
             tasks.append(asyncio.create_task(supervise(name, partial(task, hub)), name=name))
         hub.ready = True
@@ -127,7 +144,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     )
     app.state.hub = hub
     app.state.background = []
-    app.middleware("http")(authn.middleware(hub.authenticator))
+    app.add_middleware(authn.AuthMiddleware, auth=hub.authenticator)
 
     @app.get("/healthz", include_in_schema=False)
     @app.get("/livez", include_in_schema=False)
@@ -156,7 +173,7 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
                 health = controller.health.problem()
                 lines.append(f"[{'-' if health else '+'}]controller {controller.health.summary()}")
             else:
-                lines.append("[+]controller off in this process")
+                lines.append(f"[+]controller off in this process ({role} role)")
             lines.append(f"readyz check {'failed' if problem else 'passed'}")
             return Response("\n".join(lines) + "\n", status_code=code, media_type="text/plain")
         return Response(f"not ready: {problem}" if problem else "ok", status_code=code, media_type="text/plain")
@@ -185,6 +202,9 @@ def create_app(settings: Settings, database_url: str) -> FastAPI:
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if role == "controller":
+        return app  # probes and /metrics only: the API is served by the worker processes
 
     docs.mount(app)
     app.include_router(join.router)

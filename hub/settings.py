@@ -7,10 +7,11 @@ and with the agent's (spoke_agent.settings) and the CLI's (hub.cli), which take 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORT = 8443
@@ -137,6 +138,29 @@ class Settings(BaseSettings):
         ),
     )
 
+    # ---------------------------------------------------------------- processes (docs/scaling.md)
+
+    workers: int | Literal["auto"] = Field(
+        default="auto",
+        description=(
+            "API worker processes `fleetplane up` runs, all serving the same port(s), plus one controller "
+            "process. `auto`: the number of cores, at most 4 (past that the single resourceVersion counter "
+            "and the one controller leader, not the API's CPU, bound throughput); 1: today's single process "
+            "running the API and the controllers together."
+        ),
+    )
+
+    db_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description=(
+            "Database connections each hub process keeps pooled (the store allows 20 more on demand). Empty: 10 "
+            "in a single-process hub; with several workers, `fleetplane up` sizes it so every worker and the "
+            "controller together stay within the server's max_connections."
+        ),
+    )
+
     # ---------------------------------------------------------------- tokens and limits
     # docs/security.md lists these with the threat each one answers.
 
@@ -258,6 +282,19 @@ class Settings(BaseSettings):
             "tool one per resource: 100 is ample, and each watch costs a queue of up to watch_queue_limit events."
         ),
     )
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_positive(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 64:
+            raise ValueError("workers must be auto or a number from 1 to 64")
+        return v
+
+    def worker_count(self) -> int:
+        """`workers` as a number: `auto` is the number of cores, at most 4."""
+        if self.workers == "auto":
+            return max(1, min(4, os.cpu_count() or 1))
+        return self.workers
 
     @classmethod
     def load(cls, **flags: Any) -> Settings:

@@ -42,8 +42,9 @@ def fresh_database(postgres):  # type: ignore[no-untyped-def]
     return make
 
 
-def start_hub(tmp: Path, url: str, **env: str) -> HubProcess:
-    return HubProcess(tmp, url, free_port(), free_port(), extra_env=dict(env)).start()
+def start_hub(tmp: Path, url: str, workers: int = 1, **env: str) -> HubProcess:
+    """A hub on `url`; `workers` > 1 runs that many API worker processes and a controller."""
+    return HubProcess(tmp, url, free_port(), free_port(), extra_env=dict(env), workers=workers).start()
 
 
 @pytest.fixture(scope="module")

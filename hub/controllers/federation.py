@@ -5,6 +5,14 @@ every committed change to a Workload, Cluster, Assignment, Dataset or Topology (
 the process's watch poller) marks the loop dirty; a pass runs after a short debounce. The only
 timer is the next cluster-heartbeat expiry.
 
+It reads the fleet from an informer (hub.controllers.cache): one list per resource when this
+process becomes the leader, then every dispatched event applied to in-memory indexes. A pass
+first waits until the cache has seen the store's current resourceVersion (so it sees its own
+previous writes), then handles only the workloads that need it: dirty ones (their object or
+their Assignments changed, or a cluster they run on changed readiness), deleting ones (they
+are dirty while their Assignments go), and pending ones when capacity changed. Status is
+aggregated only for workloads whose Assignments changed.
+
 A pass:
 1. Health: a cluster whose heartbeat is older than `cluster_timeout_seconds` gets
    Ready=False (reason HeartbeatTimeout) — rules in hub.controllers.health.
@@ -48,7 +56,6 @@ from fleetplane_types.names import (
     EVENTS,
     EVICTED_REASON,
     FAILOVER_REASON,
-    NAMESPACES,
     PLACED_REASON,
     PREEMPTED_REASON,
     TOPOLOGIES,
@@ -56,15 +63,18 @@ from fleetplane_types.names import (
     WORKLOAD_FINALIZER,
     WORKLOADS,
 )
+from hub import metrics
 from hub.controllers import events, health, placing, status
+from hub.controllers.cache import CACHED, FleetCache, Key
 from hub.controllers.snapshot import build_snapshot, reservations
 from hub.errors import ApiError
-from hub.registry.lifecycle import Registry, RegistryTx, deleting
+from hub.registry.lifecycle import ListQuery, Registry, RegistryTx, deleting
 from hub.registry.resources import BY_KEY
 from hub.settings import Settings
+from hub.store import leases
 from hub.store.leader import LeaderLock
 from hub.store.store import Event, now_rfc3339
-from placement import Decision, Engine, PlacementInputError
+from placement import Decision, Engine, FleetSnapshot, PlacementInputError
 from placement.manifests import workload_from_api
 
 log = logging.getLogger(__name__)
@@ -73,14 +83,15 @@ WATCHED = {WORKLOADS, ASSIGNMENTS, CLUSTERS, DATASETS, TOPOLOGIES}
 WORKLOAD = BY_KEY[WORKLOADS]
 ASSIGNMENT = BY_KEY[ASSIGNMENTS]
 CLUSTER = BY_KEY[CLUSTERS]
-DATASET = BY_KEY[DATASETS]
-TOPOLOGY = BY_KEY[TOPOLOGIES]
 EVENT = BY_KEY[EVENTS]
-NAMESPACE = BY_KEY[NAMESPACES]
 
 COMMIT_BATCH = 50
 """Decisions (or status updates) per transaction: thousands of one-decision transactions
 saturate the event loop long before Postgres is busy (bench/results/federation.md)."""
+
+CATCH_UP_SECONDS = 10.0
+"""How long a pass waits for the watch poller to dispatch the store's current resourceVersion
+(normally milliseconds: local commits wake the poller) before it lists the fleet instead."""
 
 Obj = dict[str, Any]
 StatusUpdate = tuple[str, str, str, list[dict[str, Any]]]  # namespace, name, phase, per-cluster
@@ -102,23 +113,21 @@ class FederationController:
         self.leader = leader
         self.engine = Engine(settings.placement_profile)
         self._dirty = asyncio.Event()
-        self._cluster_digests: dict[str, int] = {}
+        self.cache = FleetCache()
         self._last_clusters: list[Obj] = []
+        self._tried_at = -1  # the cache's capacity_version when pending workloads were last tried
+        self._leading_since = time.time()  # when this process last became leader (liveness floor)
+        self._snapshot: tuple[int, FleetSnapshot] | None = None  # (cache.cluster_version, snapshot)
         self.passes = 0
         self._compacted_at = 0.0
         self.health = ControllerHealth(settings.controller_stuck_seconds)
 
     def _on_event(self, ev: Event) -> None:
-        if ev.resource not in WATCHED:
-            return
-        if ev.resource == CLUSTERS and ev.type == "MODIFIED":
-            # Heartbeats arrive every few seconds from every cluster; only a change in what
-            # placement reads (spec, labels, conditions, capacity) needs a pass. Expiry has its timer.
-            digest = health.cluster_digest(ev.object)
-            if self._cluster_digests.get(ev.name) == digest:
-                return
-            self._cluster_digests[ev.name] = digest
-        self._dirty.set()
+        # Heartbeats arrive every few seconds from every cluster; the cache keeps them, but only
+        # a change in what placement reads (spec, labels, conditions, capacity) needs a pass.
+        # Expiry has its timer.
+        if self.cache.apply(ev) and ev.resource in WATCHED:
+            self._dirty.set()
 
     # ------------------------------------------------------------------ leadership
 
@@ -144,10 +153,15 @@ class FederationController:
                 await self.leader.release()
 
     async def _lead(self) -> None:
+        self.cache.invalidate()  # another leader may have written anything meanwhile: list again
+        self._leading_since = time.time()
         self._dirty.set()
         while True:
             timeout = health.seconds_to_next_expiry(
-                self._last_clusters, time.time(), self.settings.cluster_timeout_seconds
+                self._last_clusters,
+                time.time(),
+                self.settings.cluster_timeout_seconds,
+                await self._renewals(),
             )
             try:
                 await asyncio.wait_for(self._dirty.wait(), timeout=timeout)
@@ -172,23 +186,60 @@ class FederationController:
 
     async def reconcile(self) -> None:
         self.passes += 1
-        clusters = await self.registry.list_all(CLUSTER)
-        if await self._health(clusters):
-            clusters = await self.registry.list_all(CLUSTER)
-        self._last_clusters = clusters
-        workloads = await self.registry.list_all(WORKLOAD)
-        assignments = await self.registry.list_all(ASSIGNMENT)
-        by_workload: dict[tuple[str, str], list[Obj]] = {}
-        for a in assignments:
-            key = (_meta(a).get("namespace", ""), (a.get("spec") or {}).get("workloadRef", {}).get("name", ""))
-            by_workload.setdefault(key, []).append(a)
-        ready = {_meta(c)["name"] for c in clusters if is_ready(c)}
+        metrics.CONTROLLER_PASSES.inc()
+        await self._sync()
+        if await self._health(self.cache.clusters):
+            await self._sync()  # see our own NotReady marks
+        self._last_clusters = self.cache.clusters
+        ready = self.cache.ready_clusters()
+        tried_at = self.cache.capacity_version
+        keys = self.cache.take_dirty()
+        if tried_at != self._tried_at:  # capacity changed: pending workloads may fit now
+            keys |= self.cache.pending
+        try:
+            await self._handle(sorted(keys), ready)
+        except BaseException:
+            self.cache.dirty |= keys  # the next pass handles them again
+            raise
+        self._tried_at = tried_at
+        if time.monotonic() - self._compacted_at > events.COMPACT_EVERY_SECONDS:
+            await self._expire_events()
+            self._compacted_at = time.monotonic()
 
+    async def _sync(self) -> None:
+        """List the fleet into the cache if it is not synced; else wait until the cache has seen
+        every committed change up to now (the store's current resourceVersion)."""
+        if self.cache.synced:
+            rv = await self.registry.current_rv()
+            if await self.cache.caught_up(rv, CATCH_UP_SECONDS) and self.cache.synced:
+                return
+            log.warning("controller cache did not reach resourceVersion %d in %gs; listing again", rv, CATCH_UP_SECONDS)
+        self.cache.begin_list()
+        listed_at = 0
+        try:
+            for resource in CACHED:
+                res = BY_KEY[resource]
+                items, rv, _ = await self.registry.list_objects(res, ListQuery(None, None))
+                metrics.CONTROLLER_LISTS.labels(resource).inc()
+                self.cache.load(resource, items, rv)
+                listed_at = max(listed_at, rv)
+        except BaseException:
+            self.cache.abandon_list()
+            raise
+        self.cache.finish_list()
+        # The lists ran one after another: once the events up to the last one's rv are applied,
+        # every resource is cached as of one moment.
+        await self.cache.caught_up(listed_at, CATCH_UP_SECONDS)
+
+    async def _handle(self, keys: list[Key], ready: set[str]) -> None:
+        """One pass over the workloads that need it (the cache's dirty and pending ones)."""
         pending: list[Obj] = []
         updates: list[StatusUpdate] = []
-        for w in workloads:
-            key = _key(w)
-            mine = by_workload.get(key, [])
+        for key in keys:
+            w = self.cache.workload(key)
+            if w is None:
+                continue
+            mine = self.cache.assignments_of(key)
             if deleting(w):
                 await self._delete_workload(w, mine)
                 continue
@@ -219,20 +270,17 @@ class FederationController:
                 updates.append((key[0], key[1], new_phase, per_cluster))
         await self._write_aggregates(updates)
         if pending:
-            await self._place(pending, clusters, assignments)
-        if time.monotonic() - self._compacted_at > events.COMPACT_EVERY_SECONDS:
-            await self._expire_events()
-            self._compacted_at = time.monotonic()
+            await self._place(pending)
 
     # ------------------------------------------------------------------ events
 
     async def _record(self, rtx: RegistryTx, involved: Obj, event_type: str, reason: str, message: str) -> None:
         """Record an Event about `involved` in its transaction: a new one, or the stored one of
         this reason counted once more. Skipped when the namespace is going away (it could not
-        hold new objects, and the Event would go with it)."""
+        hold new objects, and the Event would go with it). The namespace is read from the cache,
+        which a pass starts by bringing up to date: one statement less per Event."""
         ns = _meta(involved).get("namespace")
-        ns_obj = await rtx.get(NAMESPACE, None, ns or "", lock=False)
-        if not ns or ns_obj is None or deleting(ns_obj):
+        if not self.cache.namespace_open(ns):
             return
         now = now_rfc3339()
         cur = await rtx.get(EVENT, ns, events.event_name(involved, reason))
@@ -257,13 +305,25 @@ class FederationController:
 
     # ------------------------------------------------------------------ health
 
+    async def _renewals(self) -> dict[str, float]:
+        """Lease renewals by cluster, none earlier than the start of this leadership: a hub that
+        was down (or a new leader) gives every agent a full timeout to reach it before calling its
+        cluster NotReady, as kube-controller-manager's node lifecycle controller times node
+        heartbeats from when it observed them. Without this, a hub restart that took longer than
+        the timeout failed over every placed workload."""
+        renewed = await leases.renewals(self.registry.store)
+        floor = self._leading_since
+        return {name: max(renewed.get(name, floor), floor) for name in {_meta(c)["name"] for c in self.cache.clusters}}
+
     async def _health(self, clusters: list[Obj]) -> bool:
-        """Mark clusters with an expired heartbeat NotReady; True if any was marked."""
+        """Mark clusters NotReady whose agent was last heard of (lease renewal or status heartbeat)
+        longer than the timeout ago; True if any was marked."""
         timeout = self.settings.cluster_timeout_seconds
+        renewed = await self._renewals()
         now = time.time()
         marked = False
         for c in clusters:
-            if not health.heartbeat_expired(c, now, timeout):
+            if not health.heartbeat_expired(c, now, timeout, renewed.get(_meta(c)["name"])):
                 continue
             name = _meta(c)["name"]
 
@@ -280,12 +340,19 @@ class FederationController:
 
     # ------------------------------------------------------------------ placement
 
-    async def _place(self, pending: list[Obj], clusters: list[Obj], assignments: list[Obj]) -> None:
-        datasets = await self.registry.list_all(DATASET)
-        topologies = await self.registry.list_all(TOPOLOGY)
-        snapshot, problems = build_snapshot(clusters, datasets, topologies)
-        for p in problems:
-            log.warning("left out of the placement snapshot: %s", p)
+    def _fleet_snapshot(self) -> FleetSnapshot:
+        """The placement snapshot of the cached fleet, rebuilt only when a Cluster (beyond its
+        heartbeat), a Dataset or a Topology changed."""
+        version = self.cache.cluster_version
+        if self._snapshot is None or self._snapshot[0] != version:
+            snapshot, problems = build_snapshot(self.cache.clusters, self.cache.datasets, self.cache.topologies)
+            for p in problems:
+                log.warning("left out of the placement snapshot: %s", p)
+            self._snapshot = (version, snapshot)
+        return self._snapshot[1]
+
+    async def _place(self, pending: list[Obj]) -> None:
+        snapshot = self._fleet_snapshot()
         requests = []
         by_key: dict[str, Obj] = {}
         for w in pending:
@@ -301,8 +368,8 @@ class FederationController:
             by_key[req.key] = w
         if not requests:
             return
-        cluster_map = {_meta(c)["name"]: c for c in clusters}
-        decisions = self.engine.place_batch(snapshot, requests, reservations(assignments, cluster_map))
+        cluster_map = self.cache.cluster_map()
+        decisions = self.engine.place_batch(snapshot, requests, reservations(self.cache.assignments, cluster_map))
         placed = [(by_key[d.workload.key], d) for d in decisions if d.placed]
         for i in range(0, len(placed), COMMIT_BATCH):
             await self._commit_placements(placed[i : i + COMMIT_BATCH], cluster_map)

@@ -1,5 +1,9 @@
 """Pure cluster-health rules: heartbeat expiry, the NotReady condition, the next expiry timer,
-and which Cluster changes matter to placement. No I/O: table-tested in tests/unit/hub."""
+and which Cluster changes matter to placement. No I/O: table-tested in tests/unit/hub.
+
+A cluster is alive while the later of its lease renewal (agents renew every heartbeat without
+touching the Cluster object, hub.store.leases) and its status.heartbeatTime (written with each
+status report) is within `cluster_timeout_seconds`."""
 
 from __future__ import annotations
 
@@ -16,10 +20,19 @@ MAX_TIMER_SECONDS = 30.0
 """The controller wakes at least this often even when no heartbeat is due to expire."""
 
 
-def heartbeat_expired(cluster: Obj, now: float, timeout: float) -> bool:
-    """A Ready cluster whose last heartbeat is older than `timeout` seconds."""
+def last_seen(cluster: Obj, renewed: float | None = None) -> float | None:
+    """When the cluster's agent was last heard of (epoch seconds): the later of its lease renewal
+    (hub.store.leases, the hub's clock) and its status.heartbeatTime (written with each status
+    report). None if neither is known."""
     hb = parse_time((cluster.get("status") or {}).get("heartbeatTime"))
-    return is_ready(cluster) and hb is not None and now - hb > timeout
+    times = [t for t in (hb, renewed) if t is not None]
+    return max(times) if times else None
+
+
+def heartbeat_expired(cluster: Obj, now: float, timeout: float, renewed: float | None = None) -> bool:
+    """A Ready cluster last heard of (lease renewal or status heartbeat) more than `timeout` s ago."""
+    seen = last_seen(cluster, renewed)
+    return is_ready(cluster) and seen is not None and now - seen > timeout
 
 
 def not_ready_status(cluster: Obj, timeout: float, now_rfc3339: str) -> dict[str, Any]:
@@ -39,16 +52,20 @@ def not_ready_status(cluster: Obj, timeout: float, now_rfc3339: str) -> dict[str
     return st
 
 
-def seconds_to_next_expiry(clusters: list[Obj], now: float, timeout: float) -> float:
-    """Seconds until the earliest Ready cluster's heartbeat expires (at most MAX_TIMER_SECONDS).
+def seconds_to_next_expiry(
+    clusters: list[Obj], now: float, timeout: float, renewals: dict[str, float] | None = None
+) -> float:
+    """Seconds until the earliest Ready cluster's liveness expires (at most MAX_TIMER_SECONDS);
+    `renewals` are lease renewals by cluster name (hub.store.leases.renewals).
 
-    Heartbeats after `clusters` was read only push expiry later, so a timer from this may
-    fire early (a cheap pass that finds nothing expired), never late."""
+    Renewals and heartbeats after these were read only push expiry later, so a timer from this
+    may fire early (a cheap pass that finds nothing expired), never late."""
+    renewals = renewals or {}
     soonest = MAX_TIMER_SECONDS
     for c in clusters:
-        hb = parse_time((c.get("status") or {}).get("heartbeatTime"))
-        if hb is not None and is_ready(c):
-            soonest = min(soonest, max(0.05, hb + timeout - now + 0.05))
+        seen = last_seen(c, renewals.get((c.get("metadata") or {}).get("name", "")))
+        if seen is not None and is_ready(c):
+            soonest = min(soonest, max(0.05, seen + timeout - now + 0.05))
     return soonest
 
 

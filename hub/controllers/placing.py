@@ -12,6 +12,7 @@ from fleetplane_types.names import (
     API_VERSION,
     CLUSTER_LABEL,
     EPOCH_LABEL,
+    FAILOVER_ANNOTATION,
     RESERVATION_ANNOTATION,
     WORKLOAD_LABEL,
 )
@@ -75,7 +76,7 @@ def assignments_for(cur: Obj, d: Decision, epoch: int, clusters: dict[str, Obj])
     held = {r.cluster: r for r in d.reservations()}
     out = []
     for x in d.assignments:
-        annotations = {}
+        annotations = {FAILOVER_ANNOTATION: str(cur["spec"].get("failover") or "Replace")}  # agent self-fencing
         r = held.get(x.cluster)
         if r is not None:
             annotations[RESERVATION_ANNOTATION] = reservation_annotation(r)

@@ -15,7 +15,8 @@ Subjects (bearer tokens, hub.store.tokens, map to them; `SYSTEM` is the hub's ow
 - agent (cluster name): reads its own Cluster and writes its status (the capacity report) and,
   on the main resource, only `spec.backend` and the `fleetplane.io/backend` label (what the spoke
   agent sends when it starts); reads the Assignments whose spec.clusterName is its cluster,
-  writes their status and may remove their finalizers. Nothing else.
+  writes their status and may remove their finalizers; renews its own cluster's lease
+  (`check_lease`, which admins may read). Nothing else.
 - any other kind of subject (a metrics token): no object at all.
 
 Two answers for a refusal, decided in this order:
@@ -262,6 +263,28 @@ def _cluster_essence(o: Obj) -> Obj:
 
 def _shared_with(o: Obj | None) -> list[Any]:
     return list(_dict((o or {}).get("spec")).get("sharedWith") or [])
+
+
+# ------------------------------------------------------------------ cluster leases
+
+
+def check_lease(subject: Subject, cluster: str, verb: str) -> None:
+    """Who may read (`get`) or renew (`update`) cluster `cluster`'s lease (hub.store.leases).
+
+    Only that cluster's agent renews it; admins (and the controllers) read it, and so does the
+    agent. Anyone else gets the 404 of a Cluster outside their scope, whether the cluster
+    exists or not; an admin, who can see the Cluster, is told 403 on a renewal."""
+    own_agent = subject.kind == "agent" and subject.name == cluster
+    if own_agent:
+        return
+    if verb == "get" and subject.is_admin:
+        return
+    if subject.is_admin:
+        raise forbidden(f'lease of cluster "{cluster}" is renewed only by that cluster\'s agent credential')
+    raise not_found(_CLUSTER.plural, _CLUSTER.group, cluster)
+
+
+_CLUSTER = next(r for r in RESOURCES if r.kind == "Cluster")
 
 
 # ------------------------------------------------------------------ reviews (kubectl auth can-i)

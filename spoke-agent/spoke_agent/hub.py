@@ -1,5 +1,5 @@
-"""The agent's side of the hub protocol (httpx): join, Cluster status, Assignment list/watch,
-Assignment status and the cleanup finalizer.
+"""The agent's side of the hub protocol (httpx): join, Cluster status, the cluster's lease,
+Assignment list/watch, Assignment status and the cleanup finalizer.
 
 Every error the hub returns is a Kubernetes Status; it becomes a TemporaryError (retry),
 a PermanentError (report and wait), JoinRefused (401) or Expired (410, relist).
@@ -127,6 +127,19 @@ class HubClient:
             f"report status of Cluster {name}",
             content=json.dumps({"status": status}),
             headers=MERGE_PATCH,
+        )
+
+    async def renew_lease(self, name: str, holder: str, duration: float, timeout: float) -> dict[str, Any]:
+        """Renew the cluster's lease (liveness without rewriting the Cluster object).
+
+        `timeout` bounds the whole request: a renewal that would arrive after the lease ran out
+        is worthless, and the agent's fencing clock must not wait on a hung connection."""
+        return await self._send(
+            "PUT",
+            f"/v1/clusters/{quote(name, safe='')}/lease",
+            f"renew the lease of Cluster {name}",
+            json={"holderIdentity": holder, "leaseDurationSeconds": duration},
+            timeout=timeout,
         )
 
     # ------------------------------------------------------------ Assignments

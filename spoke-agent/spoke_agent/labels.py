@@ -16,6 +16,7 @@ from fleetplane_types.names import (
     ASSIGNMENT_LABEL,
     BACKEND_LABEL,
     EPOCH_LABEL,
+    FAILOVER_ANNOTATION,
     WORKLOAD_LABEL,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "BACKEND_LABEL",
     "CLEANUP_FINALIZER",
     "EPOCH_LABEL",
+    "FAILOVER_ANNOTATION",
     "WORKLOAD_LABEL",
     "assignment_key",
     "assignment_label",

@@ -64,14 +64,40 @@ class CapacitySettings(_Group):
     )
     heartbeat_seconds: float = Field(
         default=15.0,
-        description="Seconds. Report capacity (and the heartbeat time) at least this often even without "
-        "changes. The hub marks a cluster NotReady after a few missed heartbeats; 15 s costs one small "
-        "PATCH per cluster and keeps a lost cluster detectable within about a minute.",
+        description="Seconds. Renew the cluster's lease this often (one tiny PUT that rewrites no object and "
+        "wakes no watcher), and look at capacity this often even without a change event: the Cluster's "
+        "status is PATCHed only when what it reports (capacity, conditions, versions) changed. The hub "
+        "marks a cluster NotReady after a few missed renewals; 15 s keeps a lost cluster detectable within "
+        "about a minute.",
     )
     report_nodes: bool = Field(
         default=True,
         description="Include the per-node free list in each pool (placement needs it to know whether one "
         "node can host a whole replica). Turn off only for clusters with thousands of GPU nodes.",
+    )
+
+
+class LeaseSettings(_Group):
+    """The cluster's lease on the hub, and self-fencing when it cannot be renewed.
+
+    The rule that makes "never two copies" hold: the hub's cluster timeout
+    (FLEETPLANE_CLUSTER_TIMEOUT_SECONDS, default 45 s) must be at least durationSeconds plus a
+    grace of one heartbeat (the time the agent needs to stop its copies). The defaults give
+    30 + 15 = 45. The agent learns the hub's timeout from each renewal and warns when the rule
+    does not hold."""
+
+    duration_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds (T). An agent that could not renew its lease for this long stops its "
+        "failover: Replace workloads (scales them to zero, suspends Jobs), because the hub is about to "
+        "re-place them elsewhere. Two heartbeats at the default 15 s: one lost renewal never fences, and "
+        "T + one heartbeat of grace fits the hub's default 45 s timeout.",
+    )
+    self_fencing: bool = Field(
+        default=True,
+        description="Stop failover: Replace workloads when the lease is lost. Turning it off brings back "
+        "two copies during a network partition (the hub re-places, this cluster keeps running).",
     )
 
 
@@ -164,6 +190,7 @@ class AgentConfig(_Group):
 
     hub: HubSettings = Field(default_factory=HubSettings)
     capacity: CapacitySettings = Field(default_factory=CapacitySettings)
+    lease: LeaseSettings = Field(default_factory=LeaseSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     state: StateSettings = Field(default_factory=StateSettings)
 

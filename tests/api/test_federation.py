@@ -363,3 +363,42 @@ def test_a_settled_workloads_resource_version_stops_changing(fed: HubProcess) ->
         assert after == before
         placed = {x["type"]: x for x in get_wl(c, "fits", "calm")["status"]["conditions"]}
         assert placed["Placed"]["status"] == "True" and placed["Running"]["reason"] == "Waiting"
+
+
+def controller_counters(c: httpx.Client) -> dict[str, float]:
+    """The controller's list counts by resource, and its pass count, from /metrics."""
+    out: dict[str, float] = {}
+    for line in c.get("/metrics").text.splitlines():
+        if line.startswith("fleetplane_controller_lists_total{"):
+            resource = line.split('resource="', 1)[1].split('"', 1)[0].rsplit("/", 1)[-1]  # fleetplane.io/x → x
+            out[resource] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("fleetplane_controller_passes_total "):
+            out["passes"] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def test_controller_passes_after_the_first_list_follow_events_and_never_list_the_fleet_again(fed: HubProcess) -> None:
+    with fed.client() as c:
+        c.post("/api/v1/namespaces", json={"metadata": {"name": "cached"}})
+        wait_until(lambda: controller_counters(c).get("workloads"), what="the controller's first list")
+        before = controller_counters(c)
+        assert before["workloads"] == before["clusters"] == before["assignments"] == 1, before
+        # A cluster joins, five workloads arrive and are placed, one starts running: many passes.
+        fed.alive["cached-h100"] = ("us-east-2", [pool("H100", "on-demand", 4.0, 4, 8)])  # type: ignore[attr-defined]
+        report(c, "cached-h100", *fed.alive["cached-h100"])  # type: ignore[attr-defined]
+        for i in range(5):
+            assert (
+                c.post(f"{API}/namespaces/cached/workloads", json=workload(f"c{i}", "cached", gpus=1)).status_code
+                == 201
+            )
+        for i in range(5):
+            wait_until_placed(c, f"c{i}", "cached")
+        [a] = assignments(c, "c0", "cached")
+        url = f"{API}/namespaces/cached/assignments/{a['metadata']['name']}/status"
+        c.patch(url, content=json.dumps({"status": {"phase": "Running", "updatedAt": now()}}), headers=MERGE)
+        wait_until(lambda: get_wl(c, "c0", "cached")["status"]["phase"] == "Running", what="c0 Running")
+        after = controller_counters(c)
+        assert after["passes"] > before["passes"]
+        assert {r: after[r] for r in ("clusters", "workloads", "assignments")} == {
+            r: before[r] for r in ("clusters", "workloads", "assignments")
+        }, "no pass listed the fleet again"

@@ -1,6 +1,9 @@
 """Kill the hub mid-burst: after restart no workload is lost, none placed twice, no cluster over-assigned.
 
 Also: with two hub replicas, only one runs the controllers, and the other takes over when it dies.
+
+Each test runs against one-process hubs and against hubs of two API worker processes plus a
+controller process (a SIGKILL then kills every process of the hub).
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -22,14 +26,17 @@ CLUSTERS = {
 }
 FREE = {"crash-a": 32, "crash-b": 16}
 
+pytestmark = pytest.mark.parametrize("workers", [1, 2], ids=["1-worker", "2-workers"])
+
 
 def test_killing_the_hub_mid_burst_loses_nothing_and_double_places_nothing(
+    workers: int,
     tmp_path_factory: pytest.TempPathFactory,
-    fresh_database,  # type: ignore[no-untyped-def]
+    fresh_database: Callable[[], str],
 ) -> None:
     url = fresh_database()
     data = tmp_path_factory.mktemp("crash")
-    hub = start_hub(data, url)
+    hub = start_hub(data, url, workers)
     accepted: list[str] = []
     try:
         with hub.client() as c:
@@ -45,18 +52,24 @@ def test_killing_the_hub_mid_burst_loses_nothing_and_double_places_nothing(
                     base_url=hub.http_url, headers={"Authorization": f"Bearer {hub.admin_token}"}, timeout=5
                 ) as c:
                     r = c.post(f"{API}/namespaces/burst/workloads", json=body)
-                return body["metadata"]["name"] if r.status_code == 201 else None
             except httpx.HTTPError:
                 return None  # the hub died under this request: not accepted, or accepted and we did not hear
+            if r.status_code != 201:
+                return None
+            heard.append(body["metadata"]["name"])
+            return body["metadata"]["name"]
 
+        heard: list[str] = []
         with concurrent.futures.ThreadPoolExecutor(8) as pool_:
             futures = [pool_.submit(submit, i) for i in range(60)]
-            time.sleep(0.8)
-            hub.stop(kill=True)  # SIGKILL mid-burst
+            # Kill once the burst is under way (a few creates answered), however busy the machine.
+            wait_until(lambda: len(heard) >= 3, timeout=60, what="the first creates of the burst answered")
+            hub.stop(kill=True)  # SIGKILL mid-burst, to every process of the hub
+            assert not hub.processes(), "no process of the killed hub survives"
             accepted = [n for f in futures if (n := f.result())]
         assert accepted, "some submissions were accepted before the kill"
 
-        hub = HubProcess(data, url, free_port(), free_port()).start()
+        hub = HubProcess(data, url, free_port(), free_port(), workers=workers).start()
         with hub.client() as c:
             for name, (region, pools) in CLUSTERS.items():
                 report(c, name, region, pools)  # agents keep reporting after the restart
@@ -91,14 +104,15 @@ def test_killing_the_hub_mid_burst_loses_nothing_and_double_places_nothing(
 
 
 def test_only_one_replica_runs_controllers_and_the_other_takes_over(
+    workers: int,
     tmp_path_factory: pytest.TempPathFactory,
-    fresh_database,  # type: ignore[no-untyped-def]
+    fresh_database: Callable[[], str],
 ) -> None:
     url = fresh_database()
-    a = start_hub(tmp_path_factory.mktemp("ha-a"), url)
+    a = start_hub(tmp_path_factory.mktemp("ha-a"), url, workers)
     b_dir = tmp_path_factory.mktemp("ha-b")
     (b_dir / "admin.token").write_text(a.admin_token)
-    b = start_hub(b_dir, url)
+    b = start_hub(b_dir, url, workers)
     try:
         with a.client() as c:
             c.post("/api/v1/namespaces", json={"metadata": {"name": "ha"}})

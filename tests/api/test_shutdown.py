@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -27,11 +28,12 @@ def _hold_watch(hub: HubProcess, opened: threading.Event) -> None:
         pass  # the hub went away: what this test does
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["1-worker", "2-workers"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_stopping_the_hub_with_watches_open_exits_cleanly_without_tracebacks(
-    sig: signal.Signals, tmp_path: Path, fresh_database
-) -> None:  # type: ignore[no-untyped-def]
-    hub = start_hub(tmp_path, fresh_database())
+    sig: signal.Signals, workers: int, tmp_path: Path, fresh_database: Callable[[], str]
+) -> None:
+    hub = start_hub(tmp_path, fresh_database(), workers)
     watchers = []
     for _ in range(3):
         opened = threading.Event()
@@ -44,6 +46,7 @@ def test_stopping_the_hub_with_watches_open_exits_cleanly_without_tracebacks(
     assert hub.proc.wait(15) == 0, hub.log_tail()
     for t in watchers:
         t.join(10)
+    assert not hub.processes(), "every process of the hub stopped with it"
     log = hub.log_path.read_text(errors="replace")
     for bad in ("Traceback", "CancelledError", "ERROR"):
         assert bad not in log, f"{bad} in the hub's output:\n{log}"

@@ -1,21 +1,36 @@
 """Tenant isolation: teams see only their namespaces; agents only their own cluster's objects.
 
 Each test runs the same call as two subjects and asserts the other sees nothing (404, not 403,
-so existence does not leak).
+so existence does not leak). The module runs against a one-process hub and against a hub of two
+API worker processes (a subject's requests then reach processes with separate auth caches).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
+from tests.conftest import start_hub
 from tests.hubtest import HubProcess, Kubectl, manifest, workload
 
 WL = "/apis/fleetplane.io/v1alpha1/namespaces/{ns}/workloads"
 ASG = "/apis/fleetplane.io/v1alpha1/namespaces/{ns}/assignments"
 MERGE = {"Content-Type": "application/merge-patch+json"}
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
+def hub(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    fresh_database: Callable[[], str],
+) -> Iterator[HubProcess]:
+    """The API-only hub of tests/conftest.py, one process or two API worker processes."""
+    h = start_hub(tmp_path_factory.mktemp("hub"), fresh_database(), request.param, FLEETPLANE_CONTROLLERS="false")
+    yield h
+    h.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import start_hub
-from tests.hubtest import HubProcess
+from tests.hubtest import HubProcess, wait_until
 
 NS = "watch"
 WRITERS = 8
@@ -23,16 +23,27 @@ OPS_PER_WRITER = 30
 WATCHERS = 6
 
 
-@pytest.fixture(scope="module")
-def hubs(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[tuple[HubProcess, HubProcess]]:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-worker-each", "2-workers-each"])
+def hubs(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    fresh_database,  # type: ignore[no-untyped-def]
+) -> Iterator[tuple[HubProcess, HubProcess]]:
+    """Two hubs on one database, each one process or each two API worker processes (then a
+    client's requests spread over four processes, each with its own watch poller)."""
+    workers: int = request.param
     url = fresh_database()
     a = start_hub(
-        tmp_path_factory.mktemp("hub-a"), url, FLEETPLANE_BOOKMARK_SECONDS="0.5", FLEETPLANE_CONTROLLERS="false"
+        tmp_path_factory.mktemp("hub-a"),
+        url,
+        workers,
+        FLEETPLANE_BOOKMARK_SECONDS="0.5",
+        FLEETPLANE_CONTROLLERS="false",
     )
     # The second replica shares the database and the admin token.
     b_dir = tmp_path_factory.mktemp("hub-b")
     (b_dir / "admin.token").write_text(a.admin_token)
-    b = start_hub(b_dir, url, FLEETPLANE_BOOKMARK_SECONDS="0.5", FLEETPLANE_CONTROLLERS="false")
+    b = start_hub(b_dir, url, workers, FLEETPLANE_BOOKMARK_SECONDS="0.5", FLEETPLANE_CONTROLLERS="false")
     with a.client() as c:
         assert c.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).status_code == 201
     yield a, b
@@ -190,3 +201,101 @@ def test_watch_sends_bookmarks_when_asked_and_initial_events_from_zero(hubs: tup
                     break
         assert "bookmarked" in names and types[0] == "ADDED", "resourceVersion=0 starts with synthetic ADDED events"
         assert "BOOKMARK" in types
+
+
+LONG_POLL = 60.0
+"""Hub C's poll interval: far longer than any wait below, so only a wake-up can deliver in time."""
+
+
+@pytest.fixture(scope="module")
+def slow_poller(hubs: tuple[HubProcess, HubProcess], tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
+    """A third hub process on the same database whose timed poll would take a minute."""
+    a, _ = hubs
+    assert a.database_url is not None
+    c_dir = tmp_path_factory.mktemp("hub-c")
+    (c_dir / "admin.token").write_text(a.admin_token)
+    c = start_hub(c_dir, a.database_url, FLEETPLANE_WATCH_POLL_SECONDS=str(LONG_POLL), FLEETPLANE_CONTROLLERS="false")
+    yield c
+    c.stop()
+
+
+def _first_added(hub: HubProcess, from_rv: int, name: str, within: float) -> bool:
+    """Whether a watch on `hub` from `from_rv` delivers ADDED for `name` within `within` s
+    (the server ends the watch at timeoutSeconds, so a missing event ends the stream)."""
+    params = {"watch": "true", "resourceVersion": str(from_rv), "timeoutSeconds": str(int(within))}
+    with hub.client() as c, c.stream("GET", BASE, params=params, timeout=within + 30) as s:
+        assert s.status_code == 200
+        for line in s.iter_lines():
+            if line:
+                ev = json.loads(line)
+                if ev["type"] == "ADDED" and ev["object"]["metadata"]["name"] == name:
+                    return True
+    return False
+
+
+def _notify(database_url: str, rv: int) -> None:
+    """What every hub process's write transaction sends at commit (hub.store.watch.CHANNEL)."""
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute("SELECT pg_notify('fleetplane_events', %s)", (str(rv),))
+
+
+def test_a_watcher_on_another_hub_process_gets_a_write_long_before_its_poll_interval(
+    hubs: tuple[HubProcess, HubProcess], slow_poller: HubProcess
+) -> None:
+    a, _ = hubs
+    with a.client() as c:
+        rv = int(c.get(BASE).json()["metadata"]["resourceVersion"])
+        done: list[bool] = []
+
+        async def scenario() -> None:
+            watching = asyncio.create_task(asyncio.to_thread(_first_added, slow_poller, rv, "cross-process", 20))
+            await asyncio.sleep(1.0)  # the watch is open on hub C before the write on hub A
+            assert c.post(BASE, json=_dataset("cross-process", 1)).status_code == 201
+            done.append(await watching)
+
+        asyncio.run(scenario())
+    assert done == [True], f"hub C delivered nothing within 20 s although its poll interval is {LONG_POLL:.0f} s"
+
+
+def test_the_watch_listen_connection_comes_back_after_the_database_drops_it(
+    hubs: tuple[HubProcess, HubProcess], slow_poller: HubProcess
+) -> None:
+    import psycopg
+
+    from hub.store.watch import LISTEN_APPLICATION
+
+    a, _ = hubs
+    assert a.database_url is not None
+    url = a.database_url
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+
+    def listeners() -> list[int]:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (LISTEN_APPLICATION,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    before = listeners()
+    assert len(before) >= 3, "each of the three hub processes keeps one LISTEN connection"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for pid in before:
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    wait_until(lambda: len(set(listeners()) - set(before)) >= 3, timeout=30, what="LISTEN connections back")
+
+    with a.client() as c:
+        rv = int(c.get(BASE).json()["metadata"]["resourceVersion"])
+        done: list[bool] = []
+
+        async def scenario() -> None:
+            watching = asyncio.create_task(asyncio.to_thread(_first_added, slow_poller, rv, "after-blip", 20))
+            await asyncio.sleep(1.0)
+            r = c.post(BASE, json=_dataset("after-blip", 1))
+            assert r.status_code == 201
+            _notify(url, int(r.json()["metadata"]["resourceVersion"]))
+            done.append(await watching)
+
+        asyncio.run(scenario())
+    assert done == [True], "hub C's reconnected LISTEN connection did not wake its poller"

@@ -90,11 +90,13 @@ def _name(t: Target) -> str:
 
 
 async def do_get(request: Request, t: Target) -> Response:
-    obj = await hub_of(request).registry.get(t.res, t.namespace, _name(t), subject_of(request))
-    if wants_table(request):
-        rv = (obj.get("metadata") or {}).get("resourceVersion")
-        return json_response(table(t.res, [obj], rv, include=request.query_params.get("includeObject", "Metadata")))
-    return json_response(obj)
+    registry = hub_of(request).registry
+    if not wants_table(request):  # the stored JSON as it is: nothing to decode or encode
+        found = await registry.get_json(t.res, t.namespace, _name(t), subject_of(request))
+        return Response(found.encode(), media_type="application/json")
+    obj = await registry.get(t.res, t.namespace, _name(t), subject_of(request))
+    rv = (obj.get("metadata") or {}).get("resourceVersion")
+    return json_response(table(t.res, [obj], rv, include=request.query_params.get("includeObject", "Metadata")))
 
 
 async def do_list(request: Request, t: Target) -> Response:

@@ -4,17 +4,21 @@ Table rows. The registry registers the watcher; this module only encodes and pac
 
 Limits: at most `max_watches_per_subject` open watches per subject in a process (429 beyond),
 and `timeoutSeconds` ends the stream on time whatever arrives meanwhile — also for a watch from
-a resourceVersion in the future, whose skipped events used to keep it open past its timeout."""
+a resourceVersion in the future, whose skipped events used to keep it open past its timeout.
+
+Cost per event: an event's JSON line is encoded once per process (`EventLines`) and the same
+bytes go to every watcher that sends it unchanged; only Table watchers encode their own. A
+watcher that wakes sends everything queued for it as one chunk (one body write)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from typing import Any
 
+import orjson
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
@@ -23,11 +27,57 @@ from hub.errors import ApiError, gone, too_many_requests, unavailable
 from hub.registry.access import Subject
 from hub.registry.lifecycle import list_query
 from hub.registry.objects import Obj
+from hub.store.store import Event
 from hub.store.watch import WatchOverflow
 from hub.web.context import hub_of, subject_of
 from hub.web.inputs import query_int
 from hub.web.kube.routing import Target, wants_table
 from hub.web.kube.tables import table
+
+CHUNK_EVENTS = 500
+"""Most events in one body write when sending a watch's initial list or back-fill, so a watch
+of 100,000 objects does not first build one huge buffer."""
+
+
+def dumps(doc: Any) -> bytes:
+    """Compact JSON bytes; orjson, or the standard library for what orjson refuses (integers
+    beyond 64 bits, which stored JSON may hold)."""
+    try:
+        return orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def line(ev_type: str, obj: Obj) -> bytes:
+    return dumps({"type": ev_type, "object": obj}) + b"\n"
+
+
+class EventLines:
+    """The watch line of each recent event, encoded once per process and shared by every watcher
+    that sends it as is. Keyed by (resourceVersion, type): one rv is one object version, and a
+    selector transition rewrites only the type. Oldest entries go first past `size`; all
+    watchers of an event ask for it within moments, so a small cache serves them."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._lines: dict[tuple[int, str], bytes] = {}
+
+    def __call__(self, ev: Event) -> bytes:
+        key = (ev.rv, ev.type)
+        found = self._lines.get(key)
+        if found is None:
+            found = self._lines[key] = line(ev.type, ev.object)
+            if len(self._lines) > self.size:
+                del self._lines[next(iter(self._lines))]
+        return found
+
+
+def event_lines(request: Request) -> EventLines:
+    state = request.app.state
+    lines: EventLines | None = getattr(state, "watch_lines", None)
+    if lines is None:
+        lines = state.watch_lines = EventLines()
+    return lines
 
 
 class WatchSlots:
@@ -112,6 +162,8 @@ async def do_watch(request: Request, t: Target) -> Response:
         release_slot()
 
     headers_sent = [False]
+    shared = event_lines(request)
+    sent_counter = metrics.WATCH_EVENTS_SENT.labels(res.plural)
 
     def encode(ev_type: str, obj: Obj) -> bytes:
         if as_table and ev_type != "BOOKMARK" and ev_type != "ERROR":
@@ -123,36 +175,40 @@ async def do_watch(request: Request, t: Target) -> Response:
                 headers=not headers_sent[0],
             )
             headers_sent[0] = True
+            return line(ev_type, payload)
+        return line(ev_type, obj)
+
+    def encode_events(events: Iterable[Event]) -> bytes:
+        if as_table:
+            out = b"".join(encode(ev.type, ev.object) for ev in events)
         else:
-            payload = obj
-        metrics.WATCH_EVENTS_SENT.labels(res.plural).inc()
-        return (json.dumps({"type": ev_type, "object": payload}) + "\n").encode()
+            out = b"".join(shared(ev) for ev in events)
+        return out
 
     async def gen() -> AsyncIterator[bytes]:
         metrics.WATCHES.labels(res.plural).inc()
-        deadline = time.monotonic() + timeout if timeout else None
+        loop = asyncio.get_running_loop()
+        # The deadline bounds every wait, so events the stream skips (at or below a future
+        # resourceVersion) or a bookmark interval longer than the timeout cannot hold the
+        # watch open past timeoutSeconds.
+        deadline = loop.time() + timeout if timeout else None
         sent_rv = start.after
-        events = broadcaster.stream(start.watcher, start.after, hub.settings.bookmark_seconds)
+        events = broadcaster.stream(start.watcher, start.after, hub.settings.bookmark_seconds, deadline)
         try:
-            for obj in start.initial:
-                yield encode("ADDED", obj)
-            for past in start.backlog:
-                yield encode(past.type, past.object)
-                sent_rv = max(sent_rv, past.rv)
-            while True:
-                # The deadline bounds each wait, so events the stream skips (at or below a
-                # future resourceVersion) or a bookmark interval longer than the timeout
-                # cannot hold the watch open past timeoutSeconds.
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return
-                try:
-                    ev = await (anext(events) if remaining is None else asyncio.wait_for(anext(events), remaining))
-                except (TimeoutError, StopAsyncIteration):
-                    return
-                if ev is None:
+            for i in range(0, len(start.initial), CHUNK_EVENTS):
+                part = start.initial[i : i + CHUNK_EVENTS]
+                sent_counter.inc(len(part))
+                yield b"".join(encode("ADDED", obj) for obj in part)
+            for i in range(0, len(start.backlog), CHUNK_EVENTS):
+                past = start.backlog[i : i + CHUNK_EVENTS]
+                sent_counter.inc(len(past))
+                yield encode_events(past)
+                sent_rv = max(sent_rv, past[-1].rv)
+            async for batch in events:
+                if batch is None:
                     if bookmarks:
                         brv = max(sent_rv, broadcaster.last_rv)
+                        sent_counter.inc()
                         yield encode(
                             "BOOKMARK",
                             {
@@ -162,9 +218,11 @@ async def do_watch(request: Request, t: Target) -> Response:
                             },
                         )
                     continue
-                yield encode(ev.type, ev.object)
-                sent_rv = ev.rv
+                sent_counter.inc(len(batch))
+                yield encode_events(batch)
+                sent_rv = batch[-1].rv
         except WatchOverflow:
+            sent_counter.inc()
             yield encode("ERROR", gone("watch fell too far behind; relist").status())
         finally:
             if isinstance(events, AsyncGenerator):

@@ -43,6 +43,7 @@ from hub.web.kube.body import read_body
 from hub.web.kube.responses import json_response
 from hub.web.kube.routing import Target
 from hub.web.kube.verbs import create_object
+from hub.web.rest import leases
 from hub.web.rest.views import (
     WHATIF_MAX_WORKLOADS,
     ClusterList,
@@ -161,6 +162,7 @@ def document(app: FastAPI) -> None:
 # The bearer scheme only documents the token for /docs ("Authorize"); the middleware in
 # hub.web.authn checks it (auto_error=False, so this never answers on its own).
 router = APIRouter(prefix="/v1", route_class=_StatusRoute, dependencies=[Security(HTTPBearer(auto_error=False))])
+leases.register(router)  # PUT/GET /v1/clusters/{name}/lease, GET /v1/leases (hub.web.rest.leases)
 
 
 async def _visible_namespace(request: Request, ns: str) -> None:

@@ -136,6 +136,13 @@ class SimObject:
     started: bool = False
 
 
+def _pod_count(kind: str, spec: Mapping[str, Any]) -> int:
+    """Pods a Job (parallelism), Deployment or StatefulSet (replicas) runs; none while suspended."""
+    if spec.get("suspend"):
+        return 0
+    return int(spec.get("parallelism", 1) if kind == "Job" else spec.get("replicas", 1) or 0)
+
+
 class SimulatedBackend:
     """An in-memory spoke. SIMULATED, not a Kubernetes cluster."""
 
@@ -313,16 +320,19 @@ class SimulatedBackend:
         if ref.namespace and ref.namespace not in self.namespaces:
             raise PermanentError(f'namespaces "{ref.namespace}" not found (simulated)', reason="NotFound")
         existing = self.objects.get(ref)
+        spec = obj.get("spec") or {}
+        group = group_of(ref.api_version)
+        scaled = (group, ref.kind) in {("batch", "Job"), ("apps", "Deployment"), ("apps", "StatefulSet")}
         if existing is not None:
             existing.obj = copy.deepcopy(dict(obj))  # template changes are not re-run (like an immutable Job)
+            if scaled and not existing.complete:
+                self._rescale(existing, ref, _pod_count(ref.kind, spec))
             return
         sim = SimObject(obj=copy.deepcopy(dict(obj)))
         label = (obj.get("metadata") or {}).get("labels", {}).get(ASSIGNMENT_LABEL)
-        spec = obj.get("spec") or {}
-        group = group_of(ref.api_version)
-        if (group, ref.kind) in {("batch", "Job"), ("apps", "Deployment"), ("apps", "StatefulSet")}:
+        if scaled:
             template = spec.get("template") or {}
-            count = int(spec.get("parallelism", 1) if ref.kind == "Job" else spec.get("replicas", 1) or 0)
+            count = _pod_count(ref.kind, spec)
             gpus = pod_gpu_request(template, "nvidia.com/gpu")
             allowed = pinned_nodes(template.get("spec") or {})
             sim.pods = [SimPod(f"{ref.name}-{i}", label, gpus, allowed_nodes=allowed) for i in range(count)]
@@ -330,6 +340,28 @@ class SimulatedBackend:
             sim.pods = [SimPod(ref.name, label, pod_gpu_request(obj, "nvidia.com/gpu"))]
         self.objects[ref] = sim
         self._schedule()
+
+    def _rescale(self, sim: SimObject, ref: ObjectRef, want: int) -> None:
+        """Replicas or parallelism changed, or the object was suspended (0) or resumed: pods go
+        away from the end, new ones start Pending; the run timer restarts once all are bound."""
+        have = len(sim.pods)
+        if want == have:
+            return
+        if want < have:
+            sim.pods = sim.pods[:want]
+        else:
+            label = (sim.obj.get("metadata") or {}).get("labels", {}).get(ASSIGNMENT_LABEL)
+            template = (sim.obj.get("spec") or {}).get("template") or {}
+            gpus = pod_gpu_request(template, "nvidia.com/gpu")
+            allowed = pinned_nodes(template.get("spec") or {})
+            sim.pods += [SimPod(f"{ref.name}-{i}", label, gpus, allowed_nodes=allowed) for i in range(have, want)]
+        if sim.timer:
+            sim.timer.cancel()
+            sim.timer = None
+        sim.started = False
+        self._schedule()
+        if label := (sim.obj.get("metadata") or {}).get("labels", {}).get(ASSIGNMENT_LABEL):
+            self._on_assignment(label)
 
     async def exists(self, ref: ObjectRef) -> bool:
         return ref in self.objects

@@ -110,6 +110,36 @@ def test_heartbeat_expired_only_for_a_ready_cluster_silent_longer_than_the_timeo
     assert heartbeat_expired(cluster, T0 + seconds_since_heartbeat, TIMEOUT) is expired
 
 
+@pytest.mark.parametrize(
+    "heartbeat,renewed,now,expired",
+    [
+        # Times are seconds after T0; timeout 10 s. Alive while max(heartbeat, renewal) is
+        # within the timeout.
+        # Status heartbeat 30 s old, lease renewed 3 s ago: alive (max = renewal, 3 < 10).
+        (at(0), T0 + 27, T0 + 30, False),
+        # Lease renewed 11 s ago, status heartbeat 30 s old: expired (max = renewal, 11 > 10).
+        (at(0), T0 + 19, T0 + 30, True),
+        # Lease older than the status heartbeat (a report after the last renewal): the
+        # heartbeat counts (max = heartbeat 5 s ago).
+        (at(25), T0 + 0, T0 + 30, False),
+        # A lease but no heartbeat time at all: the lease alone decides (12 s > 10 s).
+        (None, T0 + 18, T0 + 30, True),
+        (None, T0 + 25, T0 + 30, False),
+        # Neither: no evidence of silence, as before leases.
+        (None, None, T0 + 1000, False),
+    ],
+)
+def test_a_cluster_is_alive_while_its_latest_lease_renewal_or_heartbeat_is_within_the_timeout(
+    heartbeat: str | None, renewed: float | None, now: float, expired: bool
+) -> None:
+    assert heartbeat_expired(a_cluster(heartbeat=heartbeat), now, TIMEOUT, renewed) is expired
+
+
+def test_a_lease_renewal_does_not_revive_a_cluster_already_marked_not_ready() -> None:
+    # NotReady is left to the agent's next status report (Ready=True), not to the lease.
+    assert not heartbeat_expired(a_cluster(ready=False), T0 + 100, TIMEOUT, T0 + 99)
+
+
 # ---------------------------------------------------------------- not_ready_status
 
 
@@ -188,6 +218,31 @@ def test_seconds_to_next_expiry_is_the_soonest_ready_heartbeat_expiry_within_bou
     expected: float,
 ) -> None:
     assert seconds_to_next_expiry(clusters, T0, timeout) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "clusters,renewals,expected",
+    [
+        # Heartbeat 9 s ago but lease renewed 2 s ago: expires in 10 - 2 = 8 s → 8.05.
+        ([a_cluster("east", heartbeat=at(-9))], {"east": T0 - 2}, 8.05),
+        # A renewal older than the heartbeat changes nothing: 10 - 4 = 6 → 6.05.
+        ([a_cluster("east", heartbeat=at(-4))], {"east": T0 - 9}, 6.05),
+        # Renewals of other (deleted) clusters are ignored.
+        ([a_cluster("east", heartbeat=at(-4))], {"gone": T0 - 9.9}, 6.05),
+        # No heartbeat time, only a lease 7 s old: 10 - 7 = 3 → 3.05.
+        ([a_cluster("east", heartbeat=None)], {"east": T0 - 7}, 3.05),
+        # The soonest over clusters judged each by its own latest: east 8, west 10 - 6 = 4 → 4.05.
+        (
+            [a_cluster("east", heartbeat=at(-20)), a_cluster("west", heartbeat=at(-6))],
+            {"east": T0 - 2},
+            4.05,
+        ),
+    ],
+)
+def test_the_expiry_timer_counts_lease_renewals(
+    clusters: list[Obj], renewals: dict[str, float], expected: float
+) -> None:
+    assert seconds_to_next_expiry(clusters, T0, TIMEOUT, renewals) == pytest.approx(expected)
 
 
 def test_the_timer_never_fires_before_the_heartbeat_has_expired() -> None:

@@ -22,6 +22,7 @@ from fleetplane_types.names import (
     ASSIGNMENTS,
     CLUSTER_LABEL,
     EPOCH_LABEL,
+    FAILOVER_ANNOTATION,
     RESERVATION_ANNOTATION,
     WORKLOAD_LABEL,
 )
@@ -604,7 +605,7 @@ def test_assignments_for_a_cpu_only_workload_reserves_and_pins_nothing() -> None
     east = a_cluster("east")
     w = a_stored_workload("web", gpus=0)
     [a] = assignments_for(w, decide_one([east], w), 1, {"east": east})
-    assert a["metadata"]["annotations"] == {}
+    assert a["metadata"]["annotations"] == {FAILOVER_ANNOTATION: "Replace"}  # no reservation annotation
     assert not {"capacityType", "gpuModel", "nodeNames"} & set(a["spec"])
     hub_accepts_assignment(a)
 
@@ -636,4 +637,14 @@ def test_assignments_for_a_long_workload_name_are_still_valid_assignments(name: 
     [a] = assignments_for(w, decide_one([east], w), 1, {"east": east})
     # If the hub rejects it, rtx.create fails the whole placement transaction (every decision
     # in that batch), on every pass.
+    hub_accepts_assignment(a)
+
+
+@pytest.mark.parametrize("failover", ["Replace", "Wait"])
+def test_assignments_carry_the_workloads_failover_policy_for_the_agent(failover: str) -> None:
+    # A cut-off agent decides from this which copies to stop (self-fencing) and which to keep.
+    east = a_cluster("east")
+    w = a_stored_workload("web", gpus=0, failover=failover)
+    [a] = assignments_for(w, decide_one([east], w), 1, {"east": east})
+    assert a["metadata"]["annotations"][FAILOVER_ANNOTATION] == failover
     hub_accepts_assignment(a)

@@ -1,0 +1,178 @@
+"""Cluster leases on the REST API: `PUT /v1/clusters/{name}/lease` (the agent renews),
+`GET /v1/clusters/{name}/lease` and `GET /v1/leases` (liveness, for admins and the agent).
+
+Why a REST path and not `coordination.k8s.io/v1` Leases on the Kubernetes API: a lease here is
+not an object — it has no resourceVersion, no watch, no managedFields, and renewing it must
+not go through the object store (that is the point: docs/scaling.md). Serving it as a Kubernetes
+kind would promise kubectl semantics (watch, apply, list by rv) it does not have. The body is
+the two fields that matter, named as in a Lease's spec (holderIdentity, leaseDurationSeconds).
+
+Who may do what is hub.registry.access.check_lease; the rows are hub.store.leases.
+The routes are added to the REST router by `register` (hub.web.rest.routes), so they answer
+errors as Kubernetes `Status` like every /v1 route.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from hub.errors import ApiError, from_store_error, invalid, not_found
+from hub.registry.access import check_lease
+from hub.store import leases
+from hub.store.errors import StoreError
+from hub.web.context import hub_of, subject_of
+from hub.web.inputs import decode
+from hub.web.kube.body import read_body
+from hub.web.rest.views import error_responses
+
+MAX_LEASE_SECONDS = 3600.0
+"""Longest lease an agent may ask for: an agent that may stay silent an hour without fencing
+its workloads is a misconfiguration, not a choice."""
+
+
+class _LeaseModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class LeaseRenewal(_LeaseModel):
+    """What the agent sends each heartbeat."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    holder_identity: str = Field(
+        min_length=1, max_length=253, pattern=r"^[\x21-\x7e]+$", description="Who renews: the agent's identity."
+    )
+    lease_duration_seconds: float = Field(
+        gt=0,
+        le=MAX_LEASE_SECONDS,
+        description="The agent's T: it stops its failover: Replace workloads when it could not renew for this long.",
+    )
+
+
+class LeaseView(_LeaseModel):
+    cluster: str
+    holder_identity: str
+    renew_time: str = Field(description="RFC 3339 (microseconds), the hub database's clock.")
+    lease_duration_seconds: float
+    cluster_timeout_seconds: float = Field(
+        description="The hub marks the cluster NotReady (and re-places its failover: Replace work) after this many "
+        "seconds without a renewal or status report; it must be at least leaseDurationSeconds plus the grace "
+        "the agent needs to stop its workloads."
+    )
+    cluster_ready: bool | None = Field(
+        default=None,
+        description="On a renewal: whether the stored Cluster says Ready=True (false: send a status report).",
+    )
+
+
+class LeaseList(_LeaseModel):
+    items: list[LeaseView]
+
+
+def _view(request: Request, lease: leases.Lease) -> LeaseView:
+    return LeaseView(
+        cluster=lease.cluster,
+        holder_identity=lease.holder,
+        renew_time=_rfc3339(lease.renew_time),
+        lease_duration_seconds=lease.duration_seconds,
+        cluster_timeout_seconds=hub_of(request).settings.cluster_timeout_seconds,
+        cluster_ready=lease.cluster_ready,
+    )
+
+
+def _rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _renewal(name: str, body: object) -> LeaseRenewal:
+    try:
+        return LeaseRenewal.model_validate(body)
+    except ValidationError as exc:
+        causes = []
+        for e in exc.errors():
+            field = ".".join(str(p) for p in e.get("loc", ())) or "body"
+            causes.append({"reason": "FieldValueInvalid", "field": field, "message": str(e.get("msg", "invalid"))})
+        raise invalid("Lease", "", name, causes) from None
+
+
+_RENEW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": LeaseRenewal.model_json_schema(by_alias=True)}},
+    }
+}
+
+
+def register(router: APIRouter) -> None:
+    """Add the lease routes to the REST router (so they share its Status error handling)."""
+
+    @router.put(
+        "/clusters/{name}/lease",
+        tags=["clusters"],
+        response_model=LeaseView,
+        response_model_exclude_none=True,
+        responses=error_responses(403, 404, 413, 422),
+        openapi_extra=_RENEW_BODY,
+        summary="Renew a cluster's lease (its agent, every heartbeat)",
+    )
+    async def renew_lease(request: Request, name: str = Path(description="The Cluster's name.")) -> LeaseView:
+        """One small UPDATE of the lease row: the Cluster object, its resourceVersion and its
+        watchers are untouched. Only the cluster's own agent credential may renew; anyone else
+        gets 404 as for a Cluster outside their scope (an admin: 403)."""
+        check_lease(subject_of(request), name, "update")
+        raw = await read_body(request)
+        renewal = _renewal(name, decode(raw, "application/json", f'lease of cluster "{name}"'))
+        try:
+            lease = await leases.renew(
+                hub_of(request).store, name, renewal.holder_identity, renewal.lease_duration_seconds
+            )
+        except StoreError as exc:
+            raise from_store_error(exc) from exc
+        if lease is None:
+            raise not_found("clusters", "fleetplane.io", name)
+        return _view(request, lease)
+
+    @router.get(
+        "/clusters/{name}/lease",
+        tags=["clusters"],
+        response_model=LeaseView,
+        response_model_exclude_none=True,
+        responses=error_responses(404, 422),
+        summary="Read a cluster's lease: who renewed it last, and when",
+    )
+    async def get_lease(request: Request, name: str = Path(description="The Cluster's name.")) -> LeaseView:
+        check_lease(subject_of(request), name, "get")
+        try:
+            lease = await leases.get(hub_of(request).store, name)
+        except StoreError as exc:
+            raise from_store_error(exc) from exc
+        if lease is None:
+            raise ApiError(404, "NotFound", f'cluster "{name}" has no lease (its agent has not renewed one)')
+        return _view(request, lease)
+
+    @router.get(
+        "/leases",
+        tags=["clusters"],
+        response_model=LeaseList,
+        response_model_exclude_none=True,
+        responses=error_responses(),
+        summary="Every cluster lease you may read (admins: all; an agent: its own)",
+    )
+    async def list_leases(request: Request) -> LeaseList:
+        subject = subject_of(request)
+        try:
+            rows = await leases.list_leases(hub_of(request).store)
+        except StoreError as exc:
+            raise from_store_error(exc) from exc
+        visible = []
+        for lease in rows:
+            try:
+                check_lease(subject, lease.cluster, "get")
+            except ApiError:
+                continue
+            visible.append(_view(request, lease))
+        return LeaseList(items=visible)
