@@ -245,6 +245,9 @@ class Agent:
                 time.monotonic() - (self.fenced_at or sent),
             )
             self.fenced_at = None
+            # Wake the watchdog: it saw the renewal while still fenced and went back to waiting
+            # without a timer; unwoken, it would miss the next outage (no renewal to wake it).
+            self._lease_changed.set()
 
     async def renew_forever(self) -> None:
         """Renew the cluster's lease every heartbeat."""
