@@ -74,6 +74,36 @@ _TOO_LARGE = (
 )
 
 
+class _RequestTimer:
+    """The one timer of a guarded connection: the phase of the request it guards ("headers" |
+    "body"; "" when none runs: handling, or idle between requests), and what firing does
+    (count it, close the connection). Shared by both guarded protocols."""
+
+    def __init__(self, limits: ConnectionLimits, loop: asyncio.AbstractEventLoop, protocol: Any) -> None:
+        self.limits, self.loop, self.protocol = limits, loop, protocol
+        self.handle: asyncio.TimerHandle | None = None
+        self.phase = ""
+
+    def arm(self, phase: str, seconds: float) -> None:
+        self.disarm()
+        self.phase = phase
+        self.handle = self.loop.call_later(seconds, self._expired)
+
+    def disarm(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.phase = ""
+
+    def _expired(self) -> None:
+        phase, self.handle, self.phase = self.phase, None, ""
+        self.limits.timed_out += 1
+        log.info("closing a connection from %s: its request %s took too long", self.protocol.client, phase)
+        transport = self.protocol.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+
+
 def guarded_protocol(limits: ConnectionLimits, parser: str = "httptools") -> type[asyncio.Protocol]:
     """uvicorn's HTTP protocol ("httptools" or "h11") with header/body timeouts and a cap on
     open connections."""
@@ -91,8 +121,7 @@ def guarded_httptools_protocol(limits: ConnectionLimits) -> type[HttpToolsProtoc
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._deadline: asyncio.TimerHandle | None = None
-            self._phase = ""  # "headers" | "body" | "" (no timer: handling, or idle between requests)
+            self._timer = _RequestTimer(limits, self.loop, self)
             self._refused = False
             self._in_request = False  # between a request's first byte and its last
             self._head_bytes = 0
@@ -106,25 +135,29 @@ def guarded_httptools_protocol(limits: ConnectionLimits) -> type[HttpToolsProtoc
                 return
             limits.open.add(self)
             super().connection_made(transport)
-            self._arm("headers", limits.header_timeout)
+            self._timer.arm("headers", limits.header_timeout)
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self._refused:
                 return
             limits.open.discard(self)
-            self._disarm()
+            self._timer.disarm()
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return
-            if self._phase == "" and not self._in_request:
-                self._arm("headers", limits.header_timeout)  # the first byte of a next request
-            if self._phase == "headers":
+            if self._timer.phase == "" and not self._in_request:
+                self._timer.arm("headers", limits.header_timeout)  # the first byte of a next request
+            if self._timer.phase == "headers":
                 self._head_bytes += len(data)
             super().data_received(data)
-            if self._phase == "headers" and self._head_bytes > MAX_HEADER_BYTES and not self.transport.is_closing():
-                self._disarm()
+            if (
+                self._timer.phase == "headers"
+                and self._head_bytes > MAX_HEADER_BYTES
+                and not self.transport.is_closing()
+            ):
+                self._timer.disarm()
                 self.transport.write(_TOO_LARGE)
                 self.transport.close()
 
@@ -135,37 +168,19 @@ def guarded_httptools_protocol(limits: ConnectionLimits) -> type[HttpToolsProtoc
         def on_headers_complete(self) -> None:
             super().on_headers_complete()
             self._head_bytes = 0
-            self._arm("body", limits.body_timeout)  # disarmed by on_message_complete, at once without a body
+            self._timer.arm("body", limits.body_timeout)  # disarmed by on_message_complete, at once without a body
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
             self._in_request = False
-            self._disarm()
+            self._timer.disarm()
 
         def shutdown(self) -> None:
             if self.cycle is None or self.cycle.response_complete:
-                self._disarm()  # idle (keep-alive): drop it now, as the h11 protocol does
+                self._timer.disarm()  # idle (keep-alive): drop it now, as the h11 protocol does
                 self.transport.abort()
                 return
             super().shutdown()
-
-        def _arm(self, phase: str, seconds: float) -> None:
-            self._disarm()
-            self._phase = phase
-            self._deadline = self.loop.call_later(seconds, self._expired)
-
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-            self._phase = ""
-
-        def _expired(self) -> None:
-            phase, self._deadline, self._phase = self._phase, None, ""
-            limits.timed_out += 1
-            log.info("closing a connection from %s: its request %s took too long", self.client, phase)
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.close()
 
     return GuardedHttpToolsProtocol
 
@@ -176,8 +191,7 @@ def guarded_h11_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
     class GuardedH11Protocol(H11Protocol):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._deadline: asyncio.TimerHandle | None = None
-            self._phase = ""  # "headers" | "body" | "" (no timer: handling, or idle between requests)
+            self._timer = _RequestTimer(limits, self.loop, self)
             self._refused = False
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -190,20 +204,20 @@ def guarded_h11_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
                 return
             limits.open.add(self)
             super().connection_made(transport)  # type: ignore[arg-type]
-            self._arm("headers", limits.header_timeout)
+            self._timer.arm("headers", limits.header_timeout)
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self._refused:
                 return
             limits.open.discard(self)
-            self._disarm()
+            self._timer.disarm()
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return
-            if self._phase == "" and self.conn.their_state is h11.IDLE:
-                self._arm("headers", limits.header_timeout)  # the first byte of a next request
+            if self._timer.phase == "" and self.conn.their_state is h11.IDLE:
+                self._timer.arm("headers", limits.header_timeout)  # the first byte of a next request
             super().data_received(data)
             self._follow()
 
@@ -212,7 +226,7 @@ def guarded_h11_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
                 # Idle (keep-alive): drop it now. A TLS close waits for the client's close_notify,
                 # which an idle pooled client never reads, so uvicorn's graceful shutdown timed
                 # out on such connections and logged an error on every stop.
-                self._disarm()
+                self._timer.disarm()
                 self.transport.abort()
                 return
             super().shutdown()
@@ -227,27 +241,9 @@ def guarded_h11_protocol(limits: ConnectionLimits) -> type[H11Protocol]:
             if state is h11.IDLE:
                 return  # still waiting for headers (timer armed), or idle under keep-alive
             if state is h11.SEND_BODY:
-                if self._phase != "body":
-                    self._arm("body", limits.body_timeout)
+                if self._timer.phase != "body":
+                    self._timer.arm("body", limits.body_timeout)
                 return
-            self._disarm()  # the whole request arrived (or the connection is closing)
-
-        def _arm(self, phase: str, seconds: float) -> None:
-            self._disarm()
-            self._phase = phase
-            self._deadline = self.loop.call_later(seconds, self._expired)
-
-        def _disarm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-            self._phase = ""
-
-        def _expired(self) -> None:
-            phase, self._deadline, self._phase = self._phase, None, ""
-            limits.timed_out += 1
-            log.info("closing a connection from %s: its request %s took too long", self.client, phase)
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.close()
+            self._timer.disarm()  # the whole request arrived (or the connection is closing)
 
     return GuardedH11Protocol
