@@ -20,10 +20,9 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from hub.errors import ApiError, from_store_error, invalid, not_found
+from hub.errors import ApiError, invalid, not_found
 from hub.registry.access import check_lease
 from hub.store import leases
-from hub.store.errors import StoreError
 from hub.web.context import hub_of, subject_of
 from hub.web.inputs import decode
 from hub.web.kube.body import read_body
@@ -126,12 +125,7 @@ def register(router: APIRouter) -> None:
         check_lease(subject_of(request), name, "update")
         raw = await read_body(request)
         renewal = _renewal(name, decode(raw, "application/json", f'lease of cluster "{name}"'))
-        try:
-            lease = await leases.renew(
-                hub_of(request).store, name, renewal.holder_identity, renewal.lease_duration_seconds
-            )
-        except StoreError as exc:
-            raise from_store_error(exc) from exc
+        lease = await leases.renew(hub_of(request).store, name, renewal.holder_identity, renewal.lease_duration_seconds)
         if lease is None:
             raise not_found("clusters", "fleetplane.io", name)
         return _view(request, lease)
@@ -146,10 +140,7 @@ def register(router: APIRouter) -> None:
     )
     async def get_lease(request: Request, name: str = Path(description="The Cluster's name.")) -> LeaseView:
         check_lease(subject_of(request), name, "get")
-        try:
-            lease = await leases.get(hub_of(request).store, name)
-        except StoreError as exc:
-            raise from_store_error(exc) from exc
+        lease = await leases.get(hub_of(request).store, name)
         if lease is None:
             raise ApiError(404, "NotFound", f'cluster "{name}" has no lease (its agent has not renewed one)')
         return _view(request, lease)
@@ -164,10 +155,7 @@ def register(router: APIRouter) -> None:
     )
     async def list_leases(request: Request) -> LeaseList:
         subject = subject_of(request)
-        try:
-            rows = await leases.list_leases(hub_of(request).store)
-        except StoreError as exc:
-            raise from_store_error(exc) from exc
+        rows = await leases.list_leases(hub_of(request).store)
         visible = []
         for lease in rows:
             try:
