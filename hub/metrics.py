@@ -28,3 +28,14 @@ CONTROLLER_LISTS = Counter(
     ["resource"],
 )
 CONTROLLER_PASSES = Counter("fleetplane_controller_passes_total", "Federation controller passes run.")
+LEASE_RENEWALS = Counter(
+    "fleetplane_lease_renewals_total",
+    "Lease renewal requests by path: batched (the fast path's group commit) or routed (the ordinary, "
+    "fully checked path: odd bodies, refused tokens).",
+    ["path"],
+)
+LEASE_BATCH_SIZE = Histogram(
+    "fleetplane_lease_renewal_batch_size",
+    "Renewals written per statement by the fast path's group commit.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)

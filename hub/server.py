@@ -33,13 +33,15 @@ from hub.registry.lifecycle import Registry
 from hub.settings import Settings
 from hub.store.errors import StoreError
 from hub.store.leader import LeaderLock
-from hub.store.store import Store
+from hub.store.leases import RenewalBatcher
+from hub.store.store import STORE_POOL_SIZE, Store
 from hub.store.watch import Broadcaster
 from hub.web import authn, docs, join, kube
 from hub.web.authn import Authenticator
 from hub.web.context import HubContext
 from hub.web.kube import authz
 from hub.web.rest import routes as rest
+from hub.web.rest.leases import RenewalFastPath
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ Background = Callable[[HubContext], Awaitable[None]]
 
 Role = Literal["all", "api", "controller"]
 
-DEFAULT_POOL_SIZE = 10
+DEFAULT_POOL_SIZE = STORE_POOL_SIZE
 
 
 def add_background(app: FastAPI, task: Background) -> None:
@@ -145,6 +147,9 @@ def create_app(settings: Settings, database_url: str, role: Role = "all") -> Fas
     app.state.hub = hub
     app.state.background = []
     app.add_middleware(authn.AuthMiddleware, auth=hub.authenticator)
+    # Outside authentication: a well-formed agent lease renewal is answered by one batched
+    # statement that checks the token too (hub.web.rest.leases.RenewalFastPath).
+    app.add_middleware(RenewalFastPath, hub=hub, batcher=RenewalBatcher(store))
 
     @app.get("/healthz", include_in_schema=False)
     @app.get("/livez", include_in_schema=False)

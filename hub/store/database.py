@@ -14,6 +14,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.pool import NullPool
 
+from hub.store.store import STORE_MAX_OVERFLOW, STORE_POOL_SIZE
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -105,10 +107,7 @@ class EmbeddedPostgres:
 
 EMBEDDED_MAX_CONNECTIONS = 200
 """max_connections of the embedded server: 4 API workers + a controller, each pool at most 30
-(10 kept, 20 on demand), is 150; the rest is for CLI commands, migrations and psql."""
-
-STORE_MAX_OVERFLOW = 20
-"""Connections a hub.store.store.Store opens beyond its pool_size under load (its max_overflow)."""
+(25 kept, 5 on demand), is 150; the rest is for CLI commands, migrations and psql."""
 
 PER_PROCESS_EXTRA = 2
 """Connections a hub process holds outside its pool: the watch LISTEN connection, and one spare."""
@@ -164,7 +163,7 @@ def connection_limit(url: str) -> int:
     return total - reserved
 
 
-def pool_size_for(limit: int, processes: int, most: int = 10) -> tuple[int, bool]:
+def pool_size_for(limit: int, processes: int, most: int = STORE_POOL_SIZE) -> tuple[int, bool]:
     """The pool size per hub process so that `processes` of them, each at most pool +
     STORE_MAX_OVERFLOW + PER_PROCESS_EXTRA connections, stay within `limit` with HEADROOM
     to spare; and whether they fit at all (False: even a pool of 1 may exceed the limit)."""

@@ -185,27 +185,29 @@ async def exchange_join_token_in(conn: AsyncConnection, token: str, cluster: str
     return JoinOutcome(credential, None, len(rotated))
 
 
+_LOOKUP = text(
+    # ONE statement in autocommit (every request whose token is not cached runs it): read the
+    # credential and, at most once per LAST_USED_RESOLUTION, record its use. The UPDATE's own
+    # WHERE repeats the checks, so a token revoked between the two parts is not marked used.
+    "WITH t AS (SELECT kind, subject, namespaces, expires_at, "
+    "last_used_at IS NULL OR last_used_at < now() - make_interval(secs => CAST(:res AS double precision)) AS stale "
+    "FROM tokens WHERE token_sha256 = :h AND kind <> 'join' AND revoked_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > now())), "
+    "u AS (UPDATE tokens SET last_used_at = now() WHERE token_sha256 = :h AND EXISTS (SELECT 1 FROM t WHERE t.stale) "
+    "RETURNING 1) "
+    "SELECT kind, subject, namespaces, expires_at, (SELECT count(*) FROM u) FROM t"
+)
+
+
 async def lookup_token(store: Store, token: str) -> TokenRecord | None:
     """The credential a bearer token stands for: None when unknown, expired or revoked (join
     tokens are not credentials). Records the use (at most once a minute per token)."""
-    h = token_hash(token)
-    async with store.connect() as conn:
+    async with store.autocommit() as conn:
         row = (
-            await conn.execute(
-                text(
-                    "SELECT kind, subject, namespaces, expires_at, "
-                    "last_used_at IS NULL OR last_used_at < now() - make_interval(secs => CAST(:res AS double precision)) "
-                    "FROM tokens WHERE token_sha256 = :h AND kind <> 'join' AND revoked_at IS NULL "
-                    "AND (expires_at IS NULL OR expires_at > now())"
-                ),
-                {"h": h, "res": LAST_USED_RESOLUTION.total_seconds()},
-            )
+            await conn.execute(_LOOKUP, {"h": token_hash(token), "res": LAST_USED_RESOLUTION.total_seconds()})
         ).first()
-        if row is None:
-            return None
-        if row[4]:
-            await conn.execute(text("UPDATE tokens SET last_used_at = now() WHERE token_sha256 = :h"), {"h": h})
-            await conn.commit()
+    if row is None:
+        return None
     return TokenRecord(row[0], row[1], tuple(row[2] or ()), row[3])
 
 

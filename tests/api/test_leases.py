@@ -253,6 +253,68 @@ def test_a_renewal_tells_the_agent_when_the_hub_has_marked_its_cluster_not_ready
         assert agent.put("/v1/clusters/west/lease", json=RENEWAL).json()["clusterReady"] is True
 
 
+def renewal_counts(hub: HubProcess) -> dict[str, float]:
+    """fleetplane_lease_renewals_total by path, and the renewals the batch-size histogram counted."""
+    counts: dict[str, float] = {}
+    with hub.client() as admin:
+        for line in admin.get("/metrics").text.splitlines():
+            if line.startswith("fleetplane_lease_renewals_total{"):
+                path = line.split('path="', 1)[1].split('"', 1)[0]
+                counts[path] = float(line.rsplit(" ", 1)[1])
+            elif line.startswith("fleetplane_lease_renewal_batch_size_sum "):
+                counts["in batches"] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_concurrent_renewals_of_many_agents_are_group_committed_and_each_lease_moves(hub: HubProcess) -> None:
+    names = [f"herd-{i:02d}" for i in range(40)]
+    create_clusters(hub, names)
+    creds = mint(hub, "agent", *names)
+    before = renewal_counts(hub)
+
+    async def renew_all() -> list[httpx.Response]:
+        clients = [httpx.AsyncClient(base_url=hub.http_url, headers={"Authorization": f"Bearer {t}"}) for t in creds]
+        try:
+            return list(
+                await asyncio.gather(
+                    *(c.put(f"/v1/clusters/{n}/lease", json=RENEWAL) for c, n in zip(clients, names, strict=True))
+                )
+            )
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    first = asyncio.run(renew_all())
+    second = asyncio.run(renew_all())
+    after = renewal_counts(hub)
+    for n, a, b in zip(names, first, second, strict=True):
+        assert a.status_code == 200 and b.status_code == 200, (a.text, b.text)
+        assert a.json()["cluster"] == n and b.json()["cluster"] == n, "each agent hears about its own lease"
+        assert b.json()["renewTime"] > a.json()["renewTime"]
+    assert after.get("batched", 0) - before.get("batched", 0) == 2 * len(names), (before, after)
+    assert after.get("routed", 0) == before.get("routed", 0), "well-formed renewals take the batched path"
+    assert after["in batches"] - before.get("in batches", 0) == 2 * len(names)
+    for n in names:
+        lease = stored_lease(hub, n)
+        assert lease is not None and lease["renewTime"] == second[names.index(n)].json()["renewTime"]
+
+
+def test_a_renewal_the_fast_path_refuses_is_answered_by_the_checked_path_with_the_same_status(
+    hub: HubProcess, tokens: dict[str, str]
+) -> None:
+    """West's credential on east's lease, and a body with an unknown field, are not the fast
+    path's to answer: they reach the routed path, which refuses them as before (404, 422)."""
+    before = renewal_counts(hub)
+    with hub.client(tokens["west"]) as west, hub.client(tokens["east"]) as east:
+        wrong = west.put("/v1/clusters/east/lease", json=RENEWAL)
+        odd = east.put("/v1/clusters/east/lease", json={**RENEWAL, "extra": 1})
+    assert wrong.status_code == 404 and status_of(wrong)["message"] == 'clusters.fleetplane.io "east" not found'
+    assert odd.status_code == 422 and "extra" in [c["field"] for c in status_of(odd)["details"]["causes"]]
+    after = renewal_counts(hub)
+    assert after.get("routed", 0) - before.get("routed", 0) == 2
+    assert after.get("batched", 0) == before.get("batched", 0)
+
+
 # ---------------------------------------------------------------- the controller reads leases
 
 
