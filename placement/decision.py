@@ -117,6 +117,22 @@ class Decision:
         return out
 
     @cached_property
+    def _n_removed(self) -> int:
+        """len(self._removed), counted on the masks without asking every plugin why (the
+        explanation of a placed workload at 1,000 clusters needs the count, not 900 reasons)."""
+        if "_removed" in self.__dict__:
+            return len(self._removed)
+        t = self.trace
+        a = t.view.arrays
+        ccode = first_failed(t.cluster_masks, a.n_clusters)
+        if t.pool_masks is None:
+            return int(np.count_nonzero(ccode))
+        pcode = first_failed(t.pool_masks, a.n_pools)
+        feasible = np.zeros(a.n_clusters, dtype=np.bool_)
+        feasible[a.pool_cluster[pcode == 0]] = True
+        return int(np.count_nonzero(ccode) + np.count_nonzero((ccode == 0) & ~feasible))
+
+    @cached_property
     def reason(self) -> str:
         """One line: where it went, or why not ("0/12 clusters: 7 no node with 8 free H100, …")."""
         if self.placed:
@@ -194,7 +210,8 @@ class Decision:
                     "plugins": plugins,
                 }
             )
-        for ci, (name, short, detail) in sorted(self._removed.items(), key=lambda kv: a.cluster_names[kv[0]]):
+        removed = self._removed.items() if limit is None or len(rows) < limit else ()  # why() is costly
+        for ci, (name, short, detail) in sorted(removed, key=lambda kv: a.cluster_names[kv[0]]):
             if limit is not None and len(rows) >= limit:
                 break
             rows.append(
@@ -205,7 +222,6 @@ class Decision:
     def to_dict(self, limit: int | None = None) -> dict[str, Any]:
         """The documented JSON explanation; ``limit`` caps the per-cluster list (best first)."""
         w = self.workload
-        removed = self._removed
         return {
             "workload": w.key,
             "placed": self.placed,
@@ -228,7 +244,7 @@ class Decision:
             },
             "placements": [x.to_dict() for x in self.assignments],
             "clustersTotal": self.n_clusters,
-            "clustersFeasible": self.n_clusters - len(removed),
+            "clustersFeasible": self.n_clusters - self._n_removed,
             "clusters": self.cluster_explanations(limit),
         }
 

@@ -153,10 +153,17 @@ class FleetCache:
         """Forget everything: the next pass lists again (leadership (re)acquired, a gap, a failed pass)."""
         self.synced = False
 
-    def begin_list(self) -> None:
-        """Events from now on are buffered until `finish_list` (they may be newer than the lists)."""
+    def begin_list(self, dispatched_rv: int = 0) -> None:
+        """Events from now on are buffered until `finish_list` (they may be newer than the lists).
+
+        `dispatched_rv`: the broadcaster's last dispatched resourceVersion now. The lists that
+        follow hold everything up to it, so the cache counts as caught up that far even if it
+        never saw those events (they were committed before this process started): without it,
+        the first pass after a hub restart on a quiet fleet waited CATCH_UP_SECONDS for an
+        event that was never coming."""
         self.synced = False
         self._buffer = []
+        self.last_rv = max(self.last_rv, dispatched_rv)
 
     def load(self, resource: str, items: list[Obj], rv: int) -> None:
         """One resource's list, consistent as of resourceVersion `rv`."""

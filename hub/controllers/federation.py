@@ -69,7 +69,7 @@ from hub.controllers.cache import CACHED, FleetCache, Key
 from hub.controllers.snapshot import build_snapshot, reservations
 from hub.errors import ApiError
 from hub.registry.lifecycle import ListQuery, Registry, RegistryTx, deleting
-from hub.registry.resources import BY_KEY
+from hub.registry.resources import BY_KEY, Resource
 from hub.settings import Settings
 from hub.store import leases
 from hub.store.leader import LeaderLock
@@ -214,7 +214,7 @@ class FederationController:
             if await self.cache.caught_up(rv, CATCH_UP_SECONDS) and self.cache.synced:
                 return
             log.warning("controller cache did not reach resourceVersion %d in %gs; listing again", rv, CATCH_UP_SECONDS)
-        self.cache.begin_list()
+        self.cache.begin_list(self.registry.broadcaster.last_rv)
         listed_at = 0
         try:
             for resource in CACHED:
@@ -407,6 +407,12 @@ class FederationController:
         stale: list[bool] = []
 
         async def fn(rtx: RegistryTx) -> None:
+            # Every Workload row of the batch and its "Placed" Event in ONE locking read.
+            keys: list[tuple[Resource, str | None, str]] = []
+            for w, _ in batch:
+                ns, name = _key(w)
+                keys += [(WORKLOAD, ns, name), (EVENT, ns, events.event_name(w, PLACED_REASON))]
+            await rtx.prefetch(keys)
             for w, d in batch:
                 if not await self._stage_placement(rtx, w, d, clusters):
                     stale.append(True)
@@ -438,7 +444,8 @@ class FederationController:
         epoch = placing.next_epoch(cur)
         cur = await rtx.add_finalizer(WORKLOAD, cur, WORKLOAD_FINALIZER)
         placed = placing.placed_status(cur, d, epoch, now_rfc3339())
-        cur = await rtx.update_status(WORKLOAD, cur, status.settled_status(cur, placed) or placed)
+        # A new epoch: the status differs from the stored one, no comparison needed.
+        cur = await rtx.update_status(WORKLOAD, cur, status.settled_status(cur, placed, changed=True) or placed)
         for asg in placing.assignments_for(cur, d, epoch, clusters):
             await rtx.create(ASSIGNMENT, asg, keep_status=True)
         await self._record(rtx, cur, "Normal", PLACED_REASON, f"{placed['message']} (epoch {epoch})")

@@ -210,14 +210,25 @@ def _placed_message(st: dict[str, Any]) -> str:
     return "placed on " + ", ".join(names) if names else str(st.get("message") or "")
 
 
-def settled_status(cur: Obj, new: dict[str, Any] | None, now: str | None = None) -> dict[str, Any] | None:
+def settled_status(
+    cur: Obj, new: dict[str, Any] | None, now: str | None = None, *, changed: bool = False
+) -> dict[str, Any] | None:
     """The status to write for a Workload whose next status is `new` (None: unchanged): with
     its conditions and without an empty placement.clusters; None when it is the same as the
-    stored status (compared on `canonical` form), so nothing is written."""
-    st = copy.deepcopy(new if new is not None else cur.get("status") or {})
+    stored status (compared on `canonical` form), so nothing is written.
+
+    `changed`: the caller built `new` fresh (it may be changed in place) and knows it differs
+    from the stored status — a new placement epoch — so neither the copy nor the comparison
+    (two canonical JSON round trips of a status with its placement explanation) is made."""
+    if changed and new is not None:
+        st = new
+    else:
+        st = copy.deepcopy(new if new is not None else cur.get("status") or {})
     placement = st.get("placement")
     if isinstance(placement, dict) and placement.get("clusters") == []:
         placement.pop("clusters")
     stored = cur.get("status") or {}
     st["conditions"] = workload_conditions(st, now or now_rfc3339(), stored.get("conditions") or [])
+    if changed:
+        return st
     return None if same_status(st, stored) else st

@@ -34,8 +34,8 @@ from hub.registry.objects import (
     check_kind,
     meta,
     place_in_namespace,
+    same_but_volatile,
     strip_server_meta,
-    without_volatile,
 )
 from hub.registry.resources import BY_KEY, BY_KIND, Resource
 from hub.registry.selectors import both, parse_field_selector, parse_label_selector, selectable_projection
@@ -99,6 +99,9 @@ class RegistryTx:
         self.tx = tx
         self.subject = subject
         self._deleted: set[tuple[str, str, str]] = set()  # handled by delete() in this transaction
+        self._namespaces: dict[str, Obj | None] = {}
+        """Namespaces `create` read (unlocked) in this transaction: read once, not per object
+        (kube-apiserver's namespace admission reads an informer cache, not even the store)."""
 
     # -------------------------------------------------------------- reads
 
@@ -106,6 +109,10 @@ class RegistryTx:
         """The stored object (row-locked by default), whatever the subject may see."""
         ns, n = store_key(res, namespace, name)
         return await self.tx.get(res.key, ns, n, lock=lock)
+
+    async def prefetch(self, keys: list[tuple[Resource, str | None, str]]) -> None:
+        """Lock many objects in one statement; `get` then hands each out (Tx.prefetch)."""
+        await self.tx.prefetch([(res.key, *store_key(res, ns, name)) for res, ns, name in keys])
 
     async def get_visible(self, res: Resource, namespace: str | None, name: str, scope: ReadScope) -> Obj:
         """The stored object, or 404 when it is missing OR outside the scope (no existence leak)."""
@@ -148,7 +155,10 @@ class RegistryTx:
         check_change(self.subject, res, None, validated, "")
         name = meta(validated)["name"]
         if res.namespaced:
-            ns_obj = await self.tx.get(NAMESPACE.key, "", namespace or "", lock=False)
+            ns_key = namespace or ""
+            if ns_key not in self._namespaces:
+                self._namespaces[ns_key] = await self.tx.get(NAMESPACE.key, "", ns_key, lock=False)
+            ns_obj = self._namespaces[ns_key]
             if ns_obj is None:
                 raise not_found(NAMESPACE.plural, NAMESPACE.group, namespace or "")
             if deleting(ns_obj):
@@ -179,11 +189,12 @@ class RegistryTx:
         return await self._store(res, old, nxt, subresource, opts, None), warnings
 
     async def update_status(self, res: Resource, old: Obj, status: dict[str, Any] | None) -> Obj:
-        """Write `status` through the status subresource (the controllers' way)."""
-        new = copy.deepcopy(old)
-        if status is None:
-            new.pop("status", None)
-        else:
+        """Write `status` through the status subresource (the controllers' way). `status` is
+        handed on as is (callers build it fresh); `old` is not copied here: the status path of
+        `_next_version` copies what it keeps of it."""
+        new = {k: v for k, v in old.items() if k != "status"}
+        new["metadata"] = dict(meta(old))  # _next_version sets name/namespace on it
+        if status is not None:
             new["status"] = status
         stored, _ = await self.update(res, old, new, subresource="status")
         return stored
@@ -285,7 +296,7 @@ class RegistryTx:
                 raise ApiError(400, "BadRequest", "metadata.namespace: the namespace of an object cannot change")
             im["namespace"] = om.get("namespace")
         if subresource == "status":
-            new = copy.deepcopy(old)
+            new = copy.deepcopy({k: v for k, v in old.items() if k != "status"})  # not the old status
             if "status" in incoming:
                 new["status"] = incoming["status"]
             else:
@@ -319,7 +330,7 @@ class RegistryTx:
         if subresource != "status":
             bump_generation(old, validated)
         fieldmanager.record_update(old, validated, opts.manager, res.api_version, subresource=subresource)
-        if without_volatile(validated) == without_volatile(old):
+        if same_but_volatile(validated, old):
             return old, warnings
         return validated, warnings
 
@@ -669,7 +680,7 @@ class Registry:
             meta(validated)["managedFields"] = mf
             meta(validated)["resourceVersion"] = meta(old).get("resourceVersion")
             bump_generation(old, validated)
-            if without_volatile(validated) == without_volatile(old):
+            if same_but_volatile(validated, old):
                 validated = old
             return await rtx._store(res, old, validated, "", opts, scope), warnings, False
 

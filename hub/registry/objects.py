@@ -5,7 +5,6 @@ No I/O. The lifecycle (hub.registry.lifecycle) composes these; nothing else shou
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from hub.errors import bad_request, invalid
@@ -181,9 +180,29 @@ def place_in_namespace(res: Resource, obj: Obj, namespace: str | None) -> None:
         m.pop("namespace", None)
 
 
-def without_volatile(o: Obj) -> Obj:
-    """The object minus what changes on every write (managedFields times): for no-op detection."""
-    c = copy.deepcopy(o)
-    for e in (c.get("metadata") or {}).get("managedFields") or []:
-        e.pop("time", None)
-    return c
+def _without_time(entry: Any) -> Any:
+    return {k: v for k, v in entry.items() if k != "time"} if isinstance(entry, dict) else entry
+
+
+def same_but_volatile(a: Obj, b: Obj) -> bool:
+    """`a` and `b` are the same object but for what changes on every write (managedFields
+    times): for no-op detection. Compared in place, key by key, without copying either (the
+    controller asks this of every status it writes; two deep copies per write were a quarter of
+    its CPU per placement)."""
+    if a.keys() != b.keys():
+        return False
+    for k in a:
+        if k != "metadata" and a[k] != b[k]:
+            return False
+    ma, mb = a.get("metadata"), b.get("metadata")
+    if not isinstance(ma, dict) or not isinstance(mb, dict):
+        return bool(ma == mb)
+    if ma.keys() != mb.keys():
+        return False
+    for k in ma:
+        if k != "managedFields" and ma[k] != mb[k]:
+            return False
+    fa, fb = ma.get("managedFields") or [], mb.get("managedFields") or []
+    if not isinstance(fa, list) or not isinstance(fb, list):
+        return bool(fa == fb)
+    return len(fa) == len(fb) and all(_without_time(x) == _without_time(y) for x, y in zip(fa, fb, strict=True))

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
+import psycopg.types.json
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -83,6 +84,12 @@ APPLY_SQL = text(
 _GET = "SELECT data FROM objects WHERE resource = :r AND namespace = :ns AND name = :n"
 GET_SQL = text(_GET)
 GET_LOCKED_SQL = text(_GET + " FOR UPDATE")
+PREFETCH_SQL = text(
+    "SELECT o.resource, o.namespace, o.name, o.data FROM objects o "
+    "JOIN jsonb_to_recordset(CAST(:k AS jsonb)) AS x(r text, ns text, n text) "
+    "ON o.resource = x.r AND o.namespace = x.ns AND o.name = x.n "
+    "ORDER BY o.resource, o.namespace, o.name FOR UPDATE OF o"
+)
 GET_JSON_SQL = text("SELECT data::text FROM objects WHERE resource = :r AND namespace = :ns AND name = :n")
 CURRENT_RV_SQL = text("SELECT rv FROM rv_counter WHERE id = 1")
 BEGIN_SQL, COMMIT_SQL, ROLLBACK_SQL = text("BEGIN"), text("COMMIT"), text("ROLLBACK")
@@ -132,6 +139,8 @@ class Tx:
     the previous version of whatever it then writes, kept with its event."""
     in_transaction: bool = True
     """False while a `begin_on_lock` transaction (Store.transact) has taken no lock yet."""
+    _prefetched: dict[tuple[str, str, str], Obj | None] = field(default_factory=dict)
+    """Rows `prefetch` read and locked, each handed out once by `get` (None: not stored)."""
 
     async def _locking(self) -> None:
         """A locking read follows: its locks must last until commit, so begin now if not yet."""
@@ -163,7 +172,26 @@ class Tx:
         self._staged[key] = len(self.writes)
         self.writes.append(w)
 
+    async def prefetch(self, keys: builtins.list[tuple[str, str, str]]) -> None:
+        """Read and lock many objects (resource, namespace, name) in ONE statement; each is then
+        handed out by the next `get` of its key with no round trip. For a batch that would
+        otherwise lock its rows one `get` at a time (the controller's 50 placements per
+        transaction: 100 round trips → 1). Rows are locked in key order, as one-at-a-time
+        `get`s in sorted order would, so two batches cannot deadlock on each other."""
+        if not keys:
+            return
+        await self._locking()
+        wanted = sorted(set(keys))
+        rows = await self.conn.execute(PREFETCH_SQL, {"k": _dumps([{"r": r, "ns": ns, "n": n} for r, ns, n in wanted])})
+        found = {(r[0], r[1], r[2]): dict(r[3]) for r in rows.all()}
+        for key in wanted:
+            self._prefetched[key] = found.get(key)
+
     async def get(self, resource: str, namespace: str, name: str, *, lock: bool = True) -> Obj | None:
+        key = (resource, namespace, name)
+        if key in self._prefetched:  # read (and locked) by prefetch
+            obj = self._prefetched.pop(key)
+            return self._remember(resource, obj) if obj is not None else None
         if lock:
             await self._locking()
         sql = GET_LOCKED_SQL if lock else GET_SQL
@@ -214,6 +242,20 @@ def _dumps(obj: Any) -> str:
         return orjson.dumps(obj).decode()
     except TypeError:
         return json.dumps(obj)
+
+
+def _loads(data: bytes | bytearray | memoryview | str) -> Any:
+    """psycopg's decoder of json/jsonb values: orjson, and the standard library for what orjson
+    refuses (an integer beyond 64 bits: JSONB spells the float 1e24 as 1000000000000000000000000).
+    Every object a locked read or a watch poll returns is decoded here; with json.loads that
+    was an eighth of the controller's CPU per placement."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(bytes(data) if isinstance(data, memoryview | bytearray) else data)
+
+
+psycopg.types.json.set_json_loads(_loads)
 
 
 def default_prev_projection(resource: str, obj: Obj) -> Obj:

@@ -230,3 +230,22 @@ def test_a_pass_waits_until_the_cache_has_seen_the_stores_resource_version() -> 
         return already, caught, never
 
     assert asyncio.run(scenario()) == (True, True, False)
+
+
+def test_a_cache_listed_on_a_quiet_store_is_caught_up_without_waiting_for_an_event() -> None:
+    """After a hub restart nothing may be written for a while: the lists hold everything the
+    broadcaster had dispatched when they began, so the first pass must not wait for an event."""
+
+    async def go() -> tuple[bool, bool]:
+        cache = FleetCache()
+        cache.begin_list(dispatched_rv=42)  # the store's last write was rv 42, before this process started
+        for resource in (WORKLOADS, ASSIGNMENTS, CLUSTERS, NAMESPACES, DATASETS, TOPOLOGIES):
+            cache.load(resource, [], 42)
+        cache.finish_list()
+        now = await cache.caught_up(42, timeout=5)
+        later = await cache.caught_up(43, timeout=0.05)  # rv 43 is not dispatched yet: not caught up
+        return now, later
+
+    now, later = asyncio.run(go())
+    assert now is True
+    assert later is False
