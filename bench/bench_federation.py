@@ -307,6 +307,13 @@ def agent_worker(spec_path: str) -> None:
                         "failed": failed[:5],
                         "n_failed": len(failed),
                         "reports": sum(a.reports for a in agents),
+                        # per agent (bench_recovery): monotonic times of the last lease renewal sent and
+                        # of the hub's last answer to its Assignment watch
+                        **(
+                            {"details": {a.cluster_name: [a.lease.renewed_at, a.hub.watch_opened_at] for a in agents}}
+                            if spec.get("details")
+                            else {}
+                        ),
                     }
                 )
             )

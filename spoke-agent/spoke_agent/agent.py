@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Any
 from . import __version__
 from .backends import Backend
 from .delivery import Delivery, now_rfc3339
-from .errors import JoinRefused, PermanentError, TemporaryError
+from .errors import HubUnreachable, JoinRefused, PermanentError, TemporaryError
 from .hub import HubClient
 from .labels import BACKEND_LABEL
 from .lease import LeaseClock, report_digest, timing_problem
@@ -250,10 +251,13 @@ class Agent:
             self._lease_changed.set()
 
     async def renew_forever(self) -> None:
-        """Renew the cluster's lease every heartbeat."""
+        """Renew the cluster's lease every heartbeat; while the hub refuses connections (it is
+        restarting), retry every `hub.unreachable_retry_seconds` instead, so the lease is renewed
+        about a second after the hub is back rather than up to a heartbeat later."""
         failing = False
         while True:
             started = time.monotonic()
+            pause = self.config.capacity.heartbeat_seconds
             try:
                 await self.renew_once()
                 if failing:
@@ -265,7 +269,9 @@ class Agent:
                 if not failing:
                     log.warning("cluster %s: lease renewal failed (%s)", self.cluster_name, e)
                 failing = True
-            await asyncio.sleep(max(0.0, self.config.capacity.heartbeat_seconds - (time.monotonic() - started)))
+                if isinstance(e, HubUnreachable):
+                    pause = min(pause, self.config.hub.unreachable_retry_seconds * (0.5 + random.random()))
+            await asyncio.sleep(max(0.0, pause - (time.monotonic() - started)))
 
     def _check_timing(self, hub_timeout: Any) -> None:
         if self._timing_checked:

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .backends import Backend
-from .errors import Expired, JoinRefused, PermanentError, TemporaryError
+from .errors import Expired, HubUnreachable, JoinRefused, PermanentError, TemporaryError
 from .fencing import EpochFence, fenced_manifest, stops_when_fenced
 from .hub import HubClient
 from .labels import (
@@ -136,10 +136,12 @@ class Delivery:
                 raise
             except (TemporaryError, PermanentError) as e:
                 self.stats["reconnects"] += 1
-                delay = backoff * (0.5 + random.random())
+                unreachable = isinstance(e, HubUnreachable)  # a restart: come back as soon as it listens
+                delay = (settings.unreachable_retry_seconds if unreachable else backoff) * (0.5 + random.random())
                 log.warning("cluster %s: hub watch failed (%s); reconnecting in %.1fs", self.cluster, e, delay)
                 await asyncio.sleep(delay)
-                backoff = min(backoff * 2, settings.reconnect_backoff_max_seconds)
+                if not unreachable:
+                    backoff = min(backoff * 2, settings.reconnect_backoff_max_seconds)
 
     async def _resync(self, items: list[dict[str, Any]]) -> None:
         """A full list from the hub: it is the truth; what it lacks was deleted."""

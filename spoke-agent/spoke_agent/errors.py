@@ -15,6 +15,12 @@ class TemporaryError(AgentError):
         self.delay = delay
 
 
+class HubUnreachable(TemporaryError):
+    """Nothing took the connection at the hub's address (refused: the hub is restarting, or the
+    link is cut). Retry soon and at a steady pace: a refused connection costs the hub nothing,
+    unlike a retry of a request it answered with an error."""
+
+
 class PermanentError(AgentError):
     """Retrying the same input will fail the same way; report it and wait for a change."""
 

@@ -7,8 +7,10 @@ a PermanentError (report and wait), JoinRefused (401) or Expired (410, relist).
 
 from __future__ import annotations
 
+import functools
 import json
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +19,7 @@ import httpx
 
 from fleetplane_types.names import API_VERSION
 
-from .errors import Expired, JoinRefused, PermanentError, TemporaryError
+from .errors import Expired, HubUnreachable, JoinRefused, PermanentError, TemporaryError
 from .settings import HubSettings
 
 BASE = f"/apis/{API_VERSION}"
@@ -48,6 +50,15 @@ def raise_for(resp: httpx.Response, what: str) -> None:
     raise PermanentError(text, reason=reason or str(resp.status_code))
 
 
+@functools.lru_cache(maxsize=16)
+def tls_context(cafile: str | None) -> ssl.SSLContext:
+    """One verifying TLS context per CA file (None: the system's) for every HubClient of the
+    process: building one loads and parses the CA bundle (tens of ms of CPU), and an agent makes
+    a new HTTP client at each credential change; a process running many SIMULATED agents (the
+    benchmarks) made thousands."""
+    return ssl.create_default_context(cafile=cafile)
+
+
 class HubClient:
     def __init__(
         self,
@@ -59,12 +70,15 @@ class HubClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        if isinstance(verify, str):
-            verify = ssl.create_default_context(cafile=verify)
+        if verify is True or isinstance(verify, str):
+            verify = tls_context(verify if isinstance(verify, str) else None)
         self.settings = settings or HubSettings()
         self._verify = verify
         self._transport = transport
         self._client = self._make(token)
+        self.watch_opened_at: float | None = None
+        """time.monotonic() when the hub last answered an Assignment watch (its 200 arrived): how
+        soon after a hub restart the agent's watch is back (bench/bench_recovery.py reads it)."""
 
     def _make(self, token: str | None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -89,6 +103,8 @@ class HubClient:
     async def _send(self, method: str, path: str, what: str, **kw: Any) -> dict[str, Any]:
         try:
             resp = await self._client.request(method, path, **kw)
+        except httpx.ConnectError as e:
+            raise HubUnreachable(f"{what}: hub {self.url} refused the connection: {e!r}") from e
         except httpx.HTTPError as e:
             raise TemporaryError(f"{what}: hub {self.url} unreachable: {e!r}") from e
         raise_for(resp, what)
@@ -172,6 +188,7 @@ class HubClient:
                 if resp.status_code >= 400:
                     await resp.aread()
                     raise_for(resp, f"watch Assignments of {cluster}")
+                self.watch_opened_at = time.monotonic()
                 async for line in resp.aiter_lines():
                     if not line.strip():
                         continue
@@ -182,6 +199,8 @@ class HubClient:
                             raise Expired(status.get("message") or "resourceVersion expired")
                         raise TemporaryError(f"watch error from hub: {status.get('message') or status}")
                     yield event
+        except httpx.ConnectError as e:
+            raise HubUnreachable(f"watch Assignments of {cluster}: hub {self.url} refused the connection: {e!r}") from e
         except httpx.HTTPError as e:
             raise TemporaryError(f"watch Assignments of {cluster}: stream broke: {e!r}") from e
 

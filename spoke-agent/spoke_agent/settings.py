@@ -46,6 +46,15 @@ class HubSettings(_Group):
         description="Seconds. Cap of the reconnect backoff: with 1,000+ agents, a hub outage must not "
         "end in a thundering herd, yet agents should be back within half a minute.",
     )
+    unreachable_retry_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds. When the hub refuses the connection (nothing listens: a restart in progress), "
+        "retry the watch and a failed lease renewal after this long (with jitter), without growing the backoff "
+        "or waiting for the next heartbeat. A refused connection costs the hub nothing, and this brings every "
+        "agent back about a second after a restarted hub listens (bench/bench_recovery.py); errors the hub "
+        "answers still back off exponentially.",
+    )
 
 
 class CapacitySettings(_Group):
