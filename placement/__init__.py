@@ -8,6 +8,9 @@ public API, documented in docs/placement.md:
 - ``Engine(profile).place_batch(snapshot, workloads, reservations) -> list[Decision]``
 - :class:`Decision` (``placed``, ``assignments``, ``reason``, ``to_dict()``)
 - :mod:`placement.manifests` converts the hub's kube-style objects to these inputs.
+- queues before placement (docs/queues.md): ``Admission(queues).decide(snapshot, pending,
+  admitted) -> AdmissionResult``, with :class:`Queue`, :class:`FlavorQuota`, :class:`Flavor`,
+  :class:`PriorityClass`, :class:`QueuedWorkload`, :class:`AdmittedWorkload` (:mod:`placement.queueing`)
 """
 
 from placement.decision import ClusterAssignment, Decision
@@ -31,16 +34,36 @@ from placement.model import (
     WorkloadRequest,
 )
 from placement.profiles import MAX_SCORE, PROFILES, Profile
+from placement.queueing import (
+    Admission,
+    AdmissionDecision,
+    AdmissionResult,
+    AdmittedWorkload,
+    Eviction,
+    Flavor,
+    FlavorQuota,
+    PreemptionPolicy,
+    PriorityClass,
+    Queue,
+    QueuedWorkload,
+)
 
 __all__ = [
     "MAX_SCORE",
     "PROFILES",
+    "Admission",
+    "AdmissionDecision",
+    "AdmissionResult",
+    "AdmittedWorkload",
     "CapacityPolicy",
     "ClusterAssignment",
     "ClusterInfo",
     "Dataset",
     "Decision",
     "Engine",
+    "Eviction",
+    "Flavor",
+    "FlavorQuota",
     "FleetSnapshot",
     "GpuNode",
     "LabelRequirement",
@@ -50,7 +73,11 @@ __all__ = [
     "PlacementError",
     "PlacementInputError",
     "PlacementSession",
+    "PreemptionPolicy",
+    "PriorityClass",
     "Profile",
+    "Queue",
+    "QueuedWorkload",
     "Reservation",
     "Site",
     "Taint",

@@ -2,7 +2,8 @@
 
 Reads the same kube-style manifests the hub stores (Cluster with status, Dataset, Topology,
 Workload), places the workloads with the engine — no hub, no database — and prints the
-decisions with their explanations. :func:`place` is the plain core (returns the text);
+decisions with their explanations; with Queue objects it admits first and prints the
+admission decisions (docs/queues.md). :func:`place` is the plain core (returns the text);
 :func:`place_command` is the typer command the hub CLI registers as ``fleetplane place``.
 ``python -m placement.cli -f a.yaml -f b.yaml`` runs it standalone.
 """
@@ -20,8 +21,9 @@ import yaml
 from placement.decision import Decision
 from placement.engine import Engine
 from placement.errors import PlacementInputError
-from placement.manifests import load_inputs
+from placement.manifests import inputs_from_manifests, load_documents, parse_objects
 from placement.profiles import PROFILES
+from placement.queueing import whatif
 
 OUTPUTS = ("table", "json", "yaml")
 #: Rows of per-cluster explanation the table shows per workload (JSON/YAML show all).
@@ -100,7 +102,10 @@ def place(files: Sequence[Path | str], output: str = "table", profile: str = "de
     """Place the workloads found in ``files`` on the fleet found there; return the rendering."""
     if output not in OUTPUTS:
         raise PlacementInputError("Option", "--output", "", f'unknown output "{output}" (want {"|".join(OUTPUTS)})')
-    snapshot, workloads = load_inputs(files)
+    found = parse_objects(load_documents(files))
+    if found.queues:  # admission before placement (docs/queues.md)
+        return whatif.render(whatif.admission_from_manifests(found, profile), output, profile)
+    snapshot, workloads = inputs_from_manifests(found)
     decisions = Engine(profile).place_batch(snapshot, workloads)
     if output == "table":
         return render_table(decisions)
@@ -112,7 +117,10 @@ def place(files: Sequence[Path | str], output: str = "table", profile: str = "de
 
 def place_command(
     filename: list[Path] = typer.Option(
-        ..., "-f", "--filename", help="Manifest file (Clusters, Datasets, Topology, Workloads); repeatable."
+        ...,
+        "-f",
+        "--filename",
+        help="Manifest file (Clusters, Datasets, Topology, Workloads, Queues, PriorityClasses); repeatable.",
     ),
     output: str = typer.Option("table", "-o", "--output", help="table, json or yaml."),
     profile: str = typer.Option("default", "--profile", help=f"Scoring profile: {', '.join(PROFILES)}."),

@@ -1,9 +1,10 @@
 """Converters from the hub's kube-style objects (fleetplane.io/v1alpha1) to engine inputs.
 
 The what-if CLI reads the same manifests the hub stores — Cluster (with status), Dataset,
-Topology, Workload — and the hub's placement controller hands the same pydantic objects to
-:func:`snapshot_from_api` and :func:`workload_from_api`. Every error names the object and
-the field, e.g. ``Workload "train-a": spec.gpu.models: unknown GPU model "H1000"``.
+Topology, Workload, Queue and PriorityClass (placement.queueing, docs/queues.md) — and the
+hub's placement controller hands the same pydantic objects to :func:`snapshot_from_api` and
+:func:`workload_from_api`. Every error names the object and the field, e.g.
+``Workload "train-a": spec.gpu.models: unknown GPU model "H1000"``.
 
 Mapping notes:
 
@@ -49,6 +50,7 @@ from placement.model import (
     Topology,
     WorkloadRequest,
 )
+from placement.queueing import wire as queue_wire
 
 DEFAULT_NAMESPACE = "default"
 
@@ -57,6 +59,8 @@ _KINDS: dict[str, type[BaseModel]] = {
     "Dataset": v1.Dataset,
     "Topology": v1.Topology,
     "Workload": v1.Workload,
+    "Queue": queue_wire.Queue,
+    "PriorityClass": queue_wire.PriorityClass,
 }
 #: Kinds the hub stores that say nothing about capacity or demand here.
 _IGNORED_KINDS = {"Assignment"}
@@ -70,6 +74,8 @@ class Manifests:
     datasets: list[v1.Dataset] = field(default_factory=list)
     topologies: list[v1.Topology] = field(default_factory=list)
     workloads: list[v1.Workload] = field(default_factory=list)
+    queues: list[queue_wire.Queue] = field(default_factory=list)
+    priority_classes: list[queue_wire.PriorityClass] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- reading
@@ -151,6 +157,10 @@ def parse_objects(docs: Iterable[tuple[str, Any] | Mapping[str, Any]]) -> Manife
             found.topologies.append(obj)
         elif isinstance(obj, v1.Workload):
             found.workloads.append(obj)
+        elif isinstance(obj, queue_wire.Queue):
+            found.queues.append(obj)
+        elif isinstance(obj, queue_wire.PriorityClass):
+            found.priority_classes.append(obj)
     return found
 
 
