@@ -156,33 +156,29 @@ class Decision:
 
     # ------------------------------------------------------------ explanation
 
-    def ranked_options(self) -> list[int]:
-        """Each feasible cluster's best option (or the one placed), best cluster first."""
+    def ranked_options(self, limit: int | None = None) -> list[int]:
+        """Each feasible cluster's best option (or the one placed), best cluster first; the
+        first `limit` of them. Vectorised: at 1,000 clusters a placed decision has thousands
+        of options, and a Python walk over them was most of building its stored explanation."""
         t = self.trace
         opts = t.view.options
         if len(opts) == 0:
             return []
         rank = t.view.arrays.name_rank[opts.cluster]
         order = np.lexsort((opts.pool, rank, -t.total))
+        _, first = np.unique(opts.cluster[order], return_index=True)  # each cluster's best, in any order
+        best = order[np.sort(first)]  # ... in ranked order
+        if limit is not None:
+            best = best[:limit]
         chosen_clusters = {int(opts.cluster[i]): i for i in t.chosen}
-        seen: set[int] = set()
-        out: list[int] = []
-        for i in order:
-            c = int(opts.cluster[i])
-            if c in seen:
-                continue
-            seen.add(c)
-            out.append(chosen_clusters.get(c, int(i)))
-        return out
+        return [int(chosen_clusters.get(int(opts.cluster[i]), i)) for i in best]
 
     def cluster_explanations(self, limit: int | None = None) -> list[dict[str, Any]]:
         t = self.trace
         a = t.view.arrays
         opts = t.view.options
         rows: list[dict[str, Any]] = []
-        for rank, i in enumerate(self.ranked_options(), start=1):
-            if limit is not None and len(rows) >= limit:
-                break  # plugin details are the costly part: build only the rows kept
+        for rank, i in enumerate(self.ranked_options(limit), start=1):
             c = int(opts.cluster[i])
             p = int(opts.pool[i])
             plugins = []

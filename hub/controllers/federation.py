@@ -48,6 +48,7 @@ from typing import Any
 
 from fleetplane_types import v1alpha1 as v1
 from fleetplane_types.conditions import is_ready
+from fleetplane_types.gpus import known_models
 from fleetplane_types.names import (
     ASSIGNMENTS,
     CLUSTERS,
@@ -353,11 +354,12 @@ class FederationController:
 
     async def _place(self, pending: list[Obj]) -> None:
         snapshot = self._fleet_snapshot()
+        known = known_models(snapshot.fleet_models())  # once per pass, not per workload: O(pools)
         requests = []
         by_key: dict[str, Obj] = {}
         for w in pending:
             try:
-                req = workload_from_api(v1.Workload.model_validate(w), snapshot)
+                req = workload_from_api(v1.Workload.model_validate(w), snapshot, known)
             except PlacementInputError as exc:
                 await self._set_pending(w, str(exc))
                 continue

@@ -66,8 +66,11 @@ def per_cluster_status(current: list[Obj], lost: list[Obj]) -> list[dict[str, An
 
 
 def aggregated_status(cur: Obj, phase: str, per_cluster: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The workload status from its Assignments, never moving the phase backward; None if unchanged."""
-    st = copy.deepcopy(cur.get("status") or {})
+    """The workload status from its Assignments, never moving the phase backward; None if unchanged.
+
+    The result shares what it did not change with `cur`'s status (no deep copy: most calls
+    find nothing changed); `settled_status`, which every caller hands it to, copies it."""
+    st = cur.get("status") or {}
     old_phase = st.get("phase")
     new_phase = phase if PHASE_RANK[phase] >= PHASE_RANK.get(old_phase, 0) else old_phase
     msg = st.get("message")
@@ -220,14 +223,22 @@ def settled_status(
     `changed`: the caller built `new` fresh (it may be changed in place) and knows it differs
     from the stored status — a new placement epoch — so neither the copy nor the comparison
     (two canonical JSON round trips of a status with its placement explanation) is made."""
+    stored = cur.get("status") or {}
+    if new is None and not changed:
+        # Nothing new but (maybe) the conditions: decide on those before copying anything (most
+        # controller passes look at many workloads and change none).
+        placement = stored.get("placement")
+        empty_clusters = isinstance(placement, dict) and placement.get("clusters") == []
+        conds = workload_conditions(stored, now or now_rfc3339(), stored.get("conditions") or [])
+        if not empty_clusters and same_status(conds, stored.get("conditions") or []):
+            return None
     if changed and new is not None:
         st = new
     else:
-        st = copy.deepcopy(new if new is not None else cur.get("status") or {})
+        st = copy.deepcopy(new if new is not None else stored)
     placement = st.get("placement")
     if isinstance(placement, dict) and placement.get("clusters") == []:
         placement.pop("clusters")
-    stored = cur.get("status") or {}
     st["conditions"] = workload_conditions(st, now or now_rfc3339(), stored.get("conditions") or [])
     if changed:
         return st

@@ -38,7 +38,13 @@ from hub.registry.objects import (
     strip_server_meta,
 )
 from hub.registry.resources import BY_KEY, BY_KIND, Resource
-from hub.registry.selectors import both, parse_field_selector, parse_label_selector, selectable_projection
+from hub.registry.selectors import (
+    both,
+    field_equality,
+    parse_field_selector,
+    parse_label_selector,
+    selectable_projection,
+)
 from hub.registry.validation import validate_object
 from hub.store.errors import StoreError
 from hub.store.store import Event, Store, Tx, now_rfc3339
@@ -296,7 +302,10 @@ class RegistryTx:
                 raise ApiError(400, "BadRequest", "metadata.namespace: the namespace of an object cannot change")
             im["namespace"] = om.get("namespace")
         if subresource == "status":
-            new = copy.deepcopy({k: v for k, v in old.items() if k != "status"})  # not the old status
+            # Neither the old status nor the spec is copied: validation below builds both afresh
+            # from its model (validate_object), and only metadata is changed in place.
+            new = {k: v for k, v in old.items() if k not in ("status", "metadata")}
+            new["metadata"] = copy.deepcopy(om)
             if "status" in incoming:
                 new["status"] = incoming["status"]
             else:
@@ -400,6 +409,9 @@ class ListQuery:
 
     namespaces: list[str] | None  # None: every namespace (or a cluster-scoped kind); []: nothing
     predicate: Callable[[Obj], bool] | None
+    index: tuple[str, str] | None = None
+    """A (field path, value) every selected object has (an equality field selector): watches
+    are indexed by it (hub.store.watch.Watcher.index)."""
 
     def accepts(self, ev: Event) -> bool:
         if self.namespaces is not None and ev.namespace not in self.namespaces:
@@ -420,15 +432,16 @@ def list_query(
         parse_label_selector(label_selector),
         parse_field_selector(field_selector, res.field_selectors, res.kind),
     )
+    index = field_equality(field_selector, res.field_selectors, res.kind)
     if not scope.visible:
-        return ListQuery([], pred)
+        return ListQuery([], pred, index)
     if res.kind == "Namespace" or not res.namespaced:
-        return ListQuery(None, pred)
+        return ListQuery(None, pred, index)
     if namespace is not None:
         if scope.namespaces is not None and namespace not in scope.namespaces:
-            return ListQuery([], pred)
-        return ListQuery([namespace], pred)
-    return ListQuery(list(scope.namespaces) if scope.namespaces is not None else None, pred)
+            return ListQuery([], pred, index)
+        return ListQuery([namespace], pred, index)
+    return ListQuery(list(scope.namespaces) if scope.namespaces is not None else None, pred, index)
 
 
 @dataclass
@@ -540,7 +553,7 @@ class Registry:
         compacted). Unsubscribe with `self.broadcaster.unsubscribe(start.watcher)`."""
         with as_status():
             watcher, backlog, seam = await self.broadcaster.subscribe(
-                res.key, query.accepts, from_rv, selective=query.predicate is not None
+                res.key, query.accepts, from_rv, selective=query.predicate is not None, index=query.index
             )
         after = max(seam, from_rv or 0)
         initial: list[Obj] = []

@@ -78,9 +78,8 @@ def parse_label_selector(expr: str | None) -> Pred | None:
     return pred
 
 
-def parse_field_selector(expr: str | None, allowed: tuple[str, ...], kind: str) -> Pred | None:
-    if not expr:
-        return None
+def _field_checks(expr: str, allowed: tuple[str, ...], kind: str) -> list[tuple[str, bool, str]]:
+    """(path, equal?, value) per requirement of a field selector; 400 on anything else."""
     checks: list[tuple[str, bool, str]] = []
     for part in _split_top(expr):
         m = re.match(r"^([A-Za-z0-9.]+)\s*(==|=|!=)\s*(.*)$", part)
@@ -90,6 +89,21 @@ def parse_field_selector(expr: str | None, allowed: tuple[str, ...], kind: str) 
         if path not in allowed:
             raise bad_request(f'field label not supported: "{path}" (for {kind}, supported: {", ".join(allowed)})')
         checks.append((path, op != "!=", val))
+    return checks
+
+
+def field_equality(expr: str | None, allowed: tuple[str, ...], kind: str) -> tuple[str, str] | None:
+    """The first `path=value` requirement of a field selector (what every match has), for
+    indexing watchers (hub.store.watch.Watcher.index); None when it has none."""
+    if not expr:
+        return None
+    return next(((path, val) for path, eq, val in _field_checks(expr, allowed, kind) if eq), None)
+
+
+def parse_field_selector(expr: str | None, allowed: tuple[str, ...], kind: str) -> Pred | None:
+    if not expr:
+        return None
+    checks = _field_checks(expr, allowed, kind)
 
     def pred(obj: Obj) -> bool:
         for path, eq, val in checks:

@@ -27,11 +27,12 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import psycopg
 
 from hub.store.errors import ResourceVersionTooOld
-from hub.store.store import Event, Store
+from hub.store.store import Event, Obj, Store
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,15 @@ def as_seen_by(accept: Callable[[Event], bool], ev: Event, selective: bool = Tru
     return None
 
 
+def field_value(obj: Obj | None, path: str) -> str:
+    """The value a field selector compares at `path` ("spec.clusterName"): the field as a
+    string, "" when it is missing (hub.registry.selectors compares the same way)."""
+    cur: Any = obj
+    for p in path.split("."):
+        cur = cur.get(p) if isinstance(cur, dict) else None
+    return "" if cur is None else str(cur)
+
+
 class WatchOverflow(Exception):
     """The watcher fell too far behind; the client must relist (410)."""
 
@@ -88,6 +98,10 @@ class Watcher:
     accept: Callable[[Event], bool]
     limit: int
     selective: bool = True  # does `accept` read the object (selectors, content scopes)?
+    index: tuple[str, str] | None = None
+    """(field path, value) that every object this watcher accepts has (an equality field
+    selector, e.g. an agent's spec.clusterName=east): the broadcaster offers it only events
+    whose object — or previous version — has that value."""
     pending: deque[Event] = field(default_factory=deque)
     overflowed: bool = False
     closed: bool = False
@@ -140,6 +154,11 @@ class Broadcaster:
         self.last_rv = 0
         self.watchers: set[Watcher] = set()
         self._by_resource: dict[str, set[Watcher]] = {}
+        """Watchers without an index, by resource: offered every event of it."""
+        self._by_value: dict[str, dict[str, dict[str, set[Watcher]]]] = {}
+        """Indexed watchers: resource → field path → value → watchers. With 1,000 agents each
+        watching its own cluster's Assignments, an Assignment event is matched against the one
+        agent it concerns, not all 1,000."""
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
@@ -237,20 +256,38 @@ class Broadcaster:
             for w in self._by_resource.get(ev.resource, ()):
                 if (seen := as_seen_by(w.accept, ev, w.selective)) is not None:
                     w.offer(seen)
+            for path, buckets in self._by_value.get(ev.resource, {}).items():
+                now = field_value(ev.object, path)
+                before = field_value(ev.prev, path) if ev.prev is not None else now
+                for value in (now,) if before == now else (now, before):
+                    for w in buckets.get(value, ()):
+                        if (seen := as_seen_by(w.accept, ev, w.selective)) is not None:
+                            w.offer(seen)
             for listener in self.listeners:
                 listener(ev)
 
     async def subscribe(
-        self, resource: str, accept: Callable[[Event], bool], from_rv: int | None, *, selective: bool = True
+        self,
+        resource: str,
+        accept: Callable[[Event], bool],
+        from_rv: int | None,
+        *,
+        selective: bool = True,
+        index: tuple[str, str] | None = None,
     ) -> tuple[Watcher, list[Event], int]:
         """Register a watcher. Returns it, the back-fill events after from_rv, and the seam rv L.
 
-        from_rv=None means "from now": no back-fill.
+        from_rv=None means "from now": no back-fill. `index`: see Watcher.index (the field must
+        be one the event log keeps of previous versions: a selectable field).
         """
         await self._ready.wait()
-        w = Watcher(resource, accept, self.queue_limit, selective)
+        w = Watcher(resource, accept, self.queue_limit, selective, index)
         self.watchers.add(w)
-        self._by_resource.setdefault(resource, set()).add(w)
+        if index is None:
+            self._by_resource.setdefault(resource, set()).add(w)
+        else:
+            path, value = index
+            self._by_value.setdefault(resource, {}).setdefault(path, {}).setdefault(value, set()).add(w)
         seam = self.last_rv
         backlog: list[Event] = []
         if from_rv is not None and from_rv < seam:
@@ -278,11 +315,25 @@ class Broadcaster:
 
     def unsubscribe(self, w: Watcher) -> None:
         self.watchers.discard(w)
-        group = self._by_resource.get(w.resource)
-        if group is not None:
-            group.discard(w)
-            if not group:
-                del self._by_resource[w.resource]
+        if w.index is None:
+            group = self._by_resource.get(w.resource)
+            if group is not None:
+                group.discard(w)
+                if not group:
+                    del self._by_resource[w.resource]
+            return
+        path, value = w.index
+        paths = self._by_value.get(w.resource, {})
+        buckets = paths.get(path, {})
+        bucket = buckets.get(value)
+        if bucket is not None:
+            bucket.discard(w)
+            if not bucket:
+                del buckets[value]
+                if not buckets:
+                    del paths[path]
+                    if not paths:
+                        del self._by_value[w.resource]
 
     async def stream(
         self, w: Watcher, after_rv: int, idle: float, deadline: float | None = None
