@@ -32,6 +32,7 @@ from hub.registry.objects import (
     bump_generation,
     carry_server_meta,
     check_kind,
+    json_copy,
     meta,
     place_in_namespace,
     same_but_volatile,
@@ -209,7 +210,7 @@ class RegistryTx:
         fins = meta(old).get("finalizers") or []
         if finalizer in fins:
             return old
-        new = copy.deepcopy(old)
+        new = json_copy(old)
         meta(new)["finalizers"] = [*fins, finalizer]
         stored, _ = await self.update(res, old, new)
         return stored
@@ -305,7 +306,7 @@ class RegistryTx:
             # Neither the old status nor the spec is copied: validation below builds both afresh
             # from its model (validate_object), and only metadata is changed in place.
             new = {k: v for k, v in old.items() if k not in ("status", "metadata")}
-            new["metadata"] = copy.deepcopy(om)
+            new["metadata"] = json_copy(om)
             if "status" in incoming:
                 new["status"] = incoming["status"]
             else:

@@ -5,12 +5,28 @@ No I/O. The lifecycle (hub.registry.lifecycle) composes these; nothing else shou
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+import orjson
 
 from hub.errors import bad_request, invalid
 from hub.registry.resources import Resource
 
 Obj = dict[str, Any]
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (what a stored object is) by an orjson round trip: several
+    times faster than copy.deepcopy on nested dicts, which was a tenth of the controller's CPU
+    per placement. copy.deepcopy for what orjson cannot encode (an integer beyond 64 bits, a
+    non-JSON type). Only for objects past the input boundary, which refuses NaN and Infinity
+    (orjson would write them as null)."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:
+        return copy.deepcopy(value)
+
 
 SERVER_META = (
     "uid",

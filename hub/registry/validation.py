@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from fleetplane_types.v1alpha1 import DNS1123_LABEL, DNS1123_SUBDOMAIN
 from hub.errors import ApiError, bad_request, invalid
+from hub.registry.objects import json_copy
 from hub.registry.resources import Resource
 
 Obj = dict[str, Any]
@@ -140,7 +141,7 @@ def validate_object(res: Resource, obj: Obj, field_validation: str) -> tuple[Obj
     dumped = model.model_dump(by_alias=True, exclude_none=True, mode="json")
     # What is not taken from the model's dump (fresh objects) is copied unless it already was:
     # the caller may keep `obj` (a controller's cached object), the lifecycle changes `out`.
-    keep = (lambda v: v) if copied else copy.deepcopy
+    keep = (lambda v: v) if copied else json_copy
     out = {"apiVersion": res.api_version, "kind": res.kind, "metadata": keep(work.get("metadata") or {})}
     for key in ("spec", "status"):
         if key in dumped:
