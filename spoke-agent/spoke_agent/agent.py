@@ -154,7 +154,9 @@ class Agent:
         self._capacity_dirty.set()
 
     def cluster_status(self) -> dict[str, Any]:
-        cap = self.backend.capacity()
+        # The GPUs of copies stopped while fenced count as allocated until they are back: the hub
+        # did not re-place them, and must not book those GPUs for another workload meanwhile.
+        cap = self.backend.capacity(self.delivery.held_gpus() if self.delivery is not None else None)
         simulated = self.backend.name == "simulated"
         status: dict[str, Any] = {
             "conditions": [
@@ -323,7 +325,9 @@ class Agent:
         tasks: list[asyncio.Task[Any]] = []
         try:
             await self._retry(self.login, "join")
-            self.delivery = delivery = Delivery(self.cluster_name, self.hub, self.backend, self.config)
+            self.delivery = delivery = Delivery(
+                self.cluster_name, self.hub, self.backend, self.config, on_capacity_change=self.capacity_changed
+            )
             await self.backend.start(self.capacity_changed, delivery.objects_changed)
             self._kubernetes_version = await self.backend.kubernetes_version()
             await self._retry(self.mark_backend, "label the Cluster")

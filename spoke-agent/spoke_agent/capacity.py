@@ -425,15 +425,18 @@ def compute_capacity(
     nodes: Iterable[Mapping[str, Any]],
     pods: Iterable[Mapping[str, Any]],
     resources: Iterable[str] = ("nvidia.com/gpu",),
+    held: Mapping[tuple[str, str], int] | None = None,
 ) -> Capacity:
     """Group GPU nodes into pools and count what is allocated and free.
 
     `nodes` and `pods` are Node and Pod bodies (full or slimmed). Pods not bound to a node, or
     in a terminal phase, hold nothing. Pods on nodes the agent has not seen (yet) are ignored.
+    `held` adds GPUs per (node, resource) that count as allocated without a pod: those of copies
+    the agent stopped while fenced and is restoring (spoke_agent.fencing.Hold).
     """
     resources = list(resources)
     node_list = list(nodes)
-    allocated: dict[tuple[str, str], int] = {}
+    allocated: dict[tuple[str, str], int] = dict(held or {})
     for pod in pods:
         if not pod_holds_resources(pod):
             continue

@@ -20,12 +20,13 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .backends import Backend
 from .errors import Expired, HubUnreachable, JoinRefused, PermanentError, TemporaryError
-from .fencing import EpochFence, fenced_manifest, stops_when_fenced
+from .fencing import EpochFence, GpuSlot, Hold, add_slots, fenced_manifest, held_extra, stops_when_fenced
 from .hub import HubClient
 from .labels import (
     ASSIGNMENT_ANNOTATION,
@@ -78,7 +79,14 @@ def _comparable(status: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 class Delivery:
-    def __init__(self, cluster: str, hub: HubClient, backend: Backend, config: AgentConfig) -> None:
+    def __init__(
+        self,
+        cluster: str,
+        hub: HubClient,
+        backend: Backend,
+        config: AgentConfig,
+        on_capacity_change: Callable[[], None] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.hub = hub
         self.backend = backend
@@ -96,6 +104,8 @@ class Delivery:
         self.resource_version = ""
         self.fenced = False  # the lease is lost: no new applies; failover: Replace copies stopped
         self.fenced_keys: set[str] = set()  # Assignments whose copies are stopped (applied fenced)
+        self.holds: dict[str, Hold] = {}  # key → GPUs of a copy stopped while fenced, still counted as allocated
+        self._capacity_changed = on_capacity_change or (lambda: None)
         self._floor = 0  # resourceVersion of the newest full list: older watch events are stale
         self.stats = {"events": 0, "relists": 0, "reconnects": 0, "applies": 0, "deletes": 0, "status_writes": 0}
 
@@ -173,6 +183,7 @@ class Delivery:
 
     def _removed(self, key: str) -> None:
         self.assignments.pop(key, None)
+        self._release(key, "its Assignment is gone from the hub")
         self.reconcile_q.add(key)
 
     # ------------------------------------------------------------ self-fencing
@@ -184,6 +195,8 @@ class Delivery:
         if self.fenced:
             return 0
         self.fenced = True
+        for hold in self.holds.values():
+            hold.restoring_since = None  # fenced again before it was back: held until the next unfence
         stopping = [k for k, a in self.assignments.items() if self.applied.get(k) and stops_when_fenced(a)]
         for key in stopping:
             self.reconcile_q.add(key)
@@ -212,8 +225,71 @@ class Delivery:
         for key in self.fenced_keys:
             self.applied_hash.pop(key, None)
         self.fenced_keys.clear()
+        now = time.monotonic()
+        for key in list(self.holds):
+            a = self.assignments.get(key)
+            if a is None or (a.get("metadata") or {}).get("deletionTimestamp") or self.fence.is_stale(a):
+                self._release(key, "the hub re-placed it")
+            else:
+                self.holds[key].restoring_since = now  # restored next: held until its pods are bound again
         for key in list(self.assignments):
             self.reconcile_q.add(key)
+
+    # ------------------------------------------------------------ GPUs of stopped copies
+
+    def _hold(self, key: str) -> None:
+        """Fencing is about to stop this copy: remember where its pods hold GPUs (kept from an
+        earlier fence if the copy was not fully back yet: that is what the hub last saw)."""
+        if key not in self.holds and (gpus := self.backend.bound_gpus(self._label(key))):
+            self.holds[key] = Hold(gpus)
+
+    def _release(self, key: str, why: str, notify: bool = True) -> None:
+        hold = self.holds.pop(key, None)
+        if hold is None:
+            return
+        log.info(
+            "Assignment %s: %d GPU(s) of its stopped copy no longer held on %s: %s", key, hold.total, self.cluster, why
+        )
+        if notify:
+            self._capacity_changed()
+
+    def held_gpus(self, now: float | None = None) -> dict[GpuSlot, int]:
+        """GPUs per (node, resource) to report as allocated although no pod holds them: those of
+        copies stopped while fenced, until each is back (its pods hold as many GPUs as before, or
+        it ended), the hub no longer assigns it here, or `lease.restore_hold_seconds` have passed
+        since the fence lifted. Releasing here needs no new capacity event: the caller is
+        computing a report."""
+        now = time.monotonic() if now is None else now
+        out: dict[GpuSlot, int] = {}
+        for key, hold in list(self.holds.items()):
+            bound = self.backend.bound_gpus(self._label(key))
+            if hold.restoring_since is not None and not self.fenced:
+                why = self._restored(key, hold, bound, now)
+                if why:
+                    self._release(key, why, notify=False)
+                    continue
+            add_slots(out, held_extra(hold.gpus, bound))
+        return out
+
+    def _restored(self, key: str, hold: Hold, bound: Mapping[GpuSlot, int], now: float) -> str | None:
+        """Why a restoring copy's hold ends now (None: keep holding)."""
+        assert hold.restoring_since is not None
+        if now - hold.restoring_since >= self.config.lease.restore_hold_seconds:
+            return f"its pods were not all bound again within {self.config.lease.restore_hold_seconds:g}s"
+        a = self.assignments.get(key)
+        if a is None:
+            return "its Assignment is gone from the hub"
+        if key in self.outcome:
+            return f"the agent reported it {self.outcome[key]['phase']}"
+        if key in self.fenced_keys or self.applied_hash.get(key) != _spec_hash(a):
+            return None  # not applied again yet
+        if sum(bound.values()) >= hold.total:
+            return "its restored pods are bound again"
+        refs = sorted(self.applied.get(key, set()), key=str)
+        phase = self.backend.observe(self._label(key), refs).phase
+        if phase in ("Succeeded", "Failed"):
+            return f"it is {phase}"
+        return None
 
     @staticmethod
     def _label(key: str) -> str:
@@ -276,9 +352,11 @@ class Delivery:
         ns, name = meta.get("namespace") or "", meta.get("name") or ""
         epoch = int(spec.get("epoch") or 0)
         if meta.get("deletionTimestamp"):
+            self._release(key, "its Assignment is being deleted on the hub")
             await self._finalize(key, a)
             return
         if self.fence.is_stale(a):
+            self._release(key, "a newer epoch of its workload is assigned")
             if not await self._delete_all(key):
                 self.reconcile_q.add_after(key, DELETE_RECHECK_SECONDS)
             self.applied_hash.pop(key, None)
@@ -294,6 +372,8 @@ class Delivery:
         fencing = self.fenced
         if fencing and (key in self.fenced_keys or not self.applied.get(key) or not stops_when_fenced(a)):
             return  # no new applies without a lease; failover: Wait copies keep running as they are
+        if fencing:
+            self._hold(key)  # before stopping it: its GPUs stay counted until it is back
         digest = _spec_hash(a)
         if not fencing and self.applied_hash.get(key) == digest:
             self.status_q.add(key)
@@ -436,6 +516,7 @@ class Delivery:
     def _forget(self, key: str, keep_assignment: bool = False) -> None:
         if not keep_assignment:
             self.assignments.pop(key, None)
+        self._release(key, "its copy is removed")
         self.applied_hash.pop(key, None)
         self.outcome.pop(key, None)
         self.written.pop(key, None)

@@ -6,14 +6,16 @@ not apply it and removes what it applied for it. Epochs come from every Assignme
 sees and from the fleetplane.io/epoch label on objects already on the cluster, so a restarted
 agent still refuses a stale copy that reaches it before the newer one.
 
-Self-fencing (below): the rules for an agent that lost its lease — which copies it stops and
-what it applies instead.
+Self-fencing (below): the rules for an agent that lost its lease — which copies it stops,
+what it applies instead, and which GPUs it keeps counting as allocated until the stopped copies
+run again (`Hold`, `held_extra`).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .labels import FAILOVER_ANNOTATION
@@ -100,3 +102,55 @@ def fenced_manifest(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     elif kind == "Pod":
         return None
     return out
+
+
+# ---------------------------------------------------------------- GPUs of stopped copies
+#
+# A stopped copy's pods are gone, so the spoke shows its GPUs as free. The hub did not re-place
+# it (that is what "restored" means), so to the hub those GPUs are still taken; reporting them
+# free lets the hub book them for another workload just before the restored copy wants them back
+# (two workloads on the same GPUs, one of them Unschedulable on the spoke). So the agent keeps
+# counting them as allocated — where the copy's pods held them when fencing stopped them — while
+# fenced and until the restored copy's pods are bound again. Kubernetes' scheduler does the same
+# with a pod it has decided on but not bound yet ("assumed" in its cache), and Karmada's cluster
+# status reports such pods' requests as `allocating`, which its scheduler treats as taken.
+
+GpuSlot = tuple[str, str]
+"""(node name, GPU resource name): where GPUs are counted in a capacity report."""
+
+
+@dataclass
+class Hold:
+    """The GPUs a copy's pods held when fencing stopped it, counted as allocated until it runs
+    again (or the hub no longer assigns it here)."""
+
+    gpus: dict[GpuSlot, int]
+    restoring_since: float | None = None
+    """Monotonic time the fence lifted with this copy still assigned (None: still fenced)."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.gpus.values())
+
+
+def held_extra(recorded: Mapping[GpuSlot, int], bound: Mapping[GpuSlot, int]) -> dict[GpuSlot, int]:
+    """GPUs to count as allocated for a stopped or restoring copy, on top of what its pods hold now.
+
+    Per node: what the copy's pods held there when they were stopped, minus what they hold there
+    again. In all: never more than the GPUs the copy still lacks, so a pod that came back on
+    another node is not counted twice (the nodes are taken in name order, deterministically)."""
+    missing = sum(recorded.values()) - sum(bound.values())
+    out: dict[GpuSlot, int] = {}
+    for slot in sorted(recorded):
+        if missing <= 0:
+            break
+        n = min(recorded[slot] - bound.get(slot, 0), missing)
+        if n > 0:
+            out[slot] = n
+            missing -= n
+    return out
+
+
+def add_slots(into: dict[GpuSlot, int], more: Mapping[GpuSlot, int]) -> None:
+    for slot, n in more.items():
+        into[slot] = into.get(slot, 0) + n

@@ -108,6 +108,15 @@ class LeaseSettings(_Group):
         description="Stop failover: Replace workloads when the lease is lost. Turning it off brings back "
         "two copies during a network partition (the hub re-places, this cluster keeps running).",
     )
+    restore_hold_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds. A copy stopped while fenced keeps its GPUs counted as allocated in the capacity "
+        "report until its restored pods are bound again (else the hub books them for another workload first). "
+        "This caps how long after the fence lifts: a copy whose pods cannot all bind again (its spec shrank, a "
+        "node is gone) must not hide free GPUs for good. Two minutes leaves a busy spoke's controllers and "
+        "scheduler ample time to recreate and bind pods, which takes seconds.",
+    )
 
 
 class AllowedKind(_Group):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from typing import Any
 
 import pytest
@@ -18,9 +19,10 @@ from hub.settings import Settings
 from spoke_agent.backends.simulated import Profile, SimulatedBackend
 from spoke_agent.delivery import Delivery
 from spoke_agent.errors import TemporaryError
-from spoke_agent.fencing import failover_of, fenced_manifest, stops_when_fenced
+from spoke_agent.fencing import failover_of, fenced_manifest, held_extra, stops_when_fenced
 from spoke_agent.hub import HubClient
-from spoke_agent.labels import FAILOVER_ANNOTATION
+from spoke_agent.kubeconfig import SpokeConnection
+from spoke_agent.labels import ASSIGNMENT_LABEL, FAILOVER_ANNOTATION, assignment_label
 from spoke_agent.lease import LeaseClock, report_digest, timing_problem
 from spoke_agent.settings import AgentConfig, HubSettings
 
@@ -291,5 +293,131 @@ def test_a_copy_the_hub_re_placed_while_this_agent_was_fenced_is_removed_when_it
         assert pods_of(backend, "keep") == 2
         await hub.aclose()
         await backend.stop()
+
+    asyncio.run(go())
+
+
+# ---------------------------------------------------------------- GPUs of copies stopped while fenced
+
+
+@pytest.mark.parametrize(
+    "recorded,bound,extra",
+    [
+        # Stopped: every GPU its pods held (4 on a, 4 on b) stays counted where it was.
+        ({"a": 4, "b": 4}, {}, {"a": 4, "b": 4}),
+        # Half back on the same node: only b's 4 are still missing.
+        ({"a": 4, "b": 4}, {"a": 4}, {"b": 4}),
+        # Back on another node (c): 4 missing - 4 bound = 0, c's pod is not counted twice.
+        ({"a": 4}, {"c": 4}, {}),
+        # 8 held, 4 back on c: 4 still missing, taken from the recorded nodes in name order (a).
+        ({"a": 4, "b": 4}, {"c": 4}, {"a": 4}),
+        # Back in full, or bigger than before: nothing extra.
+        ({"a": 4, "b": 4}, {"a": 4, "b": 4}, {}),
+        ({"a": 4}, {"a": 8}, {}),
+        # 3 of 6 on a back: 6 - 3 = 3 on a.
+        ({"a": 6}, {"a": 3}, {"a": 3}),
+    ],
+)
+def test_a_stopped_copy_holds_what_its_pods_held_minus_what_they_hold_again(
+    recorded: dict[str, int], bound: dict[str, int], extra: dict[str, int]
+) -> None:
+    gpu = "nvidia.com/gpu"
+    got = held_extra({(n, gpu): v for n, v in recorded.items()}, {(n, gpu): v for n, v in bound.items()})
+    assert got == {(n, gpu): v for n, v in extra.items()}
+
+
+def reported_free(d: Delivery, backend: SimulatedBackend, now: float | None = None) -> int:
+    """Free GPUs in the capacity report the agent would send now (Agent.cluster_status)."""
+    return backend.capacity(d.held_gpus(now)).free_gpus
+
+
+def test_a_stopped_copy_keeps_its_gpus_reported_allocated_until_its_restored_pods_are_bound_again() -> None:
+    async def go() -> None:
+        d, backend, hub = await delivered(assignment("serve", deployment("serve", replicas=2)))
+        assert reported_free(d, backend) == 14, "2 of 16 GPUs in use"
+        d.fence_self()
+        await d.reconcile("default/serve")
+        assert pods_of(backend, "serve") == 0 and backend.capacity().free_gpus == 16, "the spoke has them free"
+        assert reported_free(d, backend) == 14, "while fenced the report still counts the stopped copy's GPUs"
+        # The hub answers: serve is still assigned here. Until it is applied again, still held.
+        await d.resume_from([d.assignments["default/serve"]], "9")
+        assert reported_free(d, backend) == 14
+        await d.reconcile("default/serve")
+        assert pods_of(backend, "serve") == 2
+        assert reported_free(d, backend) == 14, "its pods hold them again, counted once"
+        assert not d.holds, "the hold ended once the restored pods were bound"
+        await hub.aclose()
+        await backend.stop()
+
+    asyncio.run(go())
+
+
+def test_the_gpus_of_a_stopped_copy_the_hub_re_placed_are_reported_free_when_the_agent_returns() -> None:
+    async def go() -> None:
+        d, backend, hub = await delivered(
+            assignment("serve", deployment("serve", replicas=2)), assignment("keep", deployment("keep", replicas=1))
+        )
+        d.fence_self()
+        await d.reconcile("default/serve")
+        assert reported_free(d, backend) == 13
+        await d.resume_from([d.assignments["default/keep"]], "9")  # serve was re-placed elsewhere
+        assert not d.holds
+        await d.reconcile("default/serve")
+        assert reported_free(d, backend) == 15, "only keep's GPU is in use"
+        await hub.aclose()
+        await backend.stop()
+
+    asyncio.run(go())
+
+
+def test_a_restored_copy_whose_pods_cannot_all_bind_again_is_held_only_restore_hold_seconds() -> None:
+    async def go() -> None:
+        d, backend, hub = await delivered(assignment("serve", deployment("serve", replicas=2)))
+        d.fence_self()
+        await d.reconcile("default/serve")
+        # While the hub was away serve shrank to 1 replica: 1 pod comes back, 1 GPU stays missing.
+        shrunk = assignment("serve", deployment("serve", replicas=1))
+        await d.resume_from([shrunk], "9")
+        await d.reconcile("default/serve")
+        assert pods_of(backend, "serve") == 1
+        assert reported_free(d, backend) == 14, "1 GPU of the pod + 1 still held"
+        later = time.monotonic() + d.config.lease.restore_hold_seconds + 1
+        assert reported_free(d, backend, now=later) == 15, "the hold lapses after lease.restoreHoldSeconds"
+        assert not d.holds
+        await hub.aclose()
+        await backend.stop()
+
+    asyncio.run(go())
+
+
+def test_the_kubernetes_backend_counts_the_gpus_of_an_assignments_bound_live_pods() -> None:
+    from spoke_agent.backends.kubernetes import KubernetesBackend
+
+    def pod(uid: str, label: str, node: str | None, gpus: int, phase: str) -> dict[str, Any]:
+        return {
+            "metadata": {"uid": uid, "name": uid, "namespace": "default", "labels": {ASSIGNMENT_LABEL: label}},
+            "spec": {
+                "nodeName": node,
+                "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": gpus}}}],
+            },
+            "status": {"phase": phase},
+        }
+
+    async def go() -> None:
+        # A real backend whose caches are fed the Pod bodies kopf would deliver (no spoke is contacted).
+        backend = KubernetesBackend(SpokeConnection(server="http://127.0.0.1:9"), AgentConfig())
+        serve, other = assignment_label("default", "serve"), assignment_label("default", "other")
+        for body in (
+            pod("p1", serve, "n1", 4, "Running"),
+            pod("p2", serve, "n2", 4, "Pending"),  # bound, not started yet: it holds its GPUs
+            pod("p3", serve, None, 4, "Pending"),  # not bound: holds nothing
+            pod("p4", serve, "n1", 2, "Succeeded"),  # terminal: holds nothing
+            pod("p5", other, "n1", 1, "Running"),  # another Assignment's
+        ):
+            backend._pod_event("ADDED", body)
+        assert backend.bound_gpus(serve) == {("n1", "nvidia.com/gpu"): 4, ("n2", "nvidia.com/gpu"): 4}
+        backend._pod_event("DELETED", pod("p1", serve, "n1", 4, "Running"))
+        assert backend.bound_gpus(serve) == {("n2", "nvidia.com/gpu"): 4}
+        await backend.api.aclose()
 
     asyncio.run(go())

@@ -27,7 +27,14 @@ class Backend(Protocol):
 
     async def stop(self) -> None: ...
 
-    def capacity(self) -> Capacity: ...
+    def capacity(self, held: Mapping[tuple[str, str], int] | None = None) -> Capacity:
+        """GPU pools from the cached Nodes and Pods; `held` GPUs per (node, resource) count as
+        allocated on top of the pods' (copies stopped while fenced: spoke_agent.fencing.Hold)."""
+
+    def bound_gpus(self, assignment_label: str) -> dict[tuple[str, str], int]:
+        """GPUs per (node, resource) that the pods of one Assignment hold now (bound to a node,
+        not terminal), from caches: what a copy holds before fencing stops it, and whether its
+        restored pods are bound again."""
 
     async def kubernetes_version(self) -> str | None: ...
 

@@ -16,7 +16,15 @@ from typing import Any
 
 import kopf
 
-from ..capacity import Capacity, capacity_type, compute_capacity, slim_node, slim_pod
+from ..capacity import (
+    Capacity,
+    capacity_type,
+    compute_capacity,
+    pod_gpu_request,
+    pod_holds_resources,
+    slim_node,
+    slim_pod,
+)
 from ..errors import PermanentError
 from ..kubeapi import KubeAPI, KubeAPIError
 from ..kubeconfig import SpokeConnection
@@ -239,8 +247,20 @@ class KubernetesBackend:
 
     # ------------------------------------------------------------ protocol
 
-    def capacity(self) -> Capacity:
-        return compute_capacity(self.nodes.values(), self.gpu_pods.values(), self._resources)
+    def capacity(self, held: Mapping[tuple[str, str], int] | None = None) -> Capacity:
+        return compute_capacity(self.nodes.values(), self.gpu_pods.values(), self._resources, held=held)
+
+    def bound_gpus(self, assignment_label: str) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for uid in self.pods_by_assignment.get(assignment_label) or {}:
+            pod = self.gpu_pods.get(uid)  # the same uid key; GPU requesters only
+            if pod is None or not pod_holds_resources(pod):
+                continue
+            node = pod["spec"]["nodeName"]
+            for resource in self._resources:
+                if n := pod_gpu_request(pod, resource):
+                    out[(node, resource)] = out.get((node, resource), 0) + n
+        return out
 
     async def kubernetes_version(self) -> str | None:
         return await self.api.version()

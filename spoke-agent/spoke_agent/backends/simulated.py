@@ -302,9 +302,18 @@ class SimulatedBackend:
 
     # ------------------------------------------------------------ protocol
 
-    def capacity(self) -> Capacity:
+    def capacity(self, held: Mapping[tuple[str, str], int] | None = None) -> Capacity:
         pods = [p.body() for sim in self.objects.values() for p in sim.pods]
-        return compute_capacity(self.nodes.values(), pods)
+        return compute_capacity(self.nodes.values(), pods, held=held)
+
+    def bound_gpus(self, assignment_label: str) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for sim in self.objects.values():
+            for pod in sim.pods:
+                if pod.label == assignment_label and pod.node and pod.phase in ("Pending", "Running"):
+                    slot = (pod.node, "nvidia.com/gpu")
+                    out[slot] = out.get(slot, 0) + pod.gpus
+        return out
 
     async def kubernetes_version(self) -> str | None:
         return self.profile.kubernetes_version
