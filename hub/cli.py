@@ -45,7 +45,7 @@ from hub.registry.resources import BY_KEY
 from hub.server import create_app, drain
 from hub.settings import Settings
 from hub.store.database import EmbeddedPostgres, connection_limit, pool_size_for, sqlalchemy_url, upgrade
-from hub.store.store import Store
+from hub.store.store import STORE_MAX_OVERFLOW, Store
 from hub.store.tokens import (
     ID_LENGTH,
     TokenInfo,
@@ -406,7 +406,7 @@ def _supervise(settings: Settings, url: str, workers: int, controller_args: list
     signal.signal(signal.SIGINT, on_signal)
     for c in children:
         c.start()
-    log.info("%d API workers (pool %d connections each, +%d on demand) and a controller started", workers, pool, 20)
+    log.info("%d API workers (pool %d connections each, +%d on demand) and a controller started", workers, pool, STORE_MAX_OVERFLOW)
     try:
         while not stopping:
             now = time.monotonic()

@@ -109,8 +109,9 @@ EMBEDDED_MAX_CONNECTIONS = 200
 """max_connections of the embedded server: 4 API workers + a controller, each pool at most 30
 (25 kept, 5 on demand), is 150; the rest is for CLI commands, migrations and psql."""
 
-PER_PROCESS_EXTRA = 2
-"""Connections a hub process holds outside its pool: the watch LISTEN connection, and one spare."""
+PER_PROCESS_EXTRA = 4
+"""Connections a hub process holds outside its pool: the watch LISTEN connection, the two of the
+liveness pool (Store.priority: lease renewals), and one spare."""
 
 HEADROOM = 10
 """Connections left for `fleetplane token …`, migrations and an operator's psql."""

@@ -181,7 +181,7 @@ class RenewalBatcher:
             for i, p in enumerate(live)
         ]
         try:
-            async with self.store.autocommit() as conn:
+            async with self.store.priority() as conn:  # never queued behind object writes
                 rows = (
                     await conn.execute(
                         _RENEW_BATCH,

@@ -296,6 +296,12 @@ class Store:
         self.engine: AsyncEngine = create_async_engine(
             url, pool_size=pool_size, max_overflow=STORE_MAX_OVERFLOW, pool_recycle=3600
         )
+        self._priority: AsyncEngine = create_async_engine(url, pool_size=1, max_overflow=1, pool_recycle=3600)
+        """Connections outside the main pool for liveness (lease renewals): a process whose pool
+        is taken by requests waiting on row locks must still renew leases, or its clusters all
+        miss their heartbeats at once and fail over — the cascade a 1,000-cluster burst caused
+        when renewals queued for the pool (as Kubernetes gives node leases their own priority
+        level in API Priority and Fairness)."""
         self._autocommit: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         """The same pool in autocommit: a single read is one round trip, not BEGIN + SELECT
         (+ ROLLBACK when the connection goes back to the pool)."""
@@ -323,8 +329,16 @@ class Store:
         async with translated(), self.engine.begin() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def priority(self) -> AsyncIterator[AsyncConnection]:
+        """An autocommit connection from the small liveness pool (see `_priority`)."""
+        async with translated(), self._priority.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
     async def close(self) -> None:
         await self.engine.dispose()
+        await self._priority.dispose()
 
     def on_commit(self, callback: Callable[[], None]) -> None:
         """Called after every local commit that wrote something (wakes the watch poller)."""
