@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
+import psycopg
+import psycopg.errors
 import psycopg.types.json
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
@@ -79,6 +81,9 @@ APPLY_SQL = text(
     SELECT base, pg_notify(:channel, (base + :n)::text) FROM rv
     """
 )
+
+_APPLY_RAW: str | None = None
+"""APPLY_SQL compiled for psycopg (Store._apply_and_commit sends it past SQLAlchemy)."""
 
 # The hot statements, built once (text() parses its bind parameters on every call).
 _GET = "SELECT data FROM objects WHERE resource = :r AND namespace = :ns AND name = :n"
@@ -302,9 +307,6 @@ class Store:
         miss their heartbeats at once and fail over — the cascade a 1,000-cluster burst caused
         when renewals queued for the pool (as Kubernetes gives node leases their own priority
         level in API Priority and Fairness)."""
-        self._autocommit: AsyncEngine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        """The same pool in autocommit: a single read is one round trip, not BEGIN + SELECT
-        (+ ROLLBACK when the connection goes back to the pool)."""
         self._on_commit: list[Callable[[], None]] = []
         self.prev_projection: Callable[[str, Obj], Obj] = default_prev_projection
         """What events keep of an object's previous version: what watch selectors read. The
@@ -319,8 +321,15 @@ class Store:
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
         """A pooled connection in autocommit, for one-statement reads and writes (each commits by
-        itself: no BEGIN/COMMIT round trips)."""
-        async with translated(), self._autocommit.connect() as conn:
+        itself: no BEGIN/COMMIT round trips; the pool resets it when it is returned).
+
+        Autocommit is switched on inside `async with`, not by an engine-level isolation_level
+        option: SQLAlchemy applies that one while `connect()` is still checking the connection
+        out, psycopg may yield to the event loop there, and a task cancelled at that moment (the
+        watch poller when the hub stops) left its connection checked out, never returned
+        (SQLAlchemy's "garbage collector is trying to clean up non-checked-in connection")."""
+        async with translated(), self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     @asynccontextmanager
@@ -359,7 +368,7 @@ class Store:
         (hub.web.join) needs the default, a transaction from the start."""
         started = time.perf_counter()
         if begin_on_lock:
-            async with translated(), self._autocommit.connect() as conn:
+            async with self.autocommit() as conn:
                 tx = Tx(conn, project=self.prev_projection, in_transaction=False)
                 try:
                     result = await fn(tx)
@@ -413,20 +422,51 @@ class Store:
                     "etype": w.event_type,
                 }
             )
-        try:
-            base = (
-                await tx.conn.execute(APPLY_SQL, {"n": n, "channel": NOTIFY_CHANNEL, "writes": _dumps(rows)})
-            ).scalar_one()
-        except sa_exc.IntegrityError as exc:
-            raise self._already_exists(tx.writes, exc) from None
+        params = {"n": n, "channel": NOTIFY_CHANNEL, "writes": _dumps(rows)}
+        if tx.in_transaction:
+            base = await self._apply_and_commit(tx, params)
+        else:
+            try:
+                base = (await tx.conn.execute(APPLY_SQL, params)).scalar_one()
+            except sa_exc.IntegrityError as exc:
+                raise self._already_exists(tx.writes, exc) from None
         for i, w in enumerate(tx.writes, start=1):
             w.obj["metadata"]["resourceVersion"] = str(base + i)
 
+    async def _apply_and_commit(self, tx: Tx, params: dict[str, Any]) -> int:
+        """APPLY_SQL and COMMIT sent together (psycopg pipeline mode) in a transaction that took
+        locks: the statement takes the rv_counter row lock, which every writer of every hub
+        process needs, and it is now released by a COMMIT the server already has, instead of
+        one the client sends after hearing back — a round trip through this process's event
+        loop, tens of milliseconds when the machine is busy, during which all writes waited.
+        The transaction is committed when this returns (`tx.in_transaction` is False; the
+        commit SQLAlchemy makes afterwards finds nothing to do)."""
+        global _APPLY_RAW
+        if _APPLY_RAW is None:
+            _APPLY_RAW = str(APPLY_SQL.compile(dialect=tx.conn.dialect))
+        raw = (await tx.conn.get_raw_connection()).driver_connection
+        assert raw is not None  # a checked-out connection has its driver connection
+        try:
+            async with raw.pipeline() as pipeline:
+                cur = raw.cursor()
+                await cur.execute(_APPLY_RAW, params)
+                await raw.execute("COMMIT")
+                await pipeline.sync()
+                row = await cur.fetchone()
+        except psycopg.errors.UniqueViolation as exc:
+            raise self._already_exists(tx.writes, exc) from None
+        except psycopg.Error as exc:  # as SQLAlchemy raises driver errors, for `translated`
+            raise sa_exc.DBAPIError.instance(_APPLY_RAW, params, exc, psycopg.Error) from exc
+        tx.in_transaction = False
+        if row is None:  # pragma: no cover - the statement always returns its one row
+            raise RuntimeError("the write statement returned no row")
+        return int(row[0])
+
     @staticmethod
-    def _already_exists(writes: builtins.list[_Write], exc: sa_exc.IntegrityError) -> Exception:
+    def _already_exists(writes: builtins.list[_Write], exc: Exception) -> Exception:
         """The AlreadyExistsError of the insert that hit a taken name (Postgres says which in
         the error's detail: "Key (resource, namespace, name)=(r, ns, n) already exists.")."""
-        diag = getattr(exc.orig, "diag", None)
+        diag = getattr(getattr(exc, "orig", None) or exc, "diag", None)
         if getattr(diag, "table_name", None) != "objects":
             return exc  # not a taken name: a bug, let it show
         detail = getattr(diag, "message_detail", None) or ""
