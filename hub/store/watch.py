@@ -74,6 +74,11 @@ def as_seen_by(accept: Callable[[Event], bool], ev: Event, selective: bool = Tru
     return None
 
 
+LISTENING_POLL_SECONDS = 2.0
+"""How often the watch poller looks for events without being woken while its LISTEN connection
+is up (see Broadcaster._run)."""
+
+
 def field_value(obj: Obj | None, path: str) -> str:
     """The value a field selector compares at `path` ("spec.clusterName"): the field as a
     string, "" when it is missing (hub.registry.selectors compares the same way)."""
@@ -191,8 +196,12 @@ class Broadcaster:
 
     async def _run(self) -> None:
         while True:
+            # While LISTEN is up every commit of every process wakes the poller, so the timed
+            # poll is only a safety net: every LISTENING_POLL_SECONDS instead of every
+            # poll_seconds (ten idle queries a second per hub process, for nothing).
+            wait = max(self.poll_seconds, LISTENING_POLL_SECONDS) if self.listening else self.poll_seconds
             try:
-                async with asyncio.timeout(self.poll_seconds):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             except TimeoutError:
                 pass
