@@ -406,7 +406,12 @@ def _supervise(settings: Settings, url: str, workers: int, controller_args: list
     signal.signal(signal.SIGINT, on_signal)
     for c in children:
         c.start()
-    log.info("%d API workers (pool %d connections each, +%d on demand) and a controller started", workers, pool, STORE_MAX_OVERFLOW)
+    log.info(
+        "%d API workers (pool %d connections each, +%d on demand) and a controller started",
+        workers,
+        pool,
+        STORE_MAX_OVERFLOW,
+    )
     try:
         while not stopping:
             now = time.monotonic()

@@ -496,6 +496,7 @@ class FederationController:
             chunk = updates[i : i + COMMIT_BATCH]
 
             async def fn(rtx: RegistryTx, chunk: list[StatusUpdate] = chunk) -> None:
+                await rtx.prefetch([(WORKLOAD, ns, name) for ns, name, _, _ in chunk])  # one locking read
                 for ns, name, phase, per_cluster in chunk:
                     cur = await rtx.get(WORKLOAD, ns, name)
                     if cur is None:

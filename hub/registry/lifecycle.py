@@ -517,6 +517,7 @@ class Registry:
                 predicate=query.predicate,
                 limit=limit,
                 continue_token=continue_token,
+                field_eq=query.index,
             )
 
     async def list_json(

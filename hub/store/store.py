@@ -511,14 +511,19 @@ class Store:
         predicate: Callable[[Obj], bool] | None = None,
         limit: int | None = None,
         continue_token: str | None = None,
+        field_eq: tuple[str, str] | None = None,
     ) -> tuple[list[Obj], int, str | None]:
         """Objects of one resource in (namespace, name) order, consistent as of the returned rv.
 
         namespaces=None means all namespaces (or a cluster-scoped resource).
         Pages after the first read the current state (Kubernetes serves them from the first
         page's snapshot; we document this difference in docs/api.md).
+        `field_eq` (path, value): a requirement every match meets (an equality field selector,
+        which `predicate` also checks); rows whose field is a different string are left in
+        Postgres instead of being decoded and filtered here — an agent's list of its own
+        cluster's Assignments decoded all 10,000 of the fleet's.
         """
-        return await self._list(resource, namespaces, predicate, limit, continue_token, raw=False)
+        return await self._list(resource, namespaces, predicate, limit, continue_token, raw=False, field_eq=field_eq)
 
     async def list_json(
         self,
@@ -542,6 +547,7 @@ class Store:
         continue_token: str | None,
         *,
         raw: bool,
+        field_eq: tuple[str, str] | None = None,
     ) -> tuple[builtins.list[Any], int, str | None]:
         after: tuple[str, str] | None = None
         list_rv: int | None = None
@@ -565,6 +571,14 @@ class Store:
                     if after is not None:
                         sql += " AND (namespace, name) > (:ans, :an)"
                         params["ans"], params["an"] = after
+                    if field_eq is not None:
+                        # Only rows whose field is a JSON string other than the value are left
+                        # out: whatever else (missing, null, a number) the predicate decides.
+                        sql += (
+                            " AND (jsonb_typeof(data #> CAST(:fpath AS text[])) IS DISTINCT FROM 'string'"
+                            " OR data #>> CAST(:fpath AS text[]) = :fval)"
+                        )
+                        params["fpath"], params["fval"] = field_eq[0].split("."), field_eq[1]
                     sql += " ORDER BY namespace, name LIMIT :lim"
                     rows = (await conn.execute(text(sql), params)).all()
                     for ns, name, data in rows:

@@ -43,3 +43,43 @@ def test_a_plain_list_keeps_tenant_scope(hub: HubProcess) -> None:
         r = other.get(WL)
         assert r.status_code == 200 and r.json()["items"] == []
         assert other.get("/apis/fleetplane.io/v1alpha1/workloads").json()["items"] == []
+
+
+def test_an_equality_field_selector_lists_exactly_its_matches_in_pages(hub: HubProcess) -> None:
+    """Equality field selectors are also applied in Postgres (hub.store.store.Store.list
+    `field_eq`); the answer must be the one the selector means, page by page, for `=`, `==`,
+    with `!=` next to it, and for a name nothing has."""
+    ns = "fieldsel"
+    asg = f"/apis/fleetplane.io/v1alpha1/namespaces/{ns}/assignments"
+    with hub.client() as c:
+        assert c.post("/api/v1/namespaces", json={"metadata": {"name": ns}}).status_code == 201
+        for i in range(9):
+            body = {
+                "apiVersion": "fleetplane.io/v1alpha1",
+                "kind": "Assignment",
+                "metadata": {"name": f"a{i}"},
+                "spec": {
+                    "clusterName": ("east", "west", "north")[i % 3],
+                    "workloadRef": {"name": f"w{i}", "uid": f"u{i}"},
+                    "epoch": 1,
+                    "manifests": [],
+                },
+            }
+            r = c.post(asg, json=body)
+            assert r.status_code == 201, r.text
+
+        def names(selector: str, limit: str = "2") -> list[str]:
+            out, cont = [], None
+            while True:
+                params = {"fieldSelector": selector, "limit": limit, **({"continue": cont} if cont else {})}
+                r = c.get(asg, params=params)
+                assert r.status_code == 200, r.text
+                out += [a["metadata"]["name"] for a in r.json()["items"]]
+                cont = r.json()["metadata"].get("continue")
+                if not cont:
+                    return out
+
+        assert names("spec.clusterName=east") == ["a0", "a3", "a6"]
+        assert names("spec.clusterName==west,metadata.name!=a4") == ["a1", "a7"]
+        assert names("spec.clusterName=nowhere") == []
+        assert names("spec.clusterName!=east", limit="4") == ["a1", "a2", "a4", "a5", "a7", "a8"]
