@@ -259,6 +259,68 @@ def hub_launcher(out: str, argv: list[str]) -> None:
 # ====================================================================== agent worker
 
 
+def start_agent_workers(
+    into: list[subprocess.Popen[bytes]],
+    tmp: Path,
+    prefix: str,
+    hub_url: str,
+    clusters: list[dict[str, Any]],
+    processes: int,
+    heartbeat: float,
+    stagger_batch: int,
+    stagger_seconds: float,
+    *,
+    details: bool = False,
+) -> list[Path]:
+    """Start `processes` agent worker processes (`agent_worker`), the SIMULATED clusters
+    ({name, token, profile}) split evenly between them; append them to `into` and return their
+    status files (read with `agent_workers_status`). `details`: each status file also holds every
+    agent's last renewal and watch-open times (bench_recovery)."""
+    per = (len(clusters) + processes - 1) // processes
+    status_files: list[Path] = []
+    for n in range(processes):
+        chunk = clusters[n * per : (n + 1) * per]
+        if not chunk:
+            continue
+        sf = tmp / f"{prefix}-{n}.status.json"
+        status_files.append(sf)
+        spec = {
+            "hub": hub_url,
+            "heartbeat": heartbeat,
+            "status_file": str(sf),
+            "stagger_batch": stagger_batch,
+            "stagger_seconds": stagger_seconds,
+            "details": details,
+            "clusters": chunk,
+        }
+        (tmp / f"{prefix}-{n}.json").write_text(json.dumps(spec))
+        into.append(
+            subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--agent-worker", str(tmp / f"{prefix}-{n}.json")],
+                cwd=ROOT,
+                stdout=open(tmp / f"{prefix}-{n}.log", "ab"),  # noqa: SIM115  (held by the worker process)
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    return status_files
+
+
+def agent_workers_status(status_files: list[Path]) -> dict[str, Any]:
+    """The agent workers' status files added up (ready, agents, n_failed, failed, details)."""
+    agg: dict[str, Any] = {"ready": 0, "agents": 0, "n_failed": 0, "failed": [], "details": {}}
+    for sf in status_files:
+        try:
+            s = json.loads(sf.read_text())
+        except (OSError, ValueError):
+            continue
+        for k in ("ready", "agents", "n_failed"):
+            agg[k] += s[k]
+        agg["failed"] += s["failed"]
+        agg["details"].update(s.get("details") or {})
+    return agg
+
+
 def agent_worker(spec_path: str) -> None:
     """Run many simulated-backend Agents on ONE asyncio loop (this process)."""
     import logging
@@ -600,46 +662,23 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         # --- agent workers: simulated spokes, many Agents per event loop
         set_phase("join")
         t_join = time.monotonic()
-        per = (args.clusters + args.workers - 1) // args.workers
-        status_files = []
-        for w in range(args.workers):
-            chunk = list(range(w * per, min(args.clusters, (w + 1) * per)))
-            if not chunk:
-                continue
-            sf = tmp / f"worker-{w}.status.json"
-            status_files.append(sf)
-            spec = {
-                "hub": hub.http_url,
-                "heartbeat": args.heartbeat,
-                "status_file": str(sf),
-                "stagger_batch": args.stagger_batch,
-                "stagger_seconds": args.stagger,
-                "clusters": [{"name": names[i], "token": toks[i], "profile": profiles[i]} for i in chunk],
-            }
-            (tmp / f"worker-{w}.json").write_text(json.dumps(spec))
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, str(Path(__file__).resolve()), "--agent-worker", str(tmp / f"worker-{w}.json")],
-                    cwd=ROOT,
-                    stdout=open(tmp / f"worker-{w}.log", "ab"),  # noqa: SIM115  (held by the worker process)
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+        clusters = [{"name": n, "token": t, "profile": pr} for n, t, pr in zip(names, toks, profiles, strict=True)]
+        status_files = start_agent_workers(
+            workers,
+            tmp,
+            "worker",
+            hub.http_url,
+            clusters,
+            args.workers,
+            args.heartbeat,
+            args.stagger_batch,
+            args.stagger,
+        )
         worker_ps = [psutil.Process(w.pid) for w in workers]
         sampler = Sampler({"hub": hub_procs, "postgres": pg_procs, "workers": lambda: worker_ps}).start()
 
         def worker_status() -> dict[str, Any]:
-            agg: dict[str, Any] = {"ready": 0, "agents": 0, "n_failed": 0, "failed": []}
-            for sf in status_files:
-                try:
-                    s = json.loads(sf.read_text())
-                except (OSError, ValueError):
-                    continue
-                for k in ("ready", "agents", "n_failed"):
-                    agg[k] += s[k]
-                agg["failed"] += s["failed"]
-            return agg
+            return agent_workers_status(status_files)
 
         def ready_clusters() -> int:
             items = c.get(f"{API}/clusters").json()["items"]

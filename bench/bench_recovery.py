@@ -71,13 +71,14 @@ from bench.bench_federation import (
     NS,
     RESULTS_DIR,
     Sampler,
+    agent_workers_status,
     cluster_profile,
     cpu_of,
     machine,
+    start_agent_workers,
     workload,
 )
 
-FEDERATION = Path(__file__).resolve().parent / "bench_federation.py"
 Log = Callable[[str], None]
 
 
@@ -366,47 +367,23 @@ def run(args: argparse.Namespace, log: Log) -> dict[str, Any]:
         toks = asyncio.run(tokens(names))
         rng = random.Random(42)
         profiles = [cluster_profile(rng, i) for i in range(args.clusters)]
-        per = (args.clusters + args.agent_workers - 1) // args.agent_workers
-        status_files: list[Path] = []
+        clusters = [{"name": n, "token": t, "profile": pr} for n, t, pr in zip(names, toks, profiles, strict=True)]
         t_join = time.monotonic()
-        for n in range(args.agent_workers):
-            chunk = list(range(n * per, min(args.clusters, (n + 1) * per)))
-            if not chunk:
-                continue
-            sf = tmp / f"agents-{n}.status.json"
-            status_files.append(sf)
-            spec = {
-                "hub": hub.http_url,
-                "heartbeat": args.heartbeat,
-                "status_file": str(sf),
-                "stagger_batch": args.stagger_batch,
-                "stagger_seconds": args.stagger,
-                "details": True,
-                "clusters": [{"name": names[i], "token": toks[i], "profile": profiles[i]} for i in chunk],
-            }
-            (tmp / f"agents-{n}.json").write_text(json.dumps(spec))
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, str(FEDERATION), "--agent-worker", str(tmp / f"agents-{n}.json")],
-                    cwd=ROOT,
-                    stdout=open(tmp / f"agents-{n}.log", "ab"),  # noqa: SIM115  (held by the worker process)
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+        status_files = start_agent_workers(
+            workers,
+            tmp,
+            "agents",
+            hub.http_url,
+            clusters,
+            args.agent_workers,
+            args.heartbeat,
+            args.stagger_batch,
+            args.stagger,
+            details=True,
+        )
 
         def agent_status() -> dict[str, Any]:
-            agg: dict[str, Any] = {"ready": 0, "agents": 0, "n_failed": 0, "failed": [], "details": {}}
-            for sf in status_files:
-                try:
-                    s = json.loads(sf.read_text())
-                except (OSError, ValueError):
-                    continue
-                for k in ("ready", "agents", "n_failed"):
-                    agg[k] += s[k]
-                agg["failed"] += s["failed"]
-                agg["details"].update(s.get("details") or {})
-            return agg
+            return agent_workers_status(status_files)
 
         deadline = time.monotonic() + args.join_timeout
         while True:

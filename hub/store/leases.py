@@ -36,6 +36,12 @@ class Lease:
     cluster_ready: bool | None = None  # renew() only: whether the stored Cluster says Ready=True
 
 
+_READY = (
+    "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof({conds}) = 'array' "
+    "THEN {conds} ELSE '[]'::jsonb END) x WHERE x->>'type' = :ready AND x->>'status' = 'True')"
+)
+"""Whether the conditions `{conds}` say Ready=True (a renewal tells the agent so)."""
+
 _RENEW = text(
     # ONE statement: the lease exists only for a stored Cluster (a deleted cluster's agent leaves
     # no row behind), and the answer says whether that Cluster is Ready, so an agent the hub
@@ -49,9 +55,8 @@ _RENEW = text(
     "duration_seconds = excluded.duration_seconds "
     "RETURNING cluster, holder, renew_time, duration_seconds) "
     "SELECT up.cluster, up.holder, up.renew_time, up.duration_seconds, "
-    "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(c.conds) = 'array' "
-    "THEN c.conds ELSE '[]'::jsonb END) x WHERE x->>'type' = :ready AND x->>'status' = 'True') "
-    "FROM up, c"
+    + _READY.format(conds="c.conds")
+    + " FROM up, c"
 )
 
 
@@ -125,9 +130,8 @@ _RENEW_BATCH = text(
     "duration_seconds = excluded.duration_seconds "
     "RETURNING cluster, holder, renew_time, duration_seconds) "
     "SELECT ok.i, up.cluster, up.holder, up.renew_time, up.duration_seconds, "
-    "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(ok.conds) = 'array' "
-    "THEN ok.conds ELSE '[]'::jsonb END) e WHERE e->>'type' = :ready AND e->>'status' = 'True'), "
-    "(SELECT count(*) FROM used) "
+    + _READY.format(conds="ok.conds")
+    + ", (SELECT count(*) FROM used) "
     "FROM ok JOIN up ON up.cluster = ok.c"
 )
 

@@ -21,6 +21,7 @@ import orjson
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub import metrics
@@ -274,7 +275,7 @@ class RenewalFastPath:
                 lease = await self.batcher.renew(name, token_hash(token), parsed[0], parsed[1])
             except StoreError as exc:
                 err = from_store_error(exc)
-                await _send_json(send, err.code, err.status(), err.headers())
+                await _json(err.status(), err.code, err.headers())(scope, receive, send)
                 return
         if lease is None:
             metrics.LEASE_RENEWALS.labels("routed").inc()
@@ -289,7 +290,7 @@ class RenewalFastPath:
             "clusterTimeoutSeconds": self.hub.settings.cluster_timeout_seconds,
             "clusterReady": lease.cluster_ready,
         }
-        await _send_json(send, 200, view, {})
+        await _json(view)(scope, receive, send)
 
 
 def _replay(raw: bytes, more: bool, receive: Receive) -> Receive:
@@ -306,9 +307,5 @@ def _replay(raw: bytes, more: bool, receive: Receive) -> Receive:
     return replay
 
 
-async def _send_json(send: Send, code: int, body: object, headers: dict[str, str]) -> None:
-    data = orjson.dumps(body)
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": code, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": data})
+def _json(body: object, code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=code, headers=headers, media_type="application/json")
