@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hub.errors import bad_request
+from hub.store.watch import field_value
 
 Obj = dict[str, Any]
 Pred = Callable[[Obj], bool]
@@ -106,14 +107,8 @@ def parse_field_selector(expr: str | None, allowed: tuple[str, ...], kind: str) 
     checks = _field_checks(expr, allowed, kind)
 
     def pred(obj: Obj) -> bool:
-        for path, eq, val in checks:
-            cur: Any = obj
-            for p in path.split("."):
-                cur = cur.get(p) if isinstance(cur, dict) else None
-            s = "" if cur is None else str(cur)
-            if (s == val) != eq:
-                return False
-        return True
+        # field_value is also what the watch index keys on: one definition of the compared value.
+        return all((field_value(obj, path) == val) == eq for path, eq, val in checks)
 
     return pred
 
