@@ -20,6 +20,8 @@ ASSIGNMENTS: Final = f"{GROUP}/assignments"
 CLUSTERS: Final = f"{GROUP}/clusters"
 DATASETS: Final = f"{GROUP}/datasets"
 TOPOLOGIES: Final = f"{GROUP}/topologies"
+QUEUES: Final = f"{GROUP}/queues"
+PRIORITY_CLASSES: Final = f"{GROUP}/priorityclasses"
 NAMESPACES: Final = "namespaces"
 EVENTS: Final = "events"
 """core/v1 Events (the hub records them for Workloads; kubectl describe shows them)."""
@@ -46,6 +48,9 @@ ASSIGNMENT_LABEL: Final = f"{GROUP}/assignment"
 
 BACKEND_LABEL: Final = f"{GROUP}/backend"
 """On Clusters: "kubernetes" or "simulated"."""
+
+PRIORITY_CLASS_LABEL: Final = f"{GROUP}/priority-class"
+"""On Workloads: the PriorityClass whose value is the workload's priority (unless spec.priority is set)."""
 
 TEAM_LABEL: Final = f"{GROUP}/team"
 """On Namespaces created for a team token."""
@@ -97,6 +102,26 @@ FAILED_CONDITION: Final = "Failed"
 """Workload conditions set (True) once the workload finished, one or the other."""
 
 WORKLOAD_CONDITIONS: Final = (PLACED_CONDITION, RUNNING_CONDITION, SUCCEEDED_CONDITION, FAILED_CONDITION)
+
+ADMITTED_CONDITION: Final = "Admitted"
+"""Workload condition of a queued workload: True while it holds quota in its queue; False with
+reason ADMISSION_PENDING_REASON (waiting: quota or capacity), INADMISSIBLE_REASON (it cannot
+be admitted as written) or PREEMPTING_REASON (it evicted others and waits for their copies)."""
+EVICTED_CONDITION: Final = "Evicted"
+"""Workload condition: True once it was preempted or reclaimed and sent back to its queue
+(reason PREEMPTED_BY_PRIORITY_REASON or RECLAIMED_REASON); False with READMITTED_REASON once
+admitted again."""
+QUEUE_CONDITIONS: Final = (ADMITTED_CONDITION, EVICTED_CONDITION)
+
+ADMITTED_REASON: Final = "QuotaReserved"
+ADMISSION_PENDING_REASON: Final = "Pending"
+INADMISSIBLE_REASON: Final = "Inadmissible"
+PREEMPTING_REASON: Final = "Preempting"
+PREEMPTED_BY_PRIORITY_REASON: Final = "PreemptedByPriority"
+RECLAIMED_REASON: Final = "ReclaimedByQueue"
+READMITTED_REASON: Final = "Readmitted"
+FINISHED_REASON: Final = "Finished"
+"""Admitted=False once the workload finished: its quota is released."""
 
 # Reasons on Workload conditions and on the core/v1 Events the hub records for Workloads.
 PLACED_REASON: Final = "Placed"

@@ -198,10 +198,26 @@ class WorkloadSpec(_Model):
         default=None, ge=1, le=MAX_CLUSTERS, description="Divisible only: at most this many clusters."
     )
     capacity_types: CapacityTypePolicy = Field(default_factory=CapacityTypePolicy)
-    priority: int = Field(
-        default=0, ge=INT32_MIN, le=INT32_MAX, description="Higher places first (int32, as PriorityClass values)."
+    priority: int | None = Field(
+        default=None,
+        ge=INT32_MIN,
+        le=INT32_MAX,
+        description="Higher places first (int32, as PriorityClass values). Absent: the value of the "
+        "PriorityClass named by the label fleetplane.io/priority-class, else the global default class's, else 0.",
     )
-    queue: str | None = Field(default=None, description="Queue name, for fair sharing between teams.")
+    queue: str | None = Field(
+        default=None,
+        description="The Queue to submit to (quotas, fair share, preemption). Absent: the Queue whose "
+        "spec.defaultFor lists the namespace; with none, the workload is placed without a queue.",
+    )
+    preemption_grace_period_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=86400,
+        description="When preempted by a higher-priority workload or reclaimed by another queue: how long the hub "
+        "waits after the Evicted notice before it withdraws the copies (time to checkpoint). Absent: 0; the pods' "
+        "own terminationGracePeriodSeconds applies on the spoke either way.",
+    )
     datasets: list[DatasetRef] | None = Field(default=None, description="Datasets the workload reads.")
     cluster_selector: LabelSelector | None = None
     tolerations: list[Toleration] | None = None
@@ -257,10 +273,46 @@ class ClusterWorkloadStatus(_Model):
 WorkloadPhase = Literal["Pending", "Placed", "Running", "Succeeded", "Failed"]
 
 
+class AdmittedFlavor(_Model):
+    """The queue flavor a workload was admitted on: GPU model family × capacity type (× region)."""
+
+    name: str | None = None
+    gpu_model: str
+    capacity_type: str
+    region: str | None = None
+
+
+class AdmissionRecord(_Model):
+    """The quota a workload holds in its queue: set when it is admitted, in the placement's
+    transaction; cleared when it is evicted or finishes."""
+
+    queue: str
+    flavor: AdmittedFlavor | None = None
+    gpus: int = Field(default=0, ge=0, le=MAX_GPUS)
+    priority: int = Field(default=0, ge=INT32_MIN, le=INT32_MAX)
+    admitted_at: str | None = None
+
+
+class EvictionRecord(_Model):
+    """Why and when the workload was last evicted (preempted or reclaimed) and sent back to its queue."""
+
+    reason: str
+    message: str | None = None
+    preemptor: str | None = Field(default=None, description="namespace/name of the workload it made room for.")
+    evicted_at: str | None = None
+    withdraw_at: str | None = Field(default=None, description="When its copies are (or were) withdrawn.")
+    withdrawn: bool = False
+
+
 class WorkloadStatus(_Model):
     phase: WorkloadPhase | None = None
     message: str | None = None
     placement: PlacementRecord | None = None
+    admission: AdmissionRecord | None = None
+    eviction: EvictionRecord | None = None
+    waiting_for: list[str] | None = Field(
+        default=None, description="Workloads (namespace/name) it preempted whose copies are still being removed."
+    )
     clusters: list[ClusterWorkloadStatus] | None = None
     conditions: list[Condition] | None = None
     observed_generation: int | None = None
@@ -274,6 +326,101 @@ class Workload(_Model):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: WorkloadSpec
     status: WorkloadStatus | None = None
+
+
+# ---------------------------------------------------------------- Queue and PriorityClass
+# Field names follow Kueue's ClusterQueue where they fit (cohort, resourceGroups[].flavors[],
+# nominalQuota, borrowingLimit, lendingLimit, preemption, queueingStrategy, fairSharing.weight)
+# and Kubernetes' PriorityClass (value, globalDefault, description); docs/queues.md lists what
+# was taken and what changed.
+
+
+class QueueFlavor(_Model):
+    """GPU quota of a queue on one flavor: a GPU model family × capacity type (× region)."""
+
+    name: str | None = Field(default=None, description="A label for the flavor in explanations.")
+    gpu_model: str = Field(min_length=1, description="GPU model family, e.g. H100 (size suffixes are dropped).")
+    capacity_type: CapacityType = Field(description="spot, on-demand or reserved.")
+    region: str | None = Field(default=None, description="Only clusters in this region; absent means any.")
+    nominal_quota: int = Field(ge=0, le=MAX_GPUS, description="GPUs this queue is entitled to.")
+    borrowing_limit: int | None = Field(
+        default=None, ge=0, le=MAX_GPUS, description="At most this many GPUs beyond nominal from the cohort."
+    )
+    lending_limit: int | None = Field(
+        default=None, ge=0, le=MAX_GPUS, description="At most this many unused nominal GPUs lent to the cohort."
+    )
+
+
+class ResourceGroup(_Model):
+    """Flavors in the order they are tried (Kueue's resourceGroups; GPUs are the one resource)."""
+
+    covered_resources: list[Literal["nvidia.com/gpu", "gpu"]] | None = None
+    flavors: list[QueueFlavor] = Field(min_length=1)
+
+
+class FairSharing(_Model):
+    weight: float = Field(default=1.0, gt=0, le=1e6, description="Share of contended capacity relative to others.")
+
+
+class QueuePreemption(_Model):
+    within_queue: Literal["Never", "LowerPriority"] = "Never"
+    reclaim_within_cohort: Literal["Never", "Any", "LowerPriority"] = "Never"
+
+
+class QueueSpec(_Model):
+    cohort: str | None = Field(default=None, description="Queues of one cohort borrow each other's unused quota.")
+    resource_groups: list[ResourceGroup] = Field(default_factory=list)
+    fair_sharing: FairSharing | None = None
+    queueing_strategy: Literal["StrictFIFO", "BestEffortFIFO"] = "BestEffortFIFO"
+    namespaces: list[str] | None = Field(default=None, description="Namespaces that may submit; absent means all.")
+    default_for: list[str] | None = Field(
+        default=None, description="Namespaces whose workloads without spec.queue use this queue."
+    )
+    preemption: QueuePreemption = Field(default_factory=QueuePreemption)
+
+
+class QueueFlavorUsage(_Model):
+    """A queue's use of one flavor, as the last admission pass saw it."""
+
+    name: str | None = None
+    gpu_model: str
+    capacity_type: str
+    region: str | None = None
+    used: int = 0
+    nominal: int = 0
+    borrowed: int = 0
+    available: int = 0
+
+
+class QueueStatus(_Model):
+    """Written by the hub's admission pass (when it changes)."""
+
+    pending_workloads: int = 0
+    admitted_workloads: int = 0
+    flavors_usage: list[QueueFlavorUsage] | None = None
+    weighted_share: float | None = None
+    conditions: list[Condition] | None = None
+
+
+class Queue(_Model):
+    """A team's GPU quotas per flavor, its cohort, fair-share weight, ordering and preemption."""
+
+    api_version: Literal["fleetplane.io/v1alpha1"] = "fleetplane.io/v1alpha1"
+    kind: Literal["Queue"] = "Queue"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: QueueSpec = Field(default_factory=QueueSpec)
+    status: QueueStatus | None = None
+
+
+class PriorityClass(_Model):
+    """A named priority (as scheduling.k8s.io PriorityClass); Workloads name it by label."""
+
+    api_version: Literal["fleetplane.io/v1alpha1"] = "fleetplane.io/v1alpha1"
+    kind: Literal["PriorityClass"] = "PriorityClass"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    value: int = Field(ge=INT32_MIN, le=INT32_MAX)
+    global_default: bool = False
+    description: str | None = None
 
 
 # ---------------------------------------------------------------- Cluster

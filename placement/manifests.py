@@ -358,7 +358,7 @@ def workload_from_api(w: v1.Workload, snapshot: FleetSnapshot, known: frozenset[
         capacity_policy=policy,
         allowed_capacity=allowed,
         preferred_capacity=preferred or None,
-        priority=spec.priority,
+        priority=spec.priority or 0,
         selector=_selector(spec.cluster_selector),
         tolerations=tuple(Toleration(t.key, t.operator, t.value, t.effect) for t in spec.tolerations or []),
         datasets=tuple(refs),

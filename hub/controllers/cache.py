@@ -31,7 +31,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from fleetplane_types.conditions import is_ready
-from fleetplane_types.names import ASSIGNMENTS, CLUSTERS, DATASETS, NAMESPACES, TOPOLOGIES, WORKLOADS
+from fleetplane_types.names import (
+    ASSIGNMENTS,
+    CLUSTERS,
+    DATASETS,
+    NAMESPACES,
+    PRIORITY_CLASSES,
+    QUEUES,
+    TOPOLOGIES,
+    WORKLOADS,
+)
 from hub.controllers.health import cluster_digest
 from hub.store.store import Event
 
@@ -40,7 +49,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
 
-CACHED = (CLUSTERS, WORKLOADS, ASSIGNMENTS, DATASETS, TOPOLOGIES, NAMESPACES)
+CACHED = (CLUSTERS, WORKLOADS, ASSIGNMENTS, DATASETS, TOPOLOGIES, NAMESPACES, QUEUES, PRIORITY_CLASSES)
 """Resources the cache lists and follows; everything else an event names is only counted."""
 
 TERMINAL_PHASES = ("Succeeded", "Failed")

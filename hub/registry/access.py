@@ -134,8 +134,8 @@ def read_scope(subject: Subject, res: Resource) -> ReadScope:
             return ReadScope(True, names=subject.namespaces)
         if res.namespaced:
             return ReadScope(True, namespaces=subject.namespaces)
-        if res.kind in ("Cluster", "Topology"):
-            return ReadScope(True)
+        if res.kind in ("Cluster", "Topology", "Queue", "PriorityClass"):
+            return ReadScope(True)  # capacity, quotas and priorities are every team's to see
         return ReadScope(False)
     if subject.kind == "agent":
         cluster = subject.name
@@ -178,7 +178,7 @@ def refusal(subject: Subject, res: Resource, verb: str, subresource: str = "") -
         return f"{res.plural} supports only {', '.join(res.verbs)}"
     if verb in READ_VERBS:
         return None
-    if res.kind == "Workload" and subresource == "status":
+    if res.kind in ("Workload", "Queue") and subresource == "status":
         return f"{sub} is written only by the hub's controllers"
     if subject.kind == "admin":
         return None

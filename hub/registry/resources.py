@@ -200,6 +200,23 @@ def _event_object(o: Obj) -> str:
     return f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}"
 
 
+def _queue_usage(o: Obj) -> str:
+    usage = _get(o, "status", "flavorsUsage") or []
+    parts = []
+    for u in usage:
+        if not isinstance(u, dict):
+            continue
+        label = u.get("name") or "/".join(
+            str(x) for x in (u.get("gpuModel"), u.get("capacityType"), u.get("region")) if x
+        )
+        parts.append(f"{label}:{u.get('used', 0)}/{u.get('nominal', 0)}")
+    return ",".join(parts) or "<none>"
+
+
+def _queue_flavors(o: Obj) -> int:
+    return sum(len(g.get("flavors") or []) for g in _get(o, "spec", "resourceGroups") or [] if isinstance(g, dict))
+
+
 RESOURCES: list[Resource] = [
     Resource(
         "",
@@ -429,6 +446,80 @@ RESOURCES: list[Resource] = [
             Column("Links", "integer", "Number of links.", lambda o: len(_get(o, "spec", "links") or [])),
             _age_col(),
         ),
+        field_selectors=("metadata.name",),
+    ),
+]
+
+RESOURCES += [
+    Resource(
+        api.GROUP,
+        api.VERSION,
+        "Queue",
+        "queues",
+        "queue",
+        False,
+        api.Queue,
+        (),
+        (
+            _name_col(),
+            Column(
+                "Cohort",
+                "string",
+                "Queues of one cohort borrow unused quota.",
+                lambda o: _get(o, "spec", "cohort", default=""),
+            ),
+            Column(
+                "Strategy",
+                "string",
+                "StrictFIFO or BestEffortFIFO.",
+                lambda o: _get(o, "spec", "queueingStrategy", default="BestEffortFIFO"),
+            ),
+            Column(
+                "Pending",
+                "integer",
+                "Workloads waiting for admission.",
+                lambda o: _get(o, "status", "pendingWorkloads", default=0),
+            ),
+            Column(
+                "Admitted",
+                "integer",
+                "Workloads holding quota.",
+                lambda o: _get(o, "status", "admittedWorkloads", default=0),
+            ),
+            _age_col(),
+            Column(
+                "Weight",
+                "number",
+                "Fair-share weight.",
+                lambda o: _get(o, "spec", "fairSharing", "weight", default=1),
+                priority=1,
+            ),
+            Column("Flavors", "integer", "Flavors with a quota.", _queue_flavors, priority=1),
+            Column("Usage", "string", "GPUs used/nominal per flavor.", _queue_usage, priority=1),
+        ),
+        field_selectors=("metadata.name",),
+    ),
+    Resource(
+        api.GROUP,
+        api.VERSION,
+        "PriorityClass",
+        "priorityclasses",
+        "priorityclass",
+        False,
+        api.PriorityClass,
+        ("pc",),
+        (
+            _name_col(),
+            Column("Value", "integer", "Priority of the workloads naming it.", lambda o: o.get("value", 0)),
+            Column(
+                "Global-Default",
+                "boolean",
+                "The priority of workloads naming no class.",
+                lambda o: bool(o.get("globalDefault", False)),
+            ),
+            _age_col(),
+        ),
+        has_status=False,
         field_selectors=("metadata.name",),
     ),
 ]

@@ -93,7 +93,7 @@ def priority_classes_from_api(objs: Sequence[wire.PriorityClass]) -> dict[str, P
 
 
 def workload_priority(w: v1.Workload, classes: Mapping[str, PriorityClass]) -> int:
-    override = w.spec.priority if "priority" in w.spec.model_fields_set else None
+    override = w.spec.priority
     label = (w.metadata.labels or {}).get(PRIORITY_CLASS_LABEL)
     return resolve_priority(w.metadata.name or "", override, label, classes)
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from fleetplane_types.names import PRIORITY_CLASS_LABEL  # re-exported: the label naming a Workload's class
 from placement.catalogue import canonical_model, split_model
 from placement.decision import ClusterAssignment
 from placement.errors import PlacementInputError
@@ -27,9 +28,6 @@ WITHIN_QUEUE: tuple[WithinQueue, ...] = ("Never", "LowerPriority")
 ReclaimWithinCohort = Literal["Never", "Any", "LowerPriority"]
 RECLAIM_WITHIN_COHORT: tuple[ReclaimWithinCohort, ...] = ("Never", "Any", "LowerPriority")
 
-#: Label on a Workload naming its PriorityClass (Kueue's ``kueue.x-k8s.io/priority-class``).
-#: The Workload wire type has no field for it; a label keeps existing objects valid.
-PRIORITY_CLASS_LABEL = "fleetplane.io/priority-class"
 
 
 @dataclass(frozen=True, slots=True)
