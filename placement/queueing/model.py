@@ -29,7 +29,6 @@ ReclaimWithinCohort = Literal["Never", "Any", "LowerPriority"]
 RECLAIM_WITHIN_COHORT: tuple[ReclaimWithinCohort, ...] = ("Never", "Any", "LowerPriority")
 
 
-
 @dataclass(frozen=True, slots=True)
 class Flavor:
     """A kind of GPU capacity a quota is counted in: model family × capacity type (× region).
