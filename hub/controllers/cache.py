@@ -67,6 +67,11 @@ def _rv(o: Obj | None) -> int:
         return 0
 
 
+def _configuration(o: Obj) -> Obj:
+    """What admission reads of a Queue or PriorityClass: everything but status and metadata."""
+    return {k: v for k, v in o.items() if k not in ("status", "metadata")}
+
+
 def key_of(o: Obj) -> Key:
     m = _meta(o)
     return str(m.get("namespace") or ""), str(m.get("name") or "")
@@ -112,6 +117,8 @@ class FleetCache:
         """Counts changes to what placement reads (cluster digests, Datasets, Topologies, Assignments)."""
         self.cluster_version = 0
         """Counts changes to what the snapshot is built from (cluster digests, Datasets, Topologies)."""
+        self.queue_version = 0
+        """Counts changes to Queue specs and PriorityClasses (not to Queue status, the controller's own)."""
         self.synced = False
         self.last_rv = 0  # the last event rv dispatched to the cache (whatever its resource)
         self.lists = 0  # completed (re)lists, for tests and metrics
@@ -139,6 +146,18 @@ class FleetCache:
     @property
     def assignments(self) -> list[Obj]:
         return list(self.objects[ASSIGNMENTS].values())
+
+    @property
+    def queues(self) -> list[Obj]:
+        return list(self.objects[QUEUES].values())
+
+    @property
+    def priority_classes(self) -> list[Obj]:
+        return list(self.objects[PRIORITY_CLASSES].values())
+
+    @property
+    def workloads(self) -> dict[Key, Obj]:
+        return self.objects[WORKLOADS]
 
     @property
     def datasets(self) -> list[Obj]:
@@ -193,6 +212,7 @@ class FleetCache:
         self.dirty = set(self.objects[WORKLOADS])
         self.capacity_version += 1
         self.cluster_version += 1
+        self.queue_version += 1
         self.lists += 1
 
     def abandon_list(self) -> None:
@@ -247,6 +267,12 @@ class FleetCache:
         if ev.resource in (DATASETS, TOPOLOGIES):
             self.capacity_version += 1
             self.cluster_version += 1
+            return True
+        if ev.resource in (QUEUES, PRIORITY_CLASSES):
+            if old is not None and new is not None and _configuration(old) == _configuration(new):
+                return False  # the admission pass's own Queue status write
+            self.queue_version += 1
+            self.capacity_version += 1  # pending workloads are tried again under the new quotas
             return True
         return False  # Namespaces: only read by `namespace_open`
 

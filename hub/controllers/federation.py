@@ -44,12 +44,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
 from fleetplane_types import v1alpha1 as v1
 from fleetplane_types.conditions import is_ready
 from fleetplane_types.gpus import known_models
 from fleetplane_types.names import (
+    ADMISSION_PENDING_REASON,
     ASSIGNMENTS,
     CLUSTERS,
     DATASETS,
@@ -57,17 +60,21 @@ from fleetplane_types.names import (
     EVENTS,
     EVICTED_REASON,
     FAILOVER_REASON,
+    INADMISSIBLE_REASON,
     PLACED_REASON,
     PREEMPTED_REASON,
+    PREEMPTING_REASON,
+    PRIORITY_CLASSES,
+    QUEUES,
     TOPOLOGIES,
     UNSCHEDULABLE_REASON,
     WORKLOAD_FINALIZER,
     WORKLOADS,
 )
 from hub import metrics
-from hub.controllers import events, health, placing, status
+from hub.controllers import events, health, placing, queueing, status
 from hub.controllers.cache import CACHED, FleetCache, Key
-from hub.controllers.snapshot import build_snapshot, reservations
+from hub.controllers.snapshot import build_snapshot, parse_time, reservations
 from hub.errors import ApiError
 from hub.registry.lifecycle import ListQuery, Registry, RegistryTx, deleting
 from hub.registry.resources import BY_KEY, Resource
@@ -75,13 +82,16 @@ from hub.settings import Settings
 from hub.store import leases
 from hub.store.leader import LeaderLock
 from hub.store.store import Event, now_rfc3339
-from placement import Decision, Engine, FleetSnapshot, PlacementInputError
+from placement import Decision, Engine, FleetSnapshot, PlacementInputError, WorkloadRequest
 from placement.manifests import workload_from_api
+from placement.queueing import AdmissionResult, Eviction, QueuedWorkload
+from placement.queueing.convert import workload_priority
 
 log = logging.getLogger(__name__)
 
-WATCHED = {WORKLOADS, ASSIGNMENTS, CLUSTERS, DATASETS, TOPOLOGIES}
+WATCHED = {WORKLOADS, ASSIGNMENTS, CLUSTERS, DATASETS, TOPOLOGIES, QUEUES, PRIORITY_CLASSES}
 WORKLOAD = BY_KEY[WORKLOADS]
+QUEUE = BY_KEY[QUEUES]
 ASSIGNMENT = BY_KEY[ASSIGNMENTS]
 CLUSTER = BY_KEY[CLUSTERS]
 EVENT = BY_KEY[EVENTS]
@@ -119,6 +129,9 @@ class FederationController:
         self._tried_at = -1  # the cache's capacity_version when pending workloads were last tried
         self._leading_since = time.time()  # when this process last became leader (liveness floor)
         self._snapshot: tuple[int, FleetSnapshot] | None = None  # (cache.cluster_version, snapshot)
+        self._queues: tuple[int, queueing.QueueConfig] | None = None  # (cache.queue_version, config)
+        self._withdraw_at: dict[Key, float] = {}  # evicted workloads in their grace period → when
+
         self.passes = 0
         self._compacted_at = 0.0
         self.health = ControllerHealth(settings.controller_stuck_seconds)
@@ -164,6 +177,9 @@ class FederationController:
                 self.settings.cluster_timeout_seconds,
                 await self._renewals(),
             )
+            if self._withdraw_at:  # an evicted workload's grace period ends
+                due = max(0.0, min(self._withdraw_at.values()) - time.time())
+                timeout = min(timeout, due)
             try:
                 await asyncio.wait_for(self._dirty.wait(), timeout=timeout)
             except TimeoutError:
@@ -195,7 +211,13 @@ class FederationController:
         ready = self.cache.ready_clusters()
         tried_at = self.cache.capacity_version
         keys = self.cache.take_dirty()
+        now = time.time()
+        keys |= {k for k, due in self._withdraw_at.items() if due <= now}
         if tried_at != self._tried_at:  # capacity changed: pending workloads may fit now
+            keys |= self.cache.pending
+        elif keys & self.cache.pending and self._queue_config().queues:
+            # Admission orders every queue's workloads (fair share, StrictFIFO heads): a new
+            # workload is decided together with all that wait, never alone.
             keys |= self.cache.pending
         try:
             await self._handle(sorted(keys), ready)
@@ -252,6 +274,23 @@ class FederationController:
             phase = (w.get("status") or {}).get("phase")
             if phase in ("Succeeded", "Failed"):
                 continue
+            if queueing.holding(w):
+                # Admitted (it holds quota). Evicted: withdraw its copies once its grace period is
+                # over, and give the quota back once they are gone. Admitted but its copies gone
+                # (lost without failover): back to its queue.
+                self._withdraw_at.pop(key, None)
+                ev = (w.get("status") or {}).get("eviction")
+                if isinstance(ev, dict) and not ev.get("withdrawn"):
+                    due = parse_time(ev.get("withdrawAt")) or 0.0
+                    if due <= time.time():
+                        await self._withdraw(w, current)
+                        continue
+                    self._withdraw_at[key] = due
+                elif isinstance(ev, dict) or not current:
+                    if not mine:
+                        why = "its copies are removed after the eviction" if ev else "it has no copy left"
+                        await self._release(w, why)
+                    continue  # the evicted copies are still being removed from the spokes
             if epoch is None or not current:
                 pending.append(w)
                 continue
@@ -352,38 +391,227 @@ class FederationController:
             self._snapshot = (version, snapshot)
         return self._snapshot[1]
 
+    def _queue_config(self) -> queueing.QueueConfig:
+        """The stored Queues and PriorityClasses as the admission engine, rebuilt when they change."""
+        version = self.cache.queue_version
+        if self._queues is None or self._queues[0] != version:
+            config = queueing.build_config(
+                self.cache.queues, self.cache.priority_classes, self.settings.placement_profile
+            )
+            self._queues = (version, config)
+        return self._queues[1]
+
     async def _place(self, pending: list[Obj]) -> None:
+        """Place the pending workloads: those not queued by priority as before, then the queued
+        ones through admission (quotas, fair share, preemption) on what is left."""
         snapshot = self._fleet_snapshot()
         known = known_models(snapshot.fleet_models())  # once per pass, not per workload: O(pools)
-        requests = []
+        config = self._queue_config()
+        requests: list[WorkloadRequest] = []
+        queued: list[QueuedWorkload] = []
         by_key: dict[str, Obj] = {}
         for w in pending:
+            queue = config.queue_of(w)
             try:
-                req = workload_from_api(v1.Workload.model_validate(w), snapshot, known)
+                model = v1.Workload.model_validate(w)
+                req = workload_from_api(model, snapshot, known)
+                priority = workload_priority(model, config.classes)
             except PlacementInputError as exc:
-                await self._set_pending(w, str(exc))
+                await self._set_pending(w, str(exc), queued=queue is not None, inadmissible=True)
                 continue
             except Exception as exc:  # a stored object that no longer validates
-                await self._set_pending(w, f"cannot place: {exc}")
+                await self._set_pending(w, f"cannot place: {exc}", queued=queue is not None, inadmissible=True)
                 continue
-            requests.append(req)
+            req = replace(req, priority=priority)
             by_key[req.key] = w
-        if not requests:
+            if queue is None:
+                requests.append(req)
+            else:
+                created = str(_meta(w).get("creationTimestamp") or "")
+                queued.append(QueuedWorkload(req, (w["spec"].get("queue") or None), priority, created))
+        if not requests and not queued:
             return
         cluster_map = self.cache.cluster_map()
-        decisions = self.engine.place_batch(snapshot, requests, reservations(self.cache.assignments, cluster_map))
-        placed = [(by_key[d.workload.key], d) for d in decisions if d.placed]
-        for i in range(0, len(placed), COMMIT_BATCH):
-            await self._commit_placements(placed[i : i + COMMIT_BATCH], cluster_map)
-        for d in decisions:
-            if not d.placed:
-                await self._set_pending(
-                    by_key[d.workload.key], d.reason, d.to_placement_record(explain_limit=placing.EXPLAIN_ROWS)
-                )
+        held = reservations(self.cache.assignments, cluster_map)
+        if requests:
+            decisions = self.engine.place_batch(snapshot, requests, held)
+            placed: list[tuple[Obj, Decision, dict[str, Any] | None]] = [
+                (by_key[d.workload.key], d, None) for d in decisions if d.placed
+            ]
+            for i in range(0, len(placed), COMMIT_BATCH):
+                await self._commit_placements(placed[i : i + COMMIT_BATCH], cluster_map)
+            for d in decisions:
+                if d.placed:
+                    held += d.reservations()
+                else:
+                    await self._set_pending(
+                        by_key[d.workload.key], d.reason, d.to_placement_record(explain_limit=placing.EXPLAIN_ROWS)
+                    )
+        if queued:
+            admitted = []
+            for k, w in self.cache.workloads.items():
+                if queueing.holding(w):
+                    a = queueing.admitted_workload(w, self.cache.assignments_of(k))
+                    if a is not None:
+                        admitted.append(a)
+            result = config.admission.decide(snapshot, queued, admitted, held)
+            await self._apply_admission(result, by_key, cluster_map)
 
-    async def _set_pending(self, w: Obj, reason: str, record: dict[str, Any] | None = None) -> None:
+    async def _apply_admission(self, result: AdmissionResult, by_key: dict[str, Obj], clusters: dict[str, Obj]) -> None:
+        """Commit what one admission pass decided: placements of the admitted (with their
+        admission record, in the same transaction), evictions, waiting reasons, queue usage."""
+        now = now_rfc3339()
+        placed: list[tuple[Obj, Decision, dict[str, Any] | None]] = []
+        preempting: set[str] = set()
+        for d in result.decisions:
+            w = by_key[d.key]
+            if d.admitted and not d.victims and d.placement is not None:
+                placed.append((w, d.placement, queueing.admission_record(d, now)))
+                continue
+            if d.admitted:
+                # Not placed yet: its victims' copies must be gone from the spokes first.
+                for e in d.victims:
+                    await self._evict(e, d.queue)
+                names = [e.key for e in d.victims]
+                preempting.add(d.key)
+                why = f"preempting {', '.join(names)}: admitted once their copies are removed ({d.reason})"
+                await self._set_pending(w, why, queued=True, cond_reason=PREEMPTING_REASON, waiting_for=names)
+                continue
+            record = None
+            if d.placement is not None and not d.placement.placed:
+                record = d.placement.to_placement_record(explain_limit=placing.EXPLAIN_ROWS)
+            await self._set_pending(w, d.reason, record, queued=True, inadmissible=d.phase == "Inadmissible")
+        for i in range(0, len(placed), COMMIT_BATCH):
+            await self._commit_placements(placed[i : i + COMMIT_BATCH], clusters)
+        await self._write_queue_status(result, preempting)
+
+    async def _write_queue_status(self, result: AdmissionResult, preempting: set[str]) -> None:
+        """Each Queue's usage per flavor, waiting and admitted counts, share — when they changed."""
+        holding: dict[str, int] = defaultdict(int)
+        for w in self.cache.workloads.values():
+            if queueing.holding(w):
+                holding[str(((w.get("status") or {}).get("admission") or {}).get("queue"))] += 1
+        admitted_now: dict[str, int] = defaultdict(int)
+        for d in result.decisions:
+            if d.admitted and d.key not in preempting and d.queue:
+                admitted_now[d.queue] += 1
+        changed = []
+        for summary in result.queues:
+            q = summary.queue
+            names = {fq.flavor: fq.name for fq in q.flavors}
+            extra_waiting = sum(1 for d in result.decisions if d.queue == q.name and d.key in preempting)
+            new = queueing.queue_status(
+                summary.usage,
+                summary.pending + extra_waiting,
+                holding[q.name] + admitted_now[q.name],
+                summary.share,
+                names,
+            )
+            cached = self.cache.objects[QUEUES].get(("", q.name))
+            if cached is None or status.same_status((cached.get("status") or {}), new):
+                continue
+            changed.append((q.name, new))
+        if not changed:
+            return
+
+        async def fn(rtx: RegistryTx) -> None:
+            for name, new in changed:
+                cur = await rtx.get(QUEUE, None, name)
+                if cur is not None and not status.same_status(cur.get("status") or {}, new):
+                    await rtx.update_status(QUEUE, cur, new)
+
+        await self.registry.transact(fn)
+
+    async def _evict(self, e: Eviction, preemptor_queue: str | None) -> None:
+        """Evict an admitted workload for a preemptor: the eviction record and Evicted=True, and
+        — without a grace period — its Assignments withdrawn in the same transaction. Already
+        evicted (an earlier pass chose it too): nothing to do."""
+        ns, _, name = e.key.partition("/")
+        cached = self.cache.workload((ns, name))
+        if cached is None or queueing.evicting(cached) or not queueing.holding(cached):
+            return
+        reason = queueing.eviction_reason(e, preemptor_queue)
+
+        async def fn(rtx: RegistryTx) -> None:
+            cur = await rtx.get(WORKLOAD, ns, name)
+            if cur is None or deleting(cur) or not queueing.holding(cur) or queueing.evicting(cur):
+                return
+            grace = int(cur["spec"].get("preemptionGracePeriodSeconds") or 0)
+            now = time.time()
+            new = queueing.evicted_status(cur, e, reason, grace, now_rfc3339(), now, withdraw=grace == 0)
+            if grace == 0:
+                await self._delete_current(rtx, cur)
+            cur = await rtx.update_status(WORKLOAD, cur, status.settled_status(cur, new) or new)
+            notice = e.reason if grace == 0 else f"{e.reason}; its copies are withdrawn in {grace}s"
+            await self._record(rtx, cur, "Warning", reason, notice)
+
+        await self.registry.transact(fn)
+        log.info("workload %s evicted: %s", e.key, e.reason)
+
+    async def _delete_current(self, rtx: RegistryTx, w: Obj) -> None:
+        """Delete the workload's live Assignments of its current epoch (the agents remove the copies)."""
+        ns, name = _key(w)
+        epoch = ((w.get("status") or {}).get("placement") or {}).get("epoch")
+        for a in self.cache.assignments_of((ns, name)):
+            if a["spec"].get("epoch") != epoch:
+                continue
+            live = await rtx.get(ASSIGNMENT, ns, _meta(a)["name"])
+            if live is not None and not deleting(live):
+                await rtx.delete(ASSIGNMENT, live)
+
+    async def _withdraw(self, w: Obj, current: list[Obj]) -> None:
+        """An evicted workload's grace period is over: withdraw its Assignments."""
+        ns, name = _key(w)
+
+        async def fn(rtx: RegistryTx) -> None:
+            cur = await rtx.get(WORKLOAD, ns, name)
+            if cur is None or not queueing.evicting(cur):
+                return
+            await self._delete_current(rtx, cur)
+            new = queueing.withdrawn_status(cur)
+            await rtx.update_status(WORKLOAD, cur, status.settled_status(cur, new) or new)
+
+        await self.registry.transact(fn)
+
+    async def _release(self, w: Obj, why: str) -> None:
+        """The workload's admission ends without it finishing: back in its queue."""
+        ns, name = _key(w)
+
+        async def fn(rtx: RegistryTx) -> None:
+            cur = await rtx.get(WORKLOAD, ns, name)
+            if cur is None or not queueing.holding(cur):
+                return
+            new = queueing.released_status(cur, why, now_rfc3339())
+            await rtx.update_status(WORKLOAD, cur, status.settled_status(cur, new) or new)
+
+        await self.registry.transact(fn)
+
+    async def _set_pending(
+        self,
+        w: Obj,
+        reason: str,
+        record: dict[str, Any] | None = None,
+        *,
+        queued: bool = False,
+        inadmissible: bool = False,
+        cond_reason: str | None = None,
+        waiting_for: list[str] | None = None,
+    ) -> None:
+        """A workload that waits, and why. `queued`: it waits in a queue (its Admitted condition
+        says False with `cond_reason`: Pending, Inadmissible or Preempting; `waiting_for`: the
+        victims whose copies must go first)."""
+        why = cond_reason or (INADMISSIBLE_REASON if inadmissible else ADMISSION_PENDING_REASON)
+
+        def build(cur: Obj) -> tuple[dict[str, Any] | None, bool]:
+            if queued:
+                st = queueing.waiting_status(cur, reason, record, why, waiting_for, now_rfc3339())
+                new_reason = st is not None and ((cur.get("status") or {}).get("message") != reason)
+                return (status.settled_status(cur, st) if st is not None else None), new_reason
+            pending = status.pending_status(cur, reason, record)
+            return status.settled_status(cur, pending), pending is not None
+
         # Decide on the listed copy first: most passes change nothing, and then no row is locked.
-        if status.settled_status(w, status.pending_status(w, reason, record)) is None:
+        if build(w)[0] is None:
             return
         ns, name = _key(w)
 
@@ -391,16 +619,17 @@ class FederationController:
             cur = await rtx.get(WORKLOAD, ns, name)
             if cur is None or deleting(cur):
                 return
-            pending = status.pending_status(cur, reason, record)
-            new_st = status.settled_status(cur, pending)
+            new_st, new_reason = build(cur)
             if new_st is not None:
                 await rtx.update_status(WORKLOAD, cur, new_st)
-            if pending is not None:  # a new reason (or a new generation) not yet placeable
+            if new_reason:  # a new reason (or a new generation) not yet placeable
                 await self._record(rtx, cur, "Warning", UNSCHEDULABLE_REASON, reason)
 
         await self.registry.transact(fn)
 
-    async def _commit_placements(self, batch: list[tuple[Obj, Decision]], clusters: dict[str, Obj]) -> None:
+    async def _commit_placements(
+        self, batch: list[tuple[Obj, Decision, dict[str, Any] | None]], clusters: dict[str, Obj]
+    ) -> None:
         """ONE transaction per batch: each Workload's placement record, finalizer and Assignments.
 
         If the batch is refused (an object the registry will not store), each decision is
@@ -411,12 +640,12 @@ class FederationController:
         async def fn(rtx: RegistryTx) -> None:
             # Every Workload row of the batch and its "Placed" Event in ONE locking read.
             keys: list[tuple[Resource, str | None, str]] = []
-            for w, _ in batch:
+            for w, _, _ in batch:
                 ns, name = _key(w)
                 keys += [(WORKLOAD, ns, name), (EVENT, ns, events.event_name(w, PLACED_REASON))]
             await rtx.prefetch(keys)
-            for w, d in batch:
-                if not await self._stage_placement(rtx, w, d, clusters):
+            for w, d, admission in batch:
+                if not await self._stage_placement(rtx, w, d, clusters, admission):
                     stale.append(True)
 
         try:
@@ -435,8 +664,11 @@ class FederationController:
         if stale:
             self._dirty.set()  # those workloads changed while we decided: decide again
 
-    async def _stage_placement(self, rtx: RegistryTx, w: Obj, d: Decision, clusters: dict[str, Obj]) -> bool:
-        """Stage one decision; False if the workload changed since it was listed."""
+    async def _stage_placement(
+        self, rtx: RegistryTx, w: Obj, d: Decision, clusters: dict[str, Obj], admission: dict[str, Any] | None = None
+    ) -> bool:
+        """Stage one decision (with the queue admission it took, if queued); False if the
+        workload changed since it was listed."""
         ns, name = _key(w)
         cur = await rtx.get(WORKLOAD, ns, name)
         if cur is None or deleting(cur):
@@ -446,6 +678,8 @@ class FederationController:
         epoch = placing.next_epoch(cur)
         cur = await rtx.add_finalizer(WORKLOAD, cur, WORKLOAD_FINALIZER)
         placed = placing.placed_status(cur, d, epoch, now_rfc3339())
+        if admission is not None:
+            placed = queueing.with_admission(cur, placed, admission, now_rfc3339())
         # A new epoch: the status differs from the stored one, no comparison needed.
         cur = await rtx.update_status(WORKLOAD, cur, status.settled_status(cur, placed, changed=True) or placed)
         for asg in placing.assignments_for(cur, d, epoch, clusters):
@@ -469,6 +703,10 @@ class FederationController:
                 if live is not None and not deleting(live):
                     await rtx.delete(ASSIGNMENT, live)
             fenced = status.fenced_status(cur, why)
+            if queueing.holding(cur):  # its quota goes back: it is admitted again like any other
+                fenced = queueing.released_status(
+                    {**cur, "status": fenced}, f"re-placing after losing {why}", now_rfc3339()
+                )
             cur = await rtx.update_status(WORKLOAD, cur, status.settled_status(cur, fenced) or fenced)
             for a in lost:
                 cluster = a["spec"]["clusterName"]

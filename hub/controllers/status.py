@@ -12,13 +12,16 @@ from typing import Any
 
 from fleetplane_types.conditions import find_condition
 from fleetplane_types.names import (
+    ADMITTED_CONDITION,
     COMPLETED_REASON,
     FAILED_CONDITION,
     FAILED_REASON,
+    FINISHED_REASON,
     NOT_PLACED_REASON,
     PLACED_CONDITION,
     PLACED_REASON,
     PREEMPTED_REASON,
+    QUEUE_CONDITIONS,
     RESCHEDULING_REASON,
     RUNNING_CONDITION,
     RUNNING_REASON,
@@ -204,7 +207,41 @@ def workload_conditions(st: dict[str, Any], now: str, previous: list[Any] | None
         out.append(_condition(old, SUCCEEDED_CONDITION, "True", SUCCEEDED_REASON, message, now))
     if phase == "Failed":
         out.append(_condition(old, FAILED_CONDITION, "True", FAILED_REASON, message, now))
-    return out + [c for c in old if c.get("type") not in WORKLOAD_CONDITIONS]
+    return out + _queue_conditions(st, old, phase, now)
+
+
+def _queue_conditions(st: dict[str, Any], old: list[dict[str, Any]], phase: str, now: str) -> list[dict[str, Any]]:
+    """Conditions of other types, as stored — except the queue's (Admitted, Evicted), which the
+    new status `st` carries when the admission pass set them (hub.controllers.queueing) — and a
+    finished workload's Admitted turned False: its quota is released."""
+    own = {
+        c.get("type"): c
+        for c in st.get("conditions") or []
+        if isinstance(c, dict) and c.get("type") in QUEUE_CONDITIONS
+    }
+    rest: list[dict[str, Any]] = []
+    for c in old:
+        t = c.get("type")
+        if t in WORKLOAD_CONDITIONS:
+            continue
+        rest.append(own.pop(t, c) if t in QUEUE_CONDITIONS else c)
+    rest += own.values()
+    if phase in ("Succeeded", "Failed"):
+        for i, c in enumerate(rest):
+            if c.get("type") == ADMITTED_CONDITION and c.get("status") == "True":
+                message = f"the workload {phase.lower()}: its quota is released"
+                rest[i] = _condition(old, ADMITTED_CONDITION, "False", FINISHED_REASON, message, now)
+    return rest
+
+
+def set_condition(
+    st: dict[str, Any], stored: list[Any], cond_type: str, status: str, reason: str, message: str, now: str
+) -> None:
+    """Set one condition on the new status `st` (in place); its transition time moves only
+    when its status changes from the `stored` conditions'."""
+    cond = _condition([c for c in stored or [] if isinstance(c, dict)], cond_type, status, reason, message, now)
+    conds = [c for c in st.get("conditions") or [] if isinstance(c, dict) and c.get("type") != cond_type]
+    st["conditions"] = [*conds, cond]
 
 
 def _placed_message(st: dict[str, Any]) -> str:
