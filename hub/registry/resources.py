@@ -311,8 +311,17 @@ RESOURCES: list[Resource] = [
             Column(
                 "Priority",
                 "integer",
-                "Scheduling priority.",
-                lambda o: _get(o, "spec", "priority", default=0),
+                "Scheduling priority (spec.priority, else as admitted from its PriorityClass).",
+                lambda o: (
+                    _get(o, "spec", "priority", default=None) or _get(o, "status", "admission", "priority", default=0)
+                ),
+                priority=1,
+            ),
+            Column(
+                "Queue",
+                "string",
+                "The queue that admitted it, else the one it names.",
+                lambda o: _get(o, "status", "admission", "queue") or _get(o, "spec", "queue", default=""),
                 priority=1,
             ),
             Column(
