@@ -11,7 +11,10 @@ Subjects (bearer tokens, hub.store.tokens, map to them; `SYSTEM` is the hub's ow
 - team (name, namespaces): reads its Namespaces; reads and writes spec and metadata of the
   Workloads and Datasets in them (never a status subresource, never a Dataset's
   `spec.sharedWith`, which only an admin grants); reads and deletes their Assignments; reads
-  Clusters and Topologies (to see capacity).
+  Clusters and Topologies (to see capacity) and Queues and PriorityClasses (quotas and
+  priorities), never writes them. Which Queue a team's Workload may name is a submission rule
+  of the lifecycle (hub.registry.queues: 403 when the Queue's spec.namespaces leaves out the
+  workload's namespace).
 - agent (cluster name): reads its own Cluster and writes its status (the capacity report) and,
   on the main resource, only `spec.backend` and the `fleetplane.io/backend` label (what the spoke
   agent sends when it starts); reads the Assignments whose spec.clusterName is its cluster,
@@ -353,6 +356,8 @@ def _limits(
         )
     if verb in ("create", "update", "patch") and res.kind == "Dataset" and not subject.is_admin:
         parts.append("not spec.sharedWith")
+    if verb in ("create", "update", "patch") and res.kind == "Workload" and not subject.is_admin and not subresource:
+        parts.append("spec.queue only a Queue whose spec.namespaces allows the namespace")
     return f"{sub}: {'; '.join(parts)}" if parts else ""
 
 

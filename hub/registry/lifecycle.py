@@ -24,8 +24,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from hub.errors import ApiError, already_exists, bad_request, conflict, forbidden, from_store_error, not_found
-from hub.registry import fieldmanager
+from hub.errors import (
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    forbidden,
+    from_store_error,
+    invalid,
+    not_found,
+)
+from hub.registry import fieldmanager, queues
 from hub.registry.access import SYSTEM, ReadScope, Subject, check_change, check_write, hidden, read_scope
 from hub.registry.objects import (
     Obj,
@@ -54,6 +63,8 @@ from hub.store.watch import Broadcaster, Watcher
 T = TypeVar("T")
 
 NAMESPACE: Resource = BY_KIND["Namespace"]
+QUEUE: Resource = BY_KIND["Queue"]
+PRIORITY_CLASS: Resource = BY_KIND["PriorityClass"]
 PROPAGATION_POLICIES = ("Background", "Foreground", "Orphan")
 CONTROLLER_MANAGER = "fleetplane-hub"
 """The field manager of the hub's own controllers in managedFields."""
@@ -170,6 +181,7 @@ class RegistryTx:
                 raise not_found(NAMESPACE.plural, NAMESPACE.group, namespace or "")
             if deleting(ns_obj):
                 raise forbidden(f"unable to create new content in namespace {namespace} because it is being terminated")
+        await self.check_queue_rules(res, None, validated)
         fieldmanager.record_update(None, validated, opts.manager, res.api_version)
         if opts.dry_run:
             if await self.get(res, namespace, name, lock=False) is not None:
@@ -274,6 +286,52 @@ class RegistryTx:
         self.tx.delete(res.key, obj)
         return obj
 
+    async def check_queue_rules(self, res: Resource, old: Obj | None, new: Obj) -> None:
+        """The rules of Queues, PriorityClasses and the Workloads that use them
+        (hub.registry.queues), with the other objects they need read in this transaction.
+
+        A Queue's and a PriorityClass's rules hold for every writer, the controllers too; a
+        Workload's submission rules for every writer but the controllers. Each reads only when
+        the write changes what it looks at, so the controllers' status writes read nothing."""
+        if res.kind == "Queue" and queues.spec_changed(old, new):
+            causes = queues.queue_causes(new)
+            claimed = queues.default_for_claimed(old, new)
+            if not causes and claimed:
+                # Two writers claiming one namespace serialize on its row (when it exists): the
+                # second then reads the first's committed Queue.
+                for ns in claimed:  # sorted: two such writers lock in one order
+                    await self.get(NAMESPACE, None, ns)
+                causes = queues.default_for_causes(new, await self.tx.every(QUEUE.key))
+            if causes:
+                raise invalid(res.kind, res.group, meta(new)["name"], causes)
+        elif res.kind == "PriorityClass" and queues.becomes_global_default(old, new):
+            causes = queues.global_default_causes(new, await self.tx.every(PRIORITY_CLASS.key))
+            if causes:
+                raise invalid(res.kind, res.group, meta(new)["name"], causes)
+        elif (
+            res.kind == "Workload"
+            and self.subject.kind != "system"
+            and not deleting(new)
+            and queues.submission_changed(old, new)
+        ):
+            await self._check_submission(res, new)
+
+    async def _check_submission(self, res: Resource, new: Obj) -> None:
+        name = meta(new)["name"]
+        queue_name = (new.get("spec") or {}).get("queue")
+        if queue_name and not self.subject.is_admin:
+            # Admins may submit anywhere (the admission controller then marks the workload
+            # inadmissible and says why): docs/queues.md, "On the hub".
+            why = queues.queue_refusal(new, await self.get(QUEUE, None, queue_name, lock=False))
+            if why is not None:
+                raise forbidden(f'{res.qualified} "{name}" is forbidden: {why}')
+        label = queues.priority_class_label(new)
+        if label and await self.get(PRIORITY_CLASS, None, label, lock=False) is None:
+            classes = queues.classes_of(await self.tx.every(PRIORITY_CLASS.key))
+            causes = queues.priority_class_causes(new, classes)
+            if causes:
+                raise invalid(res.kind, res.group, name, causes)
+
     # -------------------------------------------------------------- internals
 
     def _next_version(
@@ -356,7 +414,10 @@ class RegistryTx:
         check_change(self.subject, res, old, new, subresource)
         if scope is not None and not scope.allows(new):
             raise forbidden(f'{res.qualified} "{meta(old)["name"]}": the change would move it out of your scope')
-        if new == old or opts.dry_run:
+        if new == old:
+            return new
+        await self.check_queue_rules(res, old, new)
+        if opts.dry_run:
             return new
         m = meta(new)
         if m.get("deletionTimestamp") and not m.get("finalizers"):
@@ -680,6 +741,7 @@ class Registry:
                         raise forbidden(
                             f"unable to create new content in namespace {namespace} because it is being terminated"
                         )
+                await rtx.check_queue_rules(res, None, validated)
                 if opts.dry_run:
                     return validated, warnings, True
                 return rtx.tx.create(res.key, validated), warnings, True

@@ -223,6 +223,13 @@ class Tx:
         )
         return [(r[0], self._remember(r[0], dict(r[1]))) for r in rows.all()]
 
+    async def every(self, resource: str) -> list[Obj]:
+        """Every object of one resource, unlocked (as of this statement), for the rules that
+        compare an object with the others of its kind (two Queues' spec.defaultFor, the one
+        global-default PriorityClass). For small kinds: it reads them all."""
+        rows = await self.conn.execute(text("SELECT data FROM objects WHERE resource = :r"), {"r": resource})
+        return [dict(r[0]) for r in rows.all()]
+
     def create(self, resource: str, obj: Obj) -> Obj:
         meta = obj.setdefault("metadata", {})
         meta["uid"] = str(uuid.uuid4())

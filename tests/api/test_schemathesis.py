@@ -28,15 +28,17 @@ from tests.hubtest import HubProcess, workload
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 MAX_EXAMPLES = 40
-"""Cases per operation and mode: 11 operations × 2 modes × 40 ≈ 880 requests, about a minute."""
+"""Cases per operation and mode: 15 operations × 2 modes × 40 ≈ 1,200 requests, about a minute."""
 
 
 @pytest.fixture(scope="module")
 def seeded(hub: HubProcess) -> Iterator[HubProcess]:
-    """The hub with something to find: a namespace, a workload in it and a cluster."""
+    """The hub with something to find: a namespace, a workload in it, a queue and a cluster."""
     with hub.client() as c:
         assert c.post("/api/v1/namespaces", json={"metadata": {"name": "team-a"}}).status_code == 201
         assert c.post("/v1/namespaces/team-a/workloads", json=workload("seed")).status_code == 201
+        queue = {"metadata": {"name": "q1"}, "spec": {"defaultFor": ["team-a"]}}
+        assert c.post("/apis/fleetplane.io/v1alpha1/queues", json=queue).status_code == 201
         r = c.post("/apis/fleetplane.io/v1alpha1/clusters", json={"metadata": {"name": "c1"}, "spec": {"region": "r"}})
         assert r.status_code == 201, r.text
     yield hub
@@ -47,6 +49,10 @@ REST_OPERATIONS = [
     "GET /v1/namespaces/{namespace}/workloads",
     "GET /v1/workloads",
     "GET /v1/namespaces/{namespace}/workloads/{name}",
+    "GET /v1/namespaces/{namespace}/workloads/{name}/position",
+    "GET /v1/queues",
+    "GET /v1/queues/{name}",
+    "GET /v1/queues/{name}/workloads",
     "GET /v1/clusters",
     "GET /v1/fleet/summary",
     "POST /v1/whatif",

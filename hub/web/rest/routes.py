@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response, Security
@@ -30,8 +32,11 @@ from fastapi.security import HTTPBearer
 from pydantic.json_schema import models_json_schema
 
 from fleetplane_types import v1alpha1 as v1
+from hub.controllers import queueing
+from hub.controllers.cache import workload_key_of
 from hub.controllers.snapshot import build_snapshot, reservations
 from hub.errors import ApiError, bad_request, forbidden, internal_error, invalid
+from hub.registry import queues as queue_rules
 from hub.registry.access import Subject, read_scope
 from hub.registry.lifecycle import list_query
 from hub.registry.objects import Obj, check_kind, meta, strip_server_meta
@@ -49,19 +54,33 @@ from hub.web.rest.views import (
     ClusterList,
     FleetSummary,
     NotReadyCount,
+    QueueLine,
+    QueueList,
+    QueueView,
     SummaryRow,
     WhatIfReport,
     WhatIfRequest,
     WorkloadList,
+    WorkloadPosition,
     WorkloadView,
     cluster_view,
     error_responses,
+    position_view,
+    queue_entry_view,
+    queue_view,
     workload_view,
 )
 from placement import Engine, PlacementInputError
 from placement.catalogue import canonical_model
 from placement.cli import report
 from placement.manifests import workload_from_api
+from placement.model import FleetSnapshot, Reservation
+from placement.queueing import Admission, AdmittedWorkload, QueuedWorkload
+from placement.queueing.convert import (
+    priority_classes_from_api,
+    queue_from_api,
+    queued_from_api,
+)
 
 __all__ = ["WHATIF_MAX_WORKLOADS", "document", "router"]
 
@@ -73,6 +92,8 @@ NAMESPACE: Resource = BY_KIND["Namespace"]
 DATASET: Resource = BY_KIND["Dataset"]
 TOPOLOGY: Resource = BY_KIND["Topology"]
 ASSIGNMENT: Resource = BY_KIND["Assignment"]
+QUEUE: Resource = BY_KIND["Queue"]
+PRIORITY_CLASS: Resource = BY_KIND["PriorityClass"]
 
 
 # ------------------------------------------------------------------ errors as Status
@@ -137,9 +158,10 @@ def _validation_status(exc: RequestValidationError) -> ApiError:
 
 
 def document(app: FastAPI) -> None:
-    """Put the Workload schema (and what it references) into the app's OpenAPI components.
+    """Put the Workload, Queue and PriorityClass schemas (and what they reference) into the
+    app's OpenAPI components.
 
-    Submitting and what-if take Workload objects, but their bodies are decoded by the hub's
+    Submitting and what-if take these objects, but their bodies are decoded by the hub's
     input boundary rather than by FastAPI, so no route declares the model and FastAPI would
     leave `#/components/schemas/Workload` dangling."""
     build = app.openapi
@@ -147,7 +169,10 @@ def document(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             spec = build()
-            _, defs = models_json_schema([(v1.Workload, "validation")], ref_template="#/components/schemas/{model}")
+            _, defs = models_json_schema(
+                [(m, "validation") for m in (v1.Workload, v1.Queue, v1.PriorityClass)],
+                ref_template="#/components/schemas/{model}",
+            )
             schemas = spec.setdefault("components", {}).setdefault("schemas", {})
             for name, schema in defs.get("$defs", {}).items():
                 schemas.setdefault(name, schema)
@@ -176,6 +201,12 @@ async def _list(
     """Every read of a list is scoped by the registry's list_query (hub.registry.access.read_scope)."""
     query = list_query(res, subject_of(request), namespace)
     return await hub_of(request).registry.list_objects(res, query, limit=limit, continue_token=cont)
+
+
+async def _queue_index(request: Request) -> queue_rules.QueueIndex:
+    """The stored Queues and PriorityClasses (every team may read both), to resolve workloads."""
+    registry = hub_of(request).registry
+    return queue_rules.QueueIndex.of(await registry.list_all(QUEUE), await registry.list_all(PRIORITY_CLASS))
 
 
 # ------------------------------------------------------------------ workloads
@@ -216,7 +247,8 @@ async def create_workload(
     """
     # field_validation and dry_run are read from the query by create_object; declared for /docs.
     created, warnings = await create_object(request, Target(WORKLOAD, namespace, None, ""))
-    view = workload_view(created, explain=True).model_dump(mode="json", by_alias=True, exclude_none=True)
+    index = await _queue_index(request)
+    view = workload_view(created, explain=True, queues=index).model_dump(mode="json", by_alias=True, exclude_none=True)
     return json_response(view, 201, warnings)
 
 
@@ -235,8 +267,11 @@ async def list_all_workloads(
     cont: str | None = Query(None, alias="continue"),
 ) -> WorkloadList:
     items, rv, nxt = await _list(request, WORKLOAD, limit=limit, cont=cont)
+    index = await _queue_index(request)
     return WorkloadList(
-        items=[workload_view(o, explain=explain) for o in items], resource_version=str(rv), continue_token=nxt
+        items=[workload_view(o, explain=explain, queues=index) for o in items],
+        resource_version=str(rv),
+        continue_token=nxt,
     )
 
 
@@ -257,8 +292,11 @@ async def list_workloads(
 ) -> WorkloadList:
     await _visible_namespace(request, namespace)
     items, rv, nxt = await _list(request, WORKLOAD, namespace=namespace, limit=limit, cont=cont)
+    index = await _queue_index(request)
     return WorkloadList(
-        items=[workload_view(o, explain=explain) for o in items], resource_version=str(rv), continue_token=nxt
+        items=[workload_view(o, explain=explain, queues=index) for o in items],
+        resource_version=str(rv),
+        continue_token=nxt,
     )
 
 
@@ -273,7 +311,86 @@ async def list_workloads(
 async def get_workload(request: Request, namespace: str, name: str) -> WorkloadView:
     await _visible_namespace(request, namespace)
     obj = await hub_of(request).registry.get(WORKLOAD, namespace, name, subject_of(request))
-    return workload_view(obj, explain=True)
+    return workload_view(obj, explain=True, queues=await _queue_index(request))
+
+
+@router.get(
+    "/namespaces/{namespace}/workloads/{name}/position",
+    tags=["queues"],
+    response_model=WorkloadPosition,
+    response_model_exclude_none=True,
+    responses=error_responses(404, 422),
+    summary="Where a workload stands in its queue",
+)
+async def workload_position(request: Request, namespace: str, name: str) -> WorkloadPosition:
+    """Its state (Waiting, Admitted, Finished, Deleting, NoQueue or Inadmissible) and why; for a
+    waiting one its 1-based position in the queue's line, counted over every namespace's
+    waiting workloads, the number of those ahead with a higher priority, and the admission
+    pass's message. Always 200 for a workload you may see: a workload that does not wait is
+    an answer, not an error."""
+    await _visible_namespace(request, namespace)
+    registry = hub_of(request).registry
+    obj = await registry.get(WORKLOAD, namespace, name, subject_of(request))
+    index = await _queue_index(request)
+    state, queue, reason = index.state(obj)
+    entry, of = None, 0
+    if state == "Waiting" and queue is not None:
+        entries = queue_rules.line(queue, await registry.list_all(WORKLOAD), index)
+        of = len(entries)
+        entry = next((e for e in entries if (e.namespace, e.name) == (namespace, name)), None)
+    return position_view(obj, state, queue, reason, entry, of, index)
+
+
+# ------------------------------------------------------------------ queues
+
+
+@router.get(
+    "/queues",
+    tags=["queues"],
+    response_model=QueueList,
+    response_model_exclude_none=True,
+    responses=error_responses(),
+    summary="List queues with their quotas and usage per flavor",
+)
+async def list_queues(request: Request) -> QueueList:
+    items, _, _ = await _list(request, QUEUE)
+    return QueueList(items=[queue_view(o) for o in items])
+
+
+@router.get(
+    "/queues/{name}",
+    tags=["queues"],
+    response_model=QueueView,
+    response_model_exclude_none=True,
+    responses=error_responses(404, 422),
+    summary="Get a queue: quotas, usage per flavor (used/nominal/borrowed/available), pending, admitted",
+)
+async def get_queue(request: Request, name: str) -> QueueView:
+    return queue_view(await hub_of(request).registry.get(QUEUE, None, name, subject_of(request)))
+
+
+@router.get(
+    "/queues/{name}/workloads",
+    tags=["queues"],
+    response_model=QueueLine,
+    response_model_exclude_none=True,
+    responses=error_responses(404, 422),
+    summary="The queue's waiting workloads in admission order, with positions",
+)
+async def queue_workloads(request: Request, name: str) -> QueueLine:
+    """Computed from the store on request: the workloads whose queue is this one (spec.queue,
+    else the namespace's default queue) that are not admitted, finished or being deleted,
+    ordered by priority (highest first), creation, then namespace/name — the admission pass's
+    order. Positions count every namespace's waiting workloads; a team sees only its own
+    entries (`hidden` counts the others)."""
+    hub, subject = hub_of(request), subject_of(request)
+    await hub.registry.get(QUEUE, None, name, subject)
+    entries = queue_rules.line(name, await hub.registry.list_all(WORKLOAD), await _queue_index(request))
+    scope = read_scope(subject, WORKLOAD)
+    shown = [e for e in entries if scope.covers(e.namespace, e.name) is True]
+    return QueueLine(
+        queue=name, waiting=len(entries), items=[queue_entry_view(e) for e in shown], hidden=len(entries) - len(shown)
+    )
 
 
 # ------------------------------------------------------------------ clusters and the fleet
@@ -388,6 +505,123 @@ def _whatif_objects(body: WhatIfRequest, subject: Subject, field_validation: str
     return out, warnings
 
 
+def _whatif_queue_objects(
+    items: list[dict[str, Any]], res: Resource, field_validation: str
+) -> tuple[list[Obj], list[str]]:
+    """Validate the body's Queues / PriorityClasses as a create would; errors name queues[i].<field>."""
+    prefix_of = "queues" if res.kind == "Queue" else "priorityClasses"
+    out: list[Obj] = []
+    warnings: list[str] = []
+    for i, raw in enumerate(items):
+        prefix = f"{prefix_of}[{i}]"
+        try:
+            obj = check_kind(res, copy.deepcopy(raw))
+            strip_server_meta(obj)
+            obj.pop("status", None)
+            obj, warns = validate_object(res, obj, field_validation)
+            causes = queue_rules.queue_causes(obj) if res.kind == "Queue" else []
+            if causes:
+                raise invalid(res.kind, res.group, meta(obj)["name"], causes)
+        except ApiError as err:
+            raise _prefixed(err, prefix) from None
+        warnings += [f"{prefix}: {w}" for w in warns]
+        out.append(obj)
+    return out, warnings
+
+
+def _whatif_admission(
+    profile: str,
+    snapshot: FleetSnapshot,
+    requests: list[Any],
+    objs: list[Obj],
+    body_queues: list[Obj] | None,
+    body_classes: list[Obj] | None,
+    stored: StoredQueueing,
+    held: list[Reservation],
+    subject: Subject,
+) -> dict[str, Any] | None:
+    """The admission report of `fleetplane place` with Queues, on the live fleet and as the
+    admission controller would decide now: the body's queued workloads are pending, the stored
+    workloads holding quota (hub.controllers.queueing.holding) are admitted. Stored Queues and
+    PriorityClasses are read as the controller reads them (`build_config`: one that no longer
+    validates is left out); the body's must be valid (422 naming queues[i] / priorityClasses[i]).
+    None when there is no queue at all."""
+    config = queueing.build_config(stored.queues, stored.classes, profile)
+    try:
+        classes = (
+            priority_classes_from_api([v1.PriorityClass.model_validate(o) for o in body_classes])
+            if body_classes is not None
+            else config.classes
+        )
+        queues = (
+            [queue_from_api(v1.Queue.model_validate(q)) for q in body_queues]
+            if body_queues is not None
+            else list(config.queues.values())
+        )
+        if not queues:
+            return None
+        admission = Admission(queues, profile)
+    except PlacementInputError as exc:
+        field = "queues" if exc.kind == "Queue" else "priorityClasses"
+        raise invalid(
+            exc.kind,
+            "fleetplane.io",
+            exc.name or "",
+            [
+                {
+                    "reason": "FieldValueInvalid",
+                    "field": f"{field}.{exc.field}",
+                    "message": f'"{exc.name}": {exc.detail}',
+                }
+            ],
+        ) from None
+    pending: list[QueuedWorkload] = []
+    for i, (o, req) in enumerate(zip(objs, requests, strict=True)):
+        if not (o["spec"].get("queue") or admission.default_for.get(o["metadata"]["namespace"])):
+            continue  # not queued: placed as before queues existed (the placement report has it)
+        try:
+            pending.append(queued_from_api(v1.Workload.model_validate(o), req, classes, i))
+        except PlacementInputError as exc:
+            raise invalid(
+                WORKLOAD.kind,
+                WORKLOAD.group,
+                o["metadata"]["name"],
+                [{"reason": "FieldValueNotFound", "field": f"workloads[{i}].{exc.field}", "message": exc.detail}],
+            ) from None
+    by_workload: dict[tuple[str, str], list[Obj]] = defaultdict(list)
+    for a in stored.assignments:
+        by_workload[workload_key_of(a)].append(a)
+    admitted: list[AdmittedWorkload] = []
+    for w in stored.workloads:
+        if queueing.holding(w):
+            held_quota = queueing.admitted_workload(w, by_workload[(meta(w).get("namespace", ""), meta(w)["name"])])
+            if held_quota is not None:
+                admitted.append(held_quota)
+    doc = admission.decide(snapshot, pending, admitted, held).to_dict()
+    # Victims of other namespaces are counted, not named, to a team.
+    scope = read_scope(subject, WORKLOAD)
+
+    def shown(key: str) -> str:
+        ns, _, name = key.partition("/")
+        return key if scope.covers(ns, name) is True else "(a workload of another namespace)"
+
+    for d in doc["decisions"]:
+        d["victims"] = [shown(v) for v in d["victims"]]
+    for e in doc["evictions"]:
+        e["workload"] = shown(e["workload"])
+    return dict(doc)
+
+
+@dataclass(frozen=True)
+class StoredQueueing:
+    """What the what-if's admission reads from the store (every namespace: quota is shared)."""
+
+    queues: list[Obj]
+    classes: list[Obj]
+    workloads: list[Obj]
+    assignments: list[Obj]
+
+
 @router.post(
     "/whatif",
     tags=["what-if"],
@@ -406,11 +640,33 @@ async def whatif(
     the GPUs of in-flight placements held back exactly as the federation controller holds
     them. Stores nothing: no Workload, Assignment or reservation. Other pending workloads are
     not part of the batch, so the answer is "if these were submitted alone, now".
+
+    With Queues — the body's `queues`, else the hub's stored ones — the answer also has
+    `admission`: the admission report of `fleetplane place` with queue manifests
+    (docs/queues.md), where the workloads that hold quota now count against their queues.
+    `"queues": []` asks for placement only.
     """
     hub, subject = hub_of(request), subject_of(request)
     if not read_scope(subject, WORKLOAD).visible:
         raise forbidden(f'{subject.kind} "{subject.name}" cannot run what-if: it may not submit workloads')
     objs, warnings = _whatif_objects(body, subject, field_validation)
+    queues_from = "request" if body.queues is not None else "store"
+    body_queues = body_classes = None
+    if body.queues is not None:
+        body_queues, warns = _whatif_queue_objects(body.queues, QUEUE, field_validation)
+        warnings += warns
+    if body.priority_classes is not None:
+        body_classes, warns = _whatif_queue_objects(body.priority_classes, PRIORITY_CLASS, field_validation)
+        warnings += warns
+    stored_queues = await hub.registry.list_all(QUEUE) if body_queues is None else []
+    stored: StoredQueueing | None = None
+    if body_queues or stored_queues:
+        stored = StoredQueueing(
+            stored_queues,
+            await hub.registry.list_all(PRIORITY_CLASS) if body_classes is None else [],
+            await hub.registry.list_all(WORKLOAD),
+            [],  # the assignments, read below for the reservations too
+        )
     try:
         engine = Engine(body.profile or hub.settings.placement_profile)
     except PlacementInputError as exc:
@@ -428,6 +684,8 @@ async def whatif(
     datasets, _, _ = await _list(request, DATASET)
     topologies, _, _ = await _list(request, TOPOLOGY)
     assignments = await hub.registry.list_all(ASSIGNMENT)
+    if stored is not None:
+        stored = replace(stored, assignments=assignments)
     held = reservations(assignments, {c["metadata"]["name"]: c for c in clusters})
 
     def decide() -> dict[str, Any]:
@@ -447,9 +705,16 @@ async def whatif(
                     [{"reason": "FieldValueInvalid", "field": field, "message": exc.detail}],
                 ) from None
         decisions = engine.place_batch(snapshot, requests, held)
-        return report(decisions, engine.profile.name) | {
+        out = report(decisions, engine.profile.name) | {
             "snapshot": {"clusters": len(snapshot.clusters), "reservations": len(held)}
         }
+        if stored is not None:
+            doc = _whatif_admission(
+                engine.profile.name, snapshot, requests, objs, body_queues, body_classes, stored, held, subject
+            )
+            if doc is not None:
+                out["admission"] = doc | {"queuesFrom": queues_from}
+        return out
 
     out = await asyncio.to_thread(decide)
     return WhatIfReport.model_validate(out | {"warnings": warnings})

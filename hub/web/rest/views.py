@@ -8,9 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from fleetplane_types import v1alpha1 as v1
 from fleetplane_types.conditions import cluster_ready
 from fleetplane_types.names import API_VERSION
 from hub.registry.objects import Obj
+from hub.registry.queues import LineEntry, QueueIndex, State, gpus_of
+from placement.queueing import Flavor
 
 #: Most workloads one what-if may carry. The engine is vectorised, but the explanation of every
 #: decision lists every cluster, so the answer grows with workloads × clusters.
@@ -107,7 +110,16 @@ class WorkloadView(_View):
     gpus: int = Field(description="replicas × gpusPerReplica.")
     gpu_models: list[str] = Field(default_factory=list, description="Allowed models; empty means any.")
     placement_mode: str
-    priority: int
+    priority: int = Field(
+        description="Resolved: spec.priority when set, else its PriorityClass's value (label "
+        "fleetplane.io/priority-class), else the global-default class's, else 0."
+    )
+    queue: str | None = Field(
+        default=None, description="spec.queue, else the Queue whose spec.defaultFor lists the namespace."
+    )
+    admission: v1.AdmissionRecord | None = Field(
+        default=None, description="The quota it holds in its queue (status.admission), once admitted."
+    )
     placement: PlacementView | None = None
     clusters: list[ClusterWorkloadView] | None = Field(default=None, description="Per-cluster status from the agents.")
     explanation: dict[str, Any] | None = Field(
@@ -196,6 +208,19 @@ class WhatIfRequest(_View):
     profile: str | None = Field(
         default=None, description="Scoring profile (default, spread, cheapest, data-local); default: the hub's own."
     )
+    queues: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=WHATIF_MAX_WORKLOADS,
+        description="Queue objects to admit through first (the answer then has `admission`). Absent: the hub's "
+        "stored Queues, if any; [] : no queues (placement only).",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/Queue"}},
+    )
+    priority_classes: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=WHATIF_MAX_WORKLOADS,
+        description="PriorityClass objects resolving the workloads' priorities. Absent: the hub's stored ones.",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/PriorityClass"}},
+    )
 
 
 class WhatIfSummary(_View):
@@ -209,6 +234,18 @@ class WhatIfSnapshot(_View):
     reservations: int = Field(description="In-flight placements whose GPUs were held back.")
 
 
+class WhatIfAdmission(_View):
+    """The admission report (`fleetplane place ... -o json` with Queues): docs/queues.md."""
+
+    api_version: str = API_VERSION
+    kind: str = "AdmissionReport"
+    summary: dict[str, int]
+    queues: list[dict[str, Any]]
+    decisions: list[dict[str, Any]]
+    evictions: list[dict[str, Any]]
+    queues_from: str = Field(description='"request" (the body\'s queues) or "store" (the hub\'s).')
+
+
 class WhatIfReport(_View):
     """A PlacementReport, as `fleetplane place -o json` prints it, on the live fleet."""
 
@@ -220,13 +257,98 @@ class WhatIfReport(_View):
         description="One Decision.to_dict() per workload, highest priority first, every cluster explained."
     )
     snapshot: WhatIfSnapshot
+    admission: WhatIfAdmission | None = Field(
+        default=None,
+        description="With Queues (the body's, else the hub's stored ones): the admission pass over these workloads, "
+        "with the stored workloads that hold quota now. Absent when no queue is involved.",
+    )
     warnings: list[str] = Field(default_factory=list, description="Unknown fields dropped (fieldValidation=Warn).")
+
+
+class QueueFlavorView(_View):
+    """A queue's quota on one flavor and its use, as the last admission pass counted it."""
+
+    name: str | None = None
+    gpu_model: str
+    capacity_type: str
+    region: str | None = None
+    nominal_quota: int
+    borrowing_limit: int | None = Field(default=None, description="Absent: may borrow what the cohort lends.")
+    lending_limit: int | None = Field(default=None, description="Absent: lends all of its unused quota.")
+    used: int = 0
+    borrowed: int = Field(default=0, description="Used beyond the nominal quota (from the cohort).")
+    available: int = Field(default=0, description="What a new workload could still be admitted with.")
+
+
+class QueueView(_View):
+    """A Queue: its quotas per flavor and, from its status, what they hold and who waits."""
+
+    name: str
+    cohort: str | None = None
+    strategy: str = Field(description="StrictFIFO or BestEffortFIFO.")
+    weight: float = Field(description="Fair-share weight.")
+    namespaces: list[str] | None = Field(default=None, description="Who may submit; absent means every namespace.")
+    default_for: list[str] = Field(default_factory=list)
+    within_queue: str = Field(description="Preemption within the queue: Never or LowerPriority.")
+    reclaim_within_cohort: str = Field(description="Never, Any or LowerPriority.")
+    flavors: list[QueueFlavorView]
+    pending: int = Field(description="Workloads waiting for admission (status.pendingWorkloads).")
+    admitted: int = Field(description="Workloads holding quota (status.admittedWorkloads).")
+    weighted_share: float = Field(description="Dominant-resource share divided by weight; lowest admits next.")
+    usage_reported: bool = Field(
+        description="False until the hub's admission pass first writes the queue's status; the numbers are 0 till then."
+    )
+    created_at: str | None = None
+    resource_version: str | None = None
+
+
+class QueueList(_View):
+    items: list[QueueView]
+
+
+class QueueEntryView(_View):
+    """A waiting workload's place in its queue's line."""
+
+    namespace: str
+    name: str
+    position: int = Field(description="1-based, counting every waiting workload of the queue.")
+    priority: int
+    gpus: int
+    ahead_higher_priority: int = Field(description="Waiting workloads ahead of it with a higher priority.")
+    message: str | None = Field(default=None, description="Why it waits (status.message, the admission pass's).")
+    created_at: str | None = None
+
+
+class QueueLine(_View):
+    """A queue's waiting workloads in admission order (Kueue's pendingworkloads view)."""
+
+    queue: str
+    waiting: int = Field(description="Waiting workloads in the queue, whoever may see them.")
+    items: list[QueueEntryView] = Field(description="Those the caller may see (a team: its namespaces').")
+    hidden: int = Field(description="Waiting workloads of namespaces the caller may not see (counted, not shown).")
+
+
+class WorkloadPosition(_View):
+    """Where one workload stands in its queue."""
+
+    namespace: str
+    name: str
+    queue: str | None
+    state: str = Field(description="Waiting, Admitted, Finished, Deleting, NoQueue or Inadmissible.")
+    reason: str = Field(description="Why it is in that state (for Waiting: the admission pass's message).")
+    position: int | None = Field(default=None, description="Waiting only: 1-based place in the queue's line.")
+    of: int | None = Field(default=None, description="Waiting only: how many wait in the queue.")
+    priority: int
+    gpus: int
+    ahead_higher_priority: int | None = None
+    admission: v1.AdmissionRecord | None = None
 
 
 # ------------------------------------------------------------------ views of stored objects
 
 
-def workload_view(obj: Obj, *, explain: bool) -> WorkloadView:
+def workload_view(obj: Obj, *, explain: bool, queues: QueueIndex | None = None) -> WorkloadView:
+    """`queues` resolves its queue and priority (the stored Queues and PriorityClasses)."""
     meta, spec, st = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
     gpu = spec.get("gpu") or {}
     per, replicas = int(gpu.get("count") or 0), int(spec.get("replicas") or 1)
@@ -254,7 +376,9 @@ def workload_view(obj: Obj, *, explain: bool) -> WorkloadView:
         gpus=replicas * per,
         gpu_models=list(gpu.get("models") or []),
         placement_mode=spec.get("placementMode") or "Gang",
-        priority=int(spec.get("priority") or 0),
+        priority=queues.priority_of(obj) if queues is not None else int(spec.get("priority") or 0),
+        queue=queues.queue_of(obj) if queues is not None else spec.get("queue"),
+        admission=st.get("admission"),
         placement=placement,
         clusters=[
             ClusterWorkloadView(**{k: c.get(k) for k in ("name", "phase", "message", "epoch")})
@@ -303,4 +427,86 @@ def cluster_view(obj: Obj) -> ClusterView:
         total_gpus=int(total) if total is not None else sum(p.total for p in pools),
         free_gpus=int(free) if free is not None else sum(p.free for p in pools),
         pools=pools,
+    )
+
+
+def queue_view(obj: Obj) -> QueueView:
+    """Spec summary plus the status the admission pass writes (zeros before it has)."""
+    spec, st = obj.get("spec") or {}, obj.get("status")
+    usage = {}
+    for u in (st or {}).get("flavorsUsage") or []:
+        usage[_flavor(u)] = u
+    flavors = []
+    for group in spec.get("resourceGroups") or []:
+        for f in group.get("flavors") or []:
+            u = usage.get(_flavor(f), {})
+            flavors.append(
+                QueueFlavorView(
+                    name=f.get("name"),
+                    gpu_model=f.get("gpuModel", ""),
+                    capacity_type=f.get("capacityType", ""),
+                    region=f.get("region"),
+                    nominal_quota=int(f.get("nominalQuota") or 0),
+                    borrowing_limit=f.get("borrowingLimit"),
+                    lending_limit=f.get("lendingLimit"),
+                    used=int(u.get("used") or 0),
+                    borrowed=int(u.get("borrowed") or 0),
+                    available=int(u.get("available") or 0),
+                )
+            )
+    preemption = spec.get("preemption") or {}
+    meta = obj.get("metadata") or {}
+    return QueueView(
+        name=meta.get("name", ""),
+        cohort=spec.get("cohort"),
+        strategy=spec.get("queueingStrategy") or "BestEffortFIFO",
+        weight=float((spec.get("fairSharing") or {}).get("weight") or 1.0),
+        namespaces=spec.get("namespaces"),
+        default_for=list(spec.get("defaultFor") or []),
+        within_queue=preemption.get("withinQueue") or "Never",
+        reclaim_within_cohort=preemption.get("reclaimWithinCohort") or "Never",
+        flavors=flavors,
+        pending=int((st or {}).get("pendingWorkloads") or 0),
+        admitted=int((st or {}).get("admittedWorkloads") or 0),
+        weighted_share=float((st or {}).get("weightedShare") or 0.0),
+        usage_reported=st is not None,
+        created_at=meta.get("creationTimestamp"),
+        resource_version=meta.get("resourceVersion"),
+    )
+
+
+def _flavor(f: dict[str, Any]) -> Flavor:
+    """The engine's flavor identity (model family, capacity type, region) of a spec or usage entry."""
+    return Flavor.of(str(f.get("gpuModel") or ""), f.get("capacityType") or "on-demand", f.get("region"))
+
+
+def queue_entry_view(e: LineEntry) -> QueueEntryView:
+    return QueueEntryView(
+        namespace=e.namespace,
+        name=e.name,
+        position=e.position,
+        priority=e.priority,
+        gpus=e.gpus,
+        ahead_higher_priority=e.ahead_higher,
+        message=e.message,
+        created_at=e.created or None,
+    )
+
+
+def position_view(
+    obj: Obj, state: State, queue: str | None, reason: str, entry: LineEntry | None, of: int, queues: QueueIndex
+) -> WorkloadPosition:
+    meta, st = obj.get("metadata") or {}, obj.get("status") or {}
+    return WorkloadPosition(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        queue=queue,
+        state=state,
+        reason=(entry.message or reason) if entry is not None else reason,
+        position=entry.position if entry is not None else None,
+        of=of if entry is not None else None,
+        priority=queues.priority_of(obj),
+        gpus=gpus_of(obj),
+        ahead_higher_priority=entry.ahead_higher if entry is not None else None,
+        admission=st.get("admission"),
     )
