@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: up test venv k8s-binaries lint fmt test-unit test-lab bench clean-venv
+.PHONY: up test venv k8s-binaries helm browser lint fmt test-unit test-lab bench clean-venv
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ up: venv
 k8s-binaries:
 	bash deploy/local/build-k8s.sh
 
+## Build helm v3 from its Go module into ~/.cache/fleetplane (no-op when present; docs/install.md).
+helm:
+	bash deploy/local/build-helm.sh
+
 ## Import layers (.importlinter), ruff lint + format check, strict mypy on every package.
 lint: venv
 	$(BIN)/lint-imports
@@ -37,8 +41,13 @@ fmt: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+## Headless Chromium for the dashboard's browser tests (tests/ui): Debian's package, driven by
+## Playwright with the system browser (no browser download).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
 ## Everything CI runs: install, build what the tests need, lint, the whole suite.
-test: venv k8s-binaries lint
+test: venv k8s-binaries helm browser lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: venv

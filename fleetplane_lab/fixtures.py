@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -61,6 +62,31 @@ def require_lab_binaries() -> None:
         require_binaries()
     except BinariesMissing as e:
         pytest.fail(str(e), pytrace=False)
+
+
+HELM_VERSION = "3.22.0"  # must match deploy/local/build-helm.sh
+
+
+def helm_binary() -> Path:
+    """Where deploy/local/build-helm.sh puts helm: FLEETPLANE_HELM wins; otherwise the cache
+    (FLEETPLANE_CACHE, default ~/.cache/fleetplane), keyed by version like the k8s binaries."""
+    explicit = os.environ.get("FLEETPLANE_HELM")
+    if explicit:
+        return Path(explicit).expanduser()
+    cache = Path(os.environ.get("FLEETPLANE_CACHE", "~/.cache/fleetplane")).expanduser()
+    return cache / f"helm-v{HELM_VERSION}" / "bin" / "helm"
+
+
+def require_helm() -> Path:
+    """The helm binary, or pytest.fail (never skip) saying how to build it."""
+    helm = helm_binary()
+    if not os.access(helm, os.X_OK):
+        pytest.fail(
+            f"helm v{HELM_VERSION} not found at {helm}. Run `make helm` (builds it from its Go module, "
+            "a few minutes cold) or point FLEETPLANE_HELM at a helm v3 binary.",
+            pytrace=False,
+        )
+    return helm
 
 
 def lab_backend() -> str:

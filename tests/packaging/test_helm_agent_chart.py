@@ -1,0 +1,255 @@
+"""The agent's Helm chart with the real `helm` (built by `make helm`): it lints clean, renders
+the objects the agent needs with the values given, renders an agent config the agent itself
+accepts, grants the same RBAC as the tested plain manifests, and helm refuses bad values with
+a message naming the value. No cluster here; tests/lab/test_helm_agent_install.py installs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fleetplane_lab.fixtures import require_helm
+from spoke_agent.settings import AgentConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "fleetplane-agent"
+PLAIN_RBAC = ROOT / "deploy" / "agent" / "rbac.yaml"
+NS = "fleetplane-system"
+VALUES = {"clusterName": "spoke-1", "joinToken": "fpj-test-token", "hub.url": "https://hub.internal:8443"}
+CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----"
+
+
+def helm(*args: str | Path, home: Path, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the built helm with its config, cache and data under `home` (never the user's)."""
+    env = dict(
+        os.environ,
+        HELM_CONFIG_HOME=str(home / "config"),
+        HELM_CACHE_HOME=str(home / "cache"),
+        HELM_DATA_HOME=str(home / "data"),
+    )
+    out = subprocess.run(
+        [str(require_helm()), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if check and out.returncode != 0:
+        raise AssertionError(f"helm {' '.join(map(str, args))} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def sets(values: dict[str, str]) -> list[str]:
+    return [a for k, v in values.items() for a in ("--set-string", f"{k}={v}")]
+
+
+def render(
+    tmp_path: Path, values: dict[str, str] | None = None, *extra: str, namespace: str = NS
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """`helm template` output, parsed, by (kind, name). `values` are strings; typed ones go in `extra`."""
+    out = helm("template", "fp", CHART, "--namespace", namespace, *sets(values or VALUES), *extra, home=tmp_path)
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    objects = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    assert len(objects) == len(docs), "no two objects share a kind and name"
+    return objects
+
+
+def refused(tmp_path: Path, values: dict[str, str], *extra: str) -> str:
+    out = helm("template", "fp", CHART, "--namespace", NS, *sets(values), *extra, home=tmp_path, check=False)
+    assert out.returncode != 0, f"helm accepted bad values: {values} {extra}"
+    return out.stderr
+
+
+def agent_config(objects: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    return yaml.safe_load(objects["ConfigMap", "fleetplane-agent"]["data"]["agent.yaml"])
+
+
+def test_the_chart_lints_clean_in_strict_mode_as_shipped_and_with_install_values(tmp_path: Path) -> None:
+    shipped = helm("lint", "--strict", CHART, home=tmp_path)
+    assert "1 chart(s) linted, 0 chart(s) failed" in shipped.stdout
+    given = helm("lint", "--strict", CHART, "--namespace", NS, *sets(VALUES), home=tmp_path)
+    assert "0 chart(s) failed" in given.stdout
+    assert "[WARNING]" not in shipped.stdout + given.stdout and "[ERROR]" not in shipped.stdout + given.stdout
+
+
+def test_template_renders_every_object_the_agent_needs_with_the_values_given(tmp_path: Path) -> None:
+    objects = render(tmp_path)
+    assert set(objects) == {
+        ("ServiceAccount", "fleetplane-agent"),
+        ("Secret", "fleetplane-agent"),
+        ("ConfigMap", "fleetplane-agent"),
+        ("ClusterRole", f"fleetplane-agent-{NS}"),
+        ("ClusterRoleBinding", f"fleetplane-agent-{NS}"),
+        ("Role", "fleetplane-agent-state"),
+        ("RoleBinding", "fleetplane-agent-state"),
+        ("Deployment", "fleetplane-agent"),
+    }
+    assert all(o["metadata"].get("namespace", NS) == NS for o in objects.values())
+    secret = objects["Secret", "fleetplane-agent"]
+    assert secret["stringData"] == {"clusterName": "spoke-1", "joinToken": "fpj-test-token"}
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", "uninstall keeps the credential"
+
+    deployment = objects["Deployment", "fleetplane-agent"]
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == "ghcr.io/fleetplane/agent:0.1.0"
+    assert container["args"] == [
+        "--hub=https://hub.internal:8443",
+        "--config=/etc/fleetplane/agent.yaml",
+        f"--state-secret={NS}/fleetplane-agent",
+    ]
+    assert pod["serviceAccountName"] == "fleetplane-agent"
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+    binding = objects["ClusterRoleBinding", f"fleetplane-agent-{NS}"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fleetplane-agent", "namespace": NS}]
+    assert binding["roleRef"]["name"] == f"fleetplane-agent-{NS}"
+
+
+def test_the_rendered_agent_config_is_accepted_by_the_agent_and_protects_the_release_namespace(
+    tmp_path: Path,
+) -> None:
+    objects = render(tmp_path, VALUES, "--set", "config.capacity.heartbeatSeconds=7", namespace="agents")
+    (tmp_path / "agent.yaml").write_text(objects["ConfigMap", "fleetplane-agent"]["data"]["agent.yaml"])
+    config = AgentConfig.load(tmp_path / "agent.yaml")
+    assert config.capacity.heartbeat_seconds == 7
+    assert config.state.secret == "agents/fleetplane-agent"
+    assert "agents" in config.delivery.denied_namespaces and not config.delivery.namespace_allowed("agents")
+    assert config.delivery.namespace_allowed("team-a")
+
+
+def test_a_hub_ca_is_mounted_and_passed_to_the_agent(tmp_path: Path) -> None:
+    objects = render(tmp_path, VALUES, "--set-string", f"hub.caPEM={CA}")
+    assert objects["ConfigMap", "fleetplane-agent"]["data"]["hub-ca.pem"].strip() == CA
+    [container] = objects["Deployment", "fleetplane-agent"]["spec"]["template"]["spec"]["containers"]
+    assert "--hub-ca=/etc/fleetplane/hub-ca.pem" in container["args"]
+
+
+def test_a_config_change_rolls_the_deployment(tmp_path: Path) -> None:
+    def checksum(objects: dict[tuple[str, str], dict[str, Any]]) -> str:
+        return objects["Deployment", "fleetplane-agent"]["spec"]["template"]["metadata"]["annotations"][
+            "checksum/config"
+        ]
+
+    before = checksum(render(tmp_path))
+    assert checksum(render(tmp_path)) == before
+    assert checksum(render(tmp_path, VALUES, "--set", "config.delivery.workers=8")) != before
+
+
+def rule_set(rules: list[dict[str, Any]]) -> set[tuple[str, str, str, tuple[str, ...]]]:
+    return {
+        (g, r, v, tuple(rule.get("resourceNames", [])))
+        for rule in rules
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+
+
+def test_the_chart_grants_exactly_the_rbac_of_the_tested_plain_manifests(tmp_path: Path) -> None:
+    # deploy/agent/rbac.yaml is the one tests/agent/test_deploy.py checks against allowedKinds
+    # and tests/agent/test_agent_lab.py runs the agent under; the chart must not drift from it.
+    plain = {d["kind"]: d for d in yaml.safe_load_all(PLAIN_RBAC.read_text()) if d}
+    objects = render(tmp_path)
+    assert rule_set(objects["ClusterRole", f"fleetplane-agent-{NS}"]["rules"]) == rule_set(
+        plain["ClusterRole"]["rules"]
+    )
+    assert rule_set(objects["Role", "fleetplane-agent-state"]["rules"]) == rule_set(plain["Role"]["rules"])
+
+
+def test_rbac_follows_the_delivery_settings_it_serves(tmp_path: Path) -> None:
+    objects = render(tmp_path, VALUES, "--set", "config.delivery.createNamespaces=false,rbac.aiOperators=false")
+    granted = rule_set(objects["ClusterRole", f"fleetplane-agent-{NS}"]["rules"])
+    groups = {g for g, *_ in granted}
+    assert not {"kubeflow.org", "ray.io", "jobset.x-k8s.io"} & groups
+    assert not any(r == "namespaces" for _, r, *_ in granted)
+    assert agent_config(objects)["delivery"]["createNamespaces"] is False
+
+
+def test_every_rbac_rule_of_the_chart_is_commented_with_why() -> None:
+    lines = (CHART / "templates" / "rbac.yaml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.strip().startswith("- apiGroups:"):
+            assert lines[i - 1].strip().startswith("#"), f"rule at line {i + 1} has no comment"
+
+
+@pytest.mark.parametrize(
+    "values,extra,words",
+    [
+        ({**VALUES, "clusterName": "Spoke_1"}, (), ["/clusterName", "'Spoke_1' does not match pattern"]),
+        ({**VALUES, "hub.url": "hub.internal:8443"}, (), ["/hub/url", "does not match pattern"]),
+        ({**VALUES, "hub.caPEM": "not a pem"}, (), ["/hub/caPEM"]),
+        (VALUES, ("--set", "config.capacity.heartbeatSecond=5"), ["/config/capacity", "'heartbeatSecond' not allowed"]),
+        (VALUES, ("--set", "config.delivery.workers=0"), ["/config/delivery/workers", "minimum: got 0, want 1"]),
+        (VALUES, ("--set", "config.delivery.createNamespaces=yes please"), ["/config/delivery/createNamespaces"]),
+        (VALUES, ("--set", "config.state.secret=other/x"), ["/config", "'state' not allowed"]),
+        (VALUES, ("--set", "image.pullPolicy=Sometimes"), ["/image/pullPolicy", "'Always', 'IfNotPresent', 'Never'"]),
+        (VALUES, ("--set", "replicas=2"), ["additional properties 'replicas' not allowed"]),
+        (
+            {k: v for k, v in VALUES.items() if k != "clusterName"},
+            (),
+            ["clusterName is required: this cluster's name on the hub"],
+        ),
+        (
+            {k: v for k, v in VALUES.items() if k != "joinToken"},
+            (),
+            [f"joinToken is required on the first install: no Secret {NS}/fleetplane-agent exists yet", "spoke-1"],
+        ),
+    ],
+)
+def test_bad_values_are_refused_by_helm_naming_the_value(
+    tmp_path: Path, values: dict[str, str], extra: tuple[str, ...], words: list[str]
+) -> None:
+    message = refused(tmp_path, values, *extra)
+    for w in words:
+        assert w in message, message
+
+
+def json_types(node: dict[str, Any]) -> dict[str, Any]:
+    """A property tree reduced to its types and bounds, to compare two schemas' shapes."""
+    out: dict[str, Any] = {"type": node.get("type")}
+    for bound in ("minimum", "exclusiveMinimum"):
+        if bound in node:
+            out[bound] = node[bound]
+    if "properties" in node:
+        out["properties"] = {k: json_types(v) for k, v in node["properties"].items()}
+    if "items" in node:
+        out["items"] = json_types(node["items"])
+    return out
+
+
+def test_the_config_schema_has_every_agent_setting_with_its_type() -> None:
+    # The chart's values.schema.json is written by hand for readable messages; this keeps it
+    # in step with the agent's settings: same groups, same keys, same types, and at least the
+    # agent's bounds. The chart sets `state` itself, so it is not a value.
+    chart = json.loads((CHART / "values.schema.json").read_text())["properties"]["config"]["properties"]
+    agent = AgentConfig.model_json_schema(by_alias=True)
+    defs = agent["$defs"]
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        if "$ref" in node:
+            return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
+        node = dict(node)
+        if "properties" in node:
+            node["properties"] = {k: resolve(v) for k, v in node["properties"].items()}
+        if "items" in node:
+            node["items"] = resolve(node["items"])
+        return node
+
+    groups = {k: resolve(v) for k, v in agent["properties"].items() if k != "state"}
+    assert set(chart) == set(groups)
+    for name, group in groups.items():
+        assert set(chart[name]["properties"]) == set(group["properties"]), name
+        assert chart[name]["additionalProperties"] is False, name
+        for key, prop in group["properties"].items():
+            mine, theirs = json_types(chart[name]["properties"][key]), json_types(prop)
+            assert mine["type"] == theirs["type"], f"config.{name}.{key}"
+            assert mine.get("items", {}).get("type") == theirs.get("items", {}).get("type"), f"config.{name}.{key}"
+            for bound in ("minimum", "exclusiveMinimum"):
+                if bound in theirs:
+                    assert mine.get(bound) == theirs[bound], f"config.{name}.{key} {bound}"
