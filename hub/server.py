@@ -36,7 +36,7 @@ from hub.store.leader import LeaderLock
 from hub.store.leases import RenewalBatcher
 from hub.store.store import STORE_POOL_SIZE, Store
 from hub.store.watch import Broadcaster
-from hub.web import authn, docs, join, kube
+from hub.web import authn, docs, join, kube, ui
 from hub.web.authn import Authenticator
 from hub.web.context import HubContext
 from hub.web.kube import authz
@@ -212,6 +212,7 @@ def create_app(settings: Settings, database_url: str, role: Role = "all") -> Fas
         return app  # probes and /metrics only: the API is served by the worker processes
 
     docs.mount(app)
+    ui.mount(app)  # the dashboard at /ui (hub.web.ui, docs/dashboard.md)
     app.include_router(join.router)
     app.include_router(rest.router)
     rest.document(app)  # the Workload schema the REST bodies refer to

@@ -115,7 +115,14 @@ class Authenticator:
 
 
 def is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith("/docs") or path == "/openapi.json"
+    # The dashboard's page and files are public like /docs; the data they show needs a token.
+    return (
+        path in OPEN_PATHS
+        or path.startswith("/docs")
+        or path == "/openapi.json"
+        or path == "/ui"
+        or path.startswith("/ui/")
+    )
 
 
 def _answer(err: ApiError) -> Response:
