@@ -84,7 +84,7 @@ from hub.store.leader import LeaderLock
 from hub.store.store import Event, now_rfc3339
 from placement import Decision, Engine, FleetSnapshot, PlacementInputError, WorkloadRequest
 from placement.manifests import workload_from_api
-from placement.queueing import AdmissionResult, Eviction, QueuedWorkload
+from placement.queueing import AdmissionResult, AdmittedWorkload, Eviction, QueuedWorkload
 from placement.queueing.convert import workload_priority
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ class FederationController:
         self._snapshot: tuple[int, FleetSnapshot] | None = None  # (cache.cluster_version, snapshot)
         self._queues: tuple[int, queueing.QueueConfig] | None = None  # (cache.queue_version, config)
         self._withdraw_at: dict[Key, float] = {}  # evicted workloads in their grace period → when
+        self._usage_written = -1  # the cache.queue_version whose Queue usage was last written
 
         self.passes = 0
         self._compacted_at = 0.0
@@ -213,14 +214,22 @@ class FederationController:
         keys = self.cache.take_dirty()
         now = time.time()
         keys |= {k for k, due in self._withdraw_at.items() if due <= now}
-        if tried_at != self._tried_at:  # capacity changed: pending workloads may fit now
+        config = self._queue_config()
+        # Quota given back (a queued workload finished, or was deleted) or Queues changed: the
+        # Queues' usage is rewritten by an admission pass over everything that waits, even when
+        # nothing does (else a Queue kept showing the usage of its last admission forever).
+        recount = bool(config.queues) and (
+            self._usage_written != self.cache.queue_version
+            or any(queueing.frees_quota(self.cache.workload(k), config) for k in keys)
+        )
+        if tried_at != self._tried_at or recount:  # capacity or quota changed: pending ones may fit now
             keys |= self.cache.pending
-        elif keys & self.cache.pending and self._queue_config().queues:
+        elif keys & self.cache.pending and config.queues:
             # Admission orders every queue's workloads (fair share, StrictFIFO heads): a new
             # workload is decided together with all that wait, never alone.
             keys |= self.cache.pending
         try:
-            await self._handle(sorted(keys), ready)
+            await self._handle(sorted(keys), ready, recount=recount)
         except BaseException:
             self.cache.dirty |= keys  # the next pass handles them again
             raise
@@ -254,8 +263,9 @@ class FederationController:
         # every resource is cached as of one moment.
         await self.cache.caught_up(listed_at, CATCH_UP_SECONDS)
 
-    async def _handle(self, keys: list[Key], ready: set[str]) -> None:
-        """One pass over the workloads that need it (the cache's dirty and pending ones)."""
+    async def _handle(self, keys: list[Key], ready: set[str], *, recount: bool = False) -> None:
+        """One pass over the workloads that need it (the cache's dirty and pending ones).
+        `recount`: run the admission pass (and write Queue usage) even if no queued one waits."""
         pending: list[Obj] = []
         updates: list[StatusUpdate] = []
         for key in keys:
@@ -309,8 +319,8 @@ class FederationController:
             if status.settled_status(w, status.aggregated_status(w, new_phase, per_cluster)) is not None:
                 updates.append((key[0], key[1], new_phase, per_cluster))
         await self._write_aggregates(updates)
-        if pending:
-            await self._place(pending)
+        if pending or recount:
+            await self._place(pending, recount=recount)
 
     # ------------------------------------------------------------------ events
 
@@ -401,9 +411,10 @@ class FederationController:
             self._queues = (version, config)
         return self._queues[1]
 
-    async def _place(self, pending: list[Obj]) -> None:
+    async def _place(self, pending: list[Obj], *, recount: bool = False) -> None:
         """Place the pending workloads: those not queued by priority as before, then the queued
-        ones through admission (quotas, fair share, preemption) on what is left."""
+        ones through admission (quotas, fair share, preemption) on what is left. `recount`: the
+        admission pass runs (for the Queues' usage) even with no queued workload waiting."""
         snapshot = self._fleet_snapshot()
         known = known_models(snapshot.fleet_models())  # once per pass, not per workload: O(pools)
         config = self._queue_config()
@@ -429,7 +440,8 @@ class FederationController:
             else:
                 created = str(_meta(w).get("creationTimestamp") or "")
                 queued.append(QueuedWorkload(req, (w["spec"].get("queue") or None), priority, created))
-        if not requests and not queued:
+        recount = recount and bool(config.queues)
+        if not requests and not queued and not recount:
             return
         cluster_map = self.cache.cluster_map()
         held = reservations(self.cache.assignments, cluster_map)
@@ -447,7 +459,7 @@ class FederationController:
                     await self._set_pending(
                         by_key[d.workload.key], d.reason, d.to_placement_record(explain_limit=placing.EXPLAIN_ROWS)
                     )
-        if queued:
+        if queued or recount:
             admitted = []
             for k, w in self.cache.workloads.items():
                 if queueing.holding(w):
@@ -455,9 +467,16 @@ class FederationController:
                     if a is not None:
                         admitted.append(a)
             result = config.admission.decide(snapshot, queued, admitted, held)
-            await self._apply_admission(result, by_key, cluster_map)
+            await self._apply_admission(result, by_key, cluster_map, admitted)
+            self._usage_written = self._queues[0] if self._queues is not None else -1
 
-    async def _apply_admission(self, result: AdmissionResult, by_key: dict[str, Obj], clusters: dict[str, Obj]) -> None:
+    async def _apply_admission(
+        self,
+        result: AdmissionResult,
+        by_key: dict[str, Obj],
+        clusters: dict[str, Obj],
+        admitted: list[AdmittedWorkload],
+    ) -> None:
         """Commit what one admission pass decided: placements of the admitted (with their
         admission record, in the same transaction), evictions, waiting reasons, queue usage."""
         now = now_rfc3339()
@@ -483,14 +502,18 @@ class FederationController:
             await self._set_pending(w, d.reason, record, queued=True, inadmissible=d.phase == "Inadmissible")
         for i in range(0, len(placed), COMMIT_BATCH):
             await self._commit_placements(placed[i : i + COMMIT_BATCH], clusters)
-        await self._write_queue_status(result, preempting)
+        await self._write_queue_status(result, preempting, admitted)
 
-    async def _write_queue_status(self, result: AdmissionResult, preempting: set[str]) -> None:
-        """Each Queue's usage per flavor, waiting and admitted counts, share — when they changed."""
+    async def _write_queue_status(
+        self, result: AdmissionResult, preempting: set[str], admitted: list[AdmittedWorkload]
+    ) -> None:
+        """Each Queue's usage per flavor, waiting and admitted counts, share — when they changed.
+        Admitted = what held quota when the pass began (`admitted`, the engine's input) + what
+        the pass admitted: counted from the cache instead, the pass's own admissions were
+        counted twice whenever their events reached the cache before this ran."""
         holding: dict[str, int] = defaultdict(int)
-        for w in self.cache.workloads.values():
-            if queueing.holding(w):
-                holding[str(((w.get("status") or {}).get("admission") or {}).get("queue"))] += 1
+        for a in admitted:
+            holding[a.queue] += 1
         admitted_now: dict[str, int] = defaultdict(int)
         for d in result.decisions:
             if d.admitted and d.key not in preempting and d.queue:

@@ -37,6 +37,7 @@ import copy
 import datetime as dt
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,6 +156,18 @@ def holding(w: Obj) -> bool:
         return False
     st = _status(w)
     return isinstance(st.get("admission"), dict) and st.get("phase") not in TERMINAL
+
+
+def frees_quota(w: Obj | None, config: QueueConfig) -> bool:
+    """A change to this workload may have given quota back: it is gone from the cache (deleted:
+    it may have held some), or it is queued and finished or being deleted. Such a change must
+    rewrite the Queues' usage even when nothing waits (no admission pass would run), and gives
+    every waiting workload a new chance."""
+    if w is None:
+        return True
+    if config.queue_of(w) is None and not isinstance(_status(w).get("admission"), dict):
+        return False
+    return bool(_meta(w).get("deletionTimestamp")) or _status(w).get("phase") in TERMINAL
 
 
 def evicting(w: Obj) -> bool:
@@ -307,7 +320,9 @@ def evicted_status(
         "message": e.reason,
         "preemptor": e.preemptor,
         "evictedAt": now,
-        "withdrawAt": _rfc3339(now_ts + grace),
+        # Rounded up to the whole second the timestamp can say: truncated, it cut up to 1 s
+        # off the notice period a checkpointing job was promised.
+        "withdrawAt": _rfc3339(math.ceil(now_ts + grace)),
         "withdrawn": withdraw,
     }
     msg = e.reason if withdraw else f"{e.reason}; its copies are withdrawn in {grace}s"
