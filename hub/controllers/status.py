@@ -14,6 +14,7 @@ from fleetplane_types.conditions import find_condition
 from fleetplane_types.names import (
     ADMITTED_CONDITION,
     COMPLETED_REASON,
+    EVICTED_REASON,
     FAILED_CONDITION,
     FAILED_REASON,
     FINISHED_REASON,
@@ -195,7 +196,15 @@ def workload_conditions(st: dict[str, Any], now: str, previous: list[Any] | None
     else:
         why = str(placement.get("reason") or message)
         out.append(_condition(old, PLACED_CONDITION, "False", UNSCHEDULABLE_REASON, why, now))
-    if phase == "Running":
+    raw_eviction = st.get("eviction")
+    eviction: dict[str, Any] = raw_eviction if isinstance(raw_eviction, dict) else {}
+    withdrawn = bool(eviction.get("withdrawn")) and not placed
+    if phase == "Running" and withdrawn:
+        # Evicted: its copies were withdrawn and it waits in its queue again. The phase stays
+        # (it never moves backward) but nothing runs.
+        why = f"evicted ({eviction.get('reason')}): its copies were withdrawn; waiting in its queue"
+        out.append(_condition(old, RUNNING_CONDITION, "False", EVICTED_REASON, why, now))
+    elif phase == "Running":
         out.append(_condition(old, RUNNING_CONDITION, "True", RUNNING_REASON, message, now))
     elif phase in ("Succeeded", "Failed"):
         out.append(_condition(old, RUNNING_CONDITION, "False", COMPLETED_REASON, f"the workload {phase.lower()}", now))

@@ -152,3 +152,21 @@ def test_a_released_victim_is_back_in_its_queue_and_readmitted_later() -> None:
     assert conds[ADMITTED_CONDITION]["status"] == "True"
     assert (conds[EVICTED_CONDITION]["status"], conds[EVICTED_CONDITION]["reason"]) == ("False", READMITTED_REASON)
     assert "eviction" not in placed and "waitingFor" not in placed
+
+
+def test_an_evicted_workload_whose_copies_were_withdrawn_does_not_say_running() -> None:
+    from hub.controllers.status import workload_conditions
+
+    st = {
+        "phase": "Running",
+        "message": "back in queue research: its copies are removed after the eviction",
+        "placement": {"epoch": 1, "reason": "back in queue research"},
+        "eviction": {"reason": "PreemptedByPriority", "message": "preempted by ml/hotfix", "withdrawn": True},
+    }
+    running = next(c for c in workload_conditions(st, "2026-12-02T00:00:00Z") if c["type"] == "Running")
+    assert (running["status"], running["reason"]) == ("False", "Evicted")
+    # Still in its grace period (not withdrawn): its copy runs.
+    st["eviction"]["withdrawn"] = False
+    st["placement"]["clusters"] = [{"name": "sim-a", "replicas": 1}]
+    running = next(c for c in workload_conditions(st, "2026-12-02T00:00:00Z") if c["type"] == "Running")
+    assert running["status"] == "True"
