@@ -10,7 +10,9 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -68,6 +70,31 @@ def report(c: httpx.Client, name: str, region: str, pools: list[dict], ready: bo
     }
     r = c.patch(f"{API}/clusters/{name}/status", content=json.dumps({"status": status}), headers=MERGE)
     assert r.status_code == 200, r.text
+
+
+@contextmanager
+def hub_with_one_cluster(data_dir: Path, database_url: str, namespace: str, pools: list[dict]) -> Iterator[HubProcess]:
+    """A hub with its controllers on, a namespace, and one Ready cluster `east` (us-east-1)
+    whose status a thread reports every second, as its agent would."""
+    h = start_hub(data_dir, database_url)
+    stop = threading.Event()
+    with h.client() as c:
+        assert c.post("/api/v1/namespaces", json={"metadata": {"name": namespace}}).status_code == 201
+        report(c, "east", "us-east-1", pools)
+
+    def heartbeats() -> None:
+        with h.client() as c:
+            while not stop.wait(1.0):
+                report(c, "east", "us-east-1", pools)
+
+    t = threading.Thread(target=heartbeats, daemon=True)
+    t.start()
+    try:
+        yield h
+    finally:
+        stop.set()
+        t.join(5)
+        h.stop()
 
 
 def get_wl(c: httpx.Client, name: str, ns: str = "team-a") -> dict:

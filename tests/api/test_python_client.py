@@ -14,7 +14,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -24,8 +23,7 @@ import pytest
 from kubernetes import client, config, dynamic, watch
 from kubernetes.client.rest import ApiException
 
-from tests.api.test_federation import pool, report
-from tests.conftest import start_hub
+from tests.api.test_federation import hub_with_one_cluster, pool
 from tests.hubtest import REPO, HubProcess, wait_until
 
 NS = "team-py"
@@ -52,24 +50,10 @@ def as_dict(answer: object) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[HubProcess]:  # type: ignore[no-untyped-def]
     """A hub with its controllers on and one Ready cluster `east` (4 nodes of 8 reserved H100)."""
-    h = start_hub(tmp_path_factory.mktemp("pyclient"), fresh_database())
-    stop = threading.Event()
-    pools = [pool("H100", "reserved", 3.2, 4, 8)]
-    with h.client() as c:
-        assert c.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).status_code == 201
-        report(c, "east", "us-east-1", pools)
-
-    def heartbeats() -> None:
-        with h.client() as c:
-            while not stop.wait(1.0):
-                report(c, "east", "us-east-1", pools)
-
-    t = threading.Thread(target=heartbeats, daemon=True)
-    t.start()
-    yield h
-    stop.set()
-    t.join(5)
-    h.stop()
+    with hub_with_one_cluster(
+        tmp_path_factory.mktemp("pyclient"), fresh_database(), NS, [pool("H100", "reserved", 3.2, 4, 8)]
+    ) as h:
+        yield h
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ and keeps heartbeating for the whole module, so workloads really get placed.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.api.test_federation import pool, report
-from tests.conftest import start_hub
+from tests.api.test_federation import hub_with_one_cluster, pool
 from tests.hubtest import HubProcess, Kubectl, manifest, wait_until, workload
 
 NS = "team-k"
@@ -28,24 +26,10 @@ API = "/apis/fleetplane.io/v1alpha1"
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[HubProcess]:  # type: ignore[no-untyped-def]
     """A hub with its controllers on, one Ready cluster with 8 nodes of 8 reserved H100."""
-    h = start_hub(tmp_path_factory.mktemp("kfed"), fresh_database())
-    stop = threading.Event()
-    pools = [pool("H100", "reserved", 3.2, 8, 8)]
-    with h.client() as c:
-        assert c.post("/api/v1/namespaces", json={"metadata": {"name": NS}}).status_code == 201
-        report(c, "east", "us-east-1", pools)
-
-    def heartbeats() -> None:
-        with h.client() as c:
-            while not stop.wait(1.0):
-                report(c, "east", "us-east-1", pools)
-
-    t = threading.Thread(target=heartbeats, daemon=True)
-    t.start()
-    yield h
-    stop.set()
-    t.join(5)
-    h.stop()
+    with hub_with_one_cluster(
+        tmp_path_factory.mktemp("kfed"), fresh_database(), NS, [pool("H100", "reserved", 3.2, 8, 8)]
+    ) as h:
+        yield h
 
 
 @pytest.fixture(scope="module")
