@@ -46,20 +46,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "spoke-agent")]
 
 from fleetplane import demo
 from fleetplane_testing import HubProcess, free_port, wait_until
+from fleetplane_testing.browser import CHROMIUM, CHROMIUM_ARGS
 from hub.store.database import EmbeddedPostgres, upgrade
 
 API = "/apis/fleetplane.io/v1alpha1"
 MERGE = {"Content-Type": "application/merge-patch+json"}
 IN_FLIGHT = 16
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 REGIONS = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-south-1", "ap-northeast-1"]
 POOLS = [  # (model, capacity type, price, memory GiB)
     ("H100", "reserved", 2.5, 80),
@@ -330,7 +322,7 @@ def main() -> None:
             answers = hub_answers(c)
             load_before = os.getloadavg()
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 first_paint(browser, hub, args.clusters)  # warm-up: the hub's first list, the browser's caches
                 paints = [first_paint(browser, hub, args.clusters) for _ in range(args.runs)]
                 ready = [x["name"] for x in c.get("/v1/clusters").json()["items"] if x["ready"]]

@@ -22,23 +22,13 @@ import pytest
 import yaml
 
 from fleetplane import demo
+from fleetplane_testing.browser import CHROMIUM, CHROMIUM_ARGS
 from fleetplane_testing.waiting import wait_until
 from spoke_agent.agent import AgentOptions, AgentThread
 from spoke_agent.settings import AgentConfig, LeaseSettings
 from tests.conftest import start_hub
 from tests.hubtest import HubProcess
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    # The machine's closed network refuses Chromium's own background connections.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 API = "/apis/fleetplane.io/v1alpha1"
 CANARY = "sim-canary"
 HEARTBEAT_SECONDS = 0.5
