@@ -30,7 +30,10 @@ def test_an_unknown_field_in_a_merge_patch_is_shown_as_a_warning(kubectl: Kubect
 
 def test_an_unknown_field_in_a_json_patch_is_shown_as_a_warning(kubectl: Kubectl) -> None:
     patch = json.dumps(
-        [{"op": "add", "path": "/spec/typo", "value": 2}, {"op": "replace", "path": "/spec/priority", "value": 4}]
+        [
+            {"op": "add", "path": "/spec/typo", "value": 2},
+            {"op": "add", "path": "/spec/priority", "value": 4},
+        ]  # optional: absent until set
     )
     out = kubectl.run("patch", "wl", "warned", "-n", "team-a", "--type=json", "-p", patch)
     assert 'Warning: unknown field "spec.typo"' in out.stderr, out.stderr
