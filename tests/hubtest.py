@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from fleetplane_testing import FLEETPLANE, REPO, HubProcess, free_port
@@ -78,6 +79,17 @@ def workload(name: str, namespace: str = "team-a", *, gpus: int = 1, replicas: i
         },
     }
     return body
+
+
+def expect_status(r: httpx.Response, code: int, reason: str, field: str | None = None) -> dict[str, Any]:
+    """The answer is a Status with this code and reason (and a cause naming `field`)."""
+    assert r.status_code == code, r.text
+    body = r.json()
+    assert body["kind"] == "Status" and body["reason"] == reason, body
+    if field is not None:
+        fields = [c.get("field") for c in body.get("details", {}).get("causes", [])]
+        assert field in fields, f"no cause names {field}: {body}"
+    return dict(body)
 
 
 def wait_until(fn: Callable[[], Any], timeout: float = 20, what: str = "condition") -> Any:

@@ -515,17 +515,17 @@ class FederationController:
         for a in admitted:
             holding[a.queue] += 1
         admitted_now: dict[str, int] = defaultdict(int)
+        still_waiting: dict[str, int] = defaultdict(int)  # preemptors: admitted, not placed yet
         for d in result.decisions:
-            if d.admitted and d.key not in preempting and d.queue:
-                admitted_now[d.queue] += 1
+            if d.admitted and d.queue:
+                (still_waiting if d.key in preempting else admitted_now)[d.queue] += 1
         changed = []
         for summary in result.queues:
             q = summary.queue
             names = {fq.flavor: fq.name for fq in q.flavors}
-            extra_waiting = sum(1 for d in result.decisions if d.queue == q.name and d.key in preempting)
             new = queueing.queue_status(
                 summary.usage,
-                summary.pending + extra_waiting,
+                summary.pending + still_waiting[q.name],
                 holding[q.name] + admitted_now[q.name],
                 summary.share,
                 names,

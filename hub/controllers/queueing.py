@@ -39,7 +39,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -128,16 +128,7 @@ def build_config(queue_objs: Iterable[Obj], class_objs: Iterable[Obj], profile: 
         taken = sorted(ns for ns in q.default_for if ns in default_for)
         if taken:
             problems.append(f"Queue {q.name}: spec.defaultFor {taken} already default to another queue; ignored")
-            q = Queue(
-                q.name,
-                q.flavors,
-                q.cohort,
-                q.weight,
-                q.strategy,
-                q.namespaces,
-                frozenset(ns for ns in q.default_for if ns not in default_for),
-                q.preemption,
-            )
+            q = replace(q, default_for=frozenset(ns for ns in q.default_for if ns not in default_for))
         for ns in q.default_for:
             default_for[ns] = q.name
         queues.append(q)

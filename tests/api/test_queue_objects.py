@@ -19,7 +19,7 @@ import pytest
 from hub.registry.lifecycle import RegistryTx
 from hub.registry.resources import BY_KIND
 from hub.store.store import Store
-from tests.hubtest import HubProcess, workload
+from tests.hubtest import HubProcess, expect_status, workload
 
 API = "/apis/fleetplane.io/v1alpha1"
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -50,16 +50,6 @@ def a_class(name: str, value: int, default: bool = False) -> dict[str, Any]:
 def labelled(body: dict[str, Any], cls: str) -> dict[str, Any]:
     body["metadata"]["labels"] = {CLASS_LABEL: cls}
     return body
-
-
-def expect_status(r: httpx.Response, code: int, reason: str, field: str | None = None) -> dict[str, Any]:
-    assert r.status_code == code, r.text
-    body = r.json()
-    assert body["kind"] == "Status" and body["reason"] == reason, body
-    if field is not None:
-        fields = [c.get("field") for c in body.get("details", {}).get("causes", [])]
-        assert field in fields, f"no cause names {field}: {body}"
-    return dict(body)
 
 
 def as_controllers(hub: HubProcess, fn: Callable[[RegistryTx], Awaitable[Any]]) -> Any:

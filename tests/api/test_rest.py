@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import start_hub
-from tests.hubtest import HubProcess, wait_until, workload
+from tests.hubtest import HubProcess, expect_status, wait_until, workload
 
 API = "/apis/fleetplane.io/v1alpha1"
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -88,16 +88,6 @@ def quiet_store_rv(c: httpx.Client) -> str:
         return before if store_rv(c) == before else None
 
     return str(wait_until(settled, what="the store to settle"))
-
-
-def expect_status(r: httpx.Response, code: int, reason: str, field: str | None = None) -> dict[str, Any]:
-    assert r.status_code == code, r.text
-    body = r.json()
-    assert body["kind"] == "Status" and body["reason"] == reason, body
-    if field is not None:
-        fields = [c.get("field") for c in body.get("details", {}).get("causes", [])]
-        assert field in fields, f"no cause names {field}: {body}"
-    return dict(body)
 
 
 FLEET = {

@@ -80,3 +80,15 @@ export function picker(label, values, current, onchange) {
   );
   return h("label", { class: "field", for: id }, h("span", null, label), sel);
 }
+
+/** `fn` at most once per `ms`: the first call arms a timer, later calls until it fires are dropped. */
+export function debounce(fn, ms) {
+  let timer = 0;
+  return () => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = 0;
+      fn();
+    }, ms);
+  };
+}

@@ -3,7 +3,7 @@
 // Queue objects (the admission pass writes their status).
 
 import { HubError, api, follow } from "./api.js";
-import { clear, h, table } from "./dom.js";
+import { clear, debounce, h, table } from "./dom.js";
 
 const QUEUES = "/apis/fleetplane.io/v1alpha1/queues";
 
@@ -90,7 +90,6 @@ export function queuesPage(root, signal, setLive) {
       ),
     );
   }
-  let timer = 0;
   follow(QUEUES, {
     signal,
     onLive: setLive,
@@ -100,13 +99,7 @@ export function queuesPage(root, signal, setLive) {
       await load();
       return rv;
     },
-    onEvent() {
-      if (timer) return;
-      timer = setTimeout(() => {
-        timer = 0;
-        load().catch(() => {});
-      }, 300);
-    },
+    onEvent: debounce(() => load().catch(() => {}), 300),
   });
 }
 

@@ -4,7 +4,7 @@
 // and its epochs. Live: the hub's watch of Workloads triggers a re-read of the REST view.
 
 import { HubError, api, follow } from "./api.js";
-import { age, clear, h, picker, since, table } from "./dom.js";
+import { age, clear, debounce, h, picker, since, table } from "./dom.js";
 
 const API = "/apis/fleetplane.io/v1alpha1";
 const PAGE = 50;
@@ -110,20 +110,13 @@ export function workloadsPage(root, signal, setLive) {
     render();
     return l.resourceVersion;
   }
-  let timer = 0;
   render();
   follow(`${API}/workloads`, {
     signal,
     onLive: setLive,
     list: load,
-    onEvent() {
-      // The REST view resolves queues and priorities: re-read it, once per burst of events.
-      if (timer) return;
-      timer = setTimeout(() => {
-        timer = 0;
-        load().catch(() => {});
-      }, 300);
-    },
+    // The REST view resolves queues and priorities: re-read it, once per burst of events.
+    onEvent: debounce(() => load().catch(() => {}), 300),
   });
 }
 
@@ -276,17 +269,10 @@ export async function workloadDetail(root, signal, setLive, ns, name) {
   } catch {
     return; // not found (or not yours), or signed out: said on the page, nothing to follow
   }
-  let timer = 0;
   follow(`${API}/namespaces/${encodeURIComponent(ns)}/workloads?fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}`, {
     signal,
     onLive: setLive,
     list: () => (rv !== undefined ? Promise.resolve(rv).finally(() => (rv = undefined)) : load()),
-    onEvent() {
-      if (timer) return;
-      timer = setTimeout(() => {
-        timer = 0;
-        load().catch(() => {});
-      }, 300);
-    },
+    onEvent: debounce(() => load().catch(() => {}), 300),
   });
 }
