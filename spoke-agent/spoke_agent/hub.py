@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from fleetplane_types.names import API_VERSION
 
 from .errors import Expired, HubUnreachable, JoinRefused, PermanentError, TemporaryError
+from .lean import HTTPX_EXTRAS, without
 from .settings import HubSettings
+
+with without(*HTTPX_EXTRAS):  # httpx's CLI (click, rich, pygments): ~6 MiB of RSS the agent never uses
+    import httpx
 
 BASE = f"/apis/{API_VERSION}"
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json"}

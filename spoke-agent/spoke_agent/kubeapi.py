@@ -8,11 +8,13 @@ import json
 from collections.abc import Generator, Mapping
 from typing import Any
 
-import httpx
-
 from .errors import PermanentError, TemporaryError
 from .kubeconfig import SpokeConnection
+from .lean import HTTPX_EXTRAS, without
 from .manifests import ObjectRef, group_of
+
+with without(*HTTPX_EXTRAS):  # see spoke_agent.lean
+    import httpx
 
 
 class KubeAPIError(Exception):

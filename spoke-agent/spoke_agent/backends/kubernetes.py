@@ -4,7 +4,8 @@ writes go through the agent's small httpx client (server-side apply).
 kopf runs embedded in the agent's event loop with its own registry (several agents can
 share a process in tests), event handlers only (kopf writes nothing to the objects it
 watches), standalone peering, no k8s Event posting, and the spoke credentials the agent
-resolved (no `kubernetes` package import: it would cost ~30 MB of RSS).
+resolved. No `kubernetes` package: kopf is imported as if it were not installed
+(spoke_agent.lean), since kopf would import it by itself (~14 MiB of RSS) and the agent needs none of it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
-
-import kopf
 
 from ..capacity import (
     Capacity,
@@ -29,9 +28,13 @@ from ..errors import PermanentError
 from ..kubeapi import KubeAPI, KubeAPIError
 from ..kubeconfig import SpokeConnection
 from ..labels import ASSIGNMENT_LABEL
+from ..lean import KOPF_EXTRAS, without
 from ..manifests import ObjectRef
 from ..phase import AssignmentPhase, Interruption, assignment_phase, object_phase
 from ..settings import AgentConfig
+
+with without(*KOPF_EXTRAS):  # kopf would import the kubernetes client (~14 MiB): spoke_agent.lean
+    import kopf
 
 log = logging.getLogger("fleetplane.agent.kubernetes")
 
