@@ -304,6 +304,27 @@ class EvictionRecord(_Model):
     withdrawn: bool = False
 
 
+class EpochRecord(_Model):
+    """One placement epoch of a workload, in `status.epochHistory` (the hub keeps the last 10)."""
+
+    epoch: int = Field(ge=0, description="The placement epoch (status.placement.epoch while it is current).")
+    clusters: list[str] = Field(default_factory=list, description="The clusters it was placed on.")
+    reason: str = Field(
+        description="Why it started: Placed (first placement), or how the previous epoch ended — FailedOver "
+        "(a cluster went NotReady), Evicted (spot interruption), PreemptedByPriority or ReclaimedByQueue "
+        "(evicted for another workload, then admitted again), Requeued (its copies were lost)."
+    )
+    message: str | None = Field(default=None, description="The placement, or the cause: e.g. 'lost east (NotReady)'.")
+    started_at: str | None = Field(default=None, description="When the placement of this epoch was committed.")
+    ended_at: str | None = Field(default=None, description="When it ended; absent while it is the current epoch.")
+    end_reason: str | None = Field(
+        default=None,
+        description="Why it ended: FailedOver, Evicted, PreemptedByPriority, ReclaimedByQueue, Requeued, "
+        "Superseded, Succeeded or Failed.",
+    )
+    end_message: str | None = None
+
+
 class WorkloadStatus(_Model):
     phase: WorkloadPhase | None = None
     message: str | None = None
@@ -314,6 +335,11 @@ class WorkloadStatus(_Model):
         default=None, description="Workloads (namespace/name) it preempted whose copies are still being removed."
     )
     clusters: list[ClusterWorkloadStatus] | None = None
+    epoch_history: list[EpochRecord] | None = Field(
+        default=None,
+        description="The workload's last placement epochs (10), oldest first (failovers, evictions, preemptions): "
+        "clusters, why each started and ended, and when. Written by the hub only when the epoch changes.",
+    )
     conditions: list[Condition] | None = None
     observed_generation: int | None = None
 

@@ -16,6 +16,7 @@ from fleetplane_types.names import (
     RESERVATION_ANNOTATION,
     WORKLOAD_LABEL,
 )
+from hub.controllers import epochs
 from hub.controllers.snapshot import pool_node_names, reservation_annotation
 from hub.controllers.status import PHASE_RANK
 from placement import ClusterAssignment, Decision
@@ -59,6 +60,7 @@ def placed_status(cur: Obj, d: Decision, epoch: int, now: str) -> dict[str, Any]
     st["message"] = "placed on " + ", ".join(_share(x) for x in d.assignments)
     st["clusters"] = [{"name": x.cluster, "phase": "Pending", "epoch": epoch} for x in d.assignments]
     st["observedGeneration"] = (cur.get("metadata") or {}).get("generation")
+    st[epochs.FIELD] = epochs.started(st, epoch, [x.cluster for x in d.assignments], st["message"], now)
     return st
 
 

@@ -55,7 +55,7 @@ from fleetplane_types.names import (
     RECLAIMED_REASON,
     RESERVATION_ANNOTATION,
 )
-from hub.controllers import status
+from hub.controllers import epochs, status
 from placement import PlacementInputError
 from placement.decision import ClusterAssignment
 from placement.queueing import Admission, AdmissionDecision, AdmittedWorkload, Eviction, Flavor, PriorityClass, Queue
@@ -319,22 +319,26 @@ def evicted_status(
     msg = e.reason if withdraw else f"{e.reason}; its copies are withdrawn in {grace}s"
     status.set_condition(st, stored, EVICTED_CONDITION, "True", reason, msg, now)
     if withdraw:
-        _mark_withdrawn(st)
+        _mark_withdrawn(st, now)
     return st
 
 
-def withdrawn_status(cur: Obj) -> dict[str, Any]:
+def withdrawn_status(cur: Obj, now: str | None = None) -> dict[str, Any]:
     """The status once an evicted workload's Assignments are withdrawn (grace period over)."""
     st = copy.deepcopy(_status(cur))
     ev = st.get("eviction")
     if isinstance(ev, dict):
         ev["withdrawn"] = True
-    _mark_withdrawn(st)
+    _mark_withdrawn(st, now or status.now_rfc3339())
     return st
 
 
-def _mark_withdrawn(st: dict[str, Any]) -> None:
+def _mark_withdrawn(st: dict[str, Any], now: str) -> None:
+    """The copies go: the placement says so, and the epoch ends (its history entry names the
+    eviction's reason and the preemptor)."""
     ev = st.get("eviction") or {}
+    cause = str(ev.get("message") or f"evicted for {ev.get('preemptor')}")  # "preempted by ns/name (…)"
+    epochs.with_end(st, str(ev.get("reason") or EVICTED_CONDITION), cause, now)
     placement: dict[str, Any] = st["placement"] if isinstance(st.get("placement"), dict) else {}
     placement.pop("clusters", None)
     why = f"evicted ({ev.get('reason')}): {ev.get('message')}"
@@ -351,6 +355,7 @@ def released_status(cur: Obj, why: str, now: str) -> dict[str, Any]:
     st.pop("admission", None)
     st.pop("waitingFor", None)
     message = f"back in queue {queue}: {why}"
+    epochs.with_end(st, epochs.REQUEUED_REASON, message, now)  # unless fenced or evicted already
     placement: dict[str, Any] = st["placement"] if isinstance(st.get("placement"), dict) else {}
     placement.pop("clusters", None)
     placement["reason"] = message

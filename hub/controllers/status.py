@@ -17,6 +17,7 @@ from fleetplane_types.names import (
     EVICTED_REASON,
     FAILED_CONDITION,
     FAILED_REASON,
+    FAILOVER_REASON,
     FINISHED_REASON,
     NOT_PLACED_REASON,
     PLACED_CONDITION,
@@ -32,6 +33,7 @@ from fleetplane_types.names import (
     WAITING_REASON,
     WORKLOAD_CONDITIONS,
 )
+from hub.controllers import epochs
 from hub.store.store import now_rfc3339
 
 Obj = dict[str, Any]
@@ -89,6 +91,10 @@ def aggregated_status(cur: Obj, phase: str, per_cluster: list[dict[str, Any]]) -
         running = [e["name"] for e in per_cluster if e["phase"] in ("Running", "Succeeded")]
         msg = "running on " + ", ".join(running or [e["name"] for e in per_cluster])
     new = {**st, "phase": new_phase, "clusters": per_cluster, "message": msg}
+    if new_phase in ("Succeeded", "Failed") and old_phase != new_phase:  # its epoch ends with it
+        done = epochs.ended(new, new_phase, msg or f"the workload {new_phase.lower()}", now_rfc3339())
+        if done is not None:
+            new[epochs.FIELD] = done
     return None if same_status(new, st) else new
 
 
@@ -125,10 +131,14 @@ def _strip_times(st: dict[str, Any]) -> dict[str, Any]:
     return c
 
 
-def fenced_status(cur: Obj, why: str) -> dict[str, Any]:
-    """The status of a workload whose current epoch was lost: re-placing, epoch kept (the next
-    placement uses epoch + 1)."""
+def fenced_status(cur: Obj, why: str, now: str | None = None) -> dict[str, Any]:
+    """The status of a workload whose current epoch was lost (`why`: its lost copies as
+    `lost_reason` names them): re-placing, epoch kept (the next placement uses epoch + 1). The
+    epoch's history entry ends Evicted when every lost copy was a spot interruption, else
+    FailedOver."""
     st = copy.deepcopy(cur.get("status") or {})
+    spot = all(part.endswith(f"({SPOT_INTERRUPTION})") for part in why.split(", "))
+    epochs.with_end(st, EVICTED_REASON if spot else FAILOVER_REASON, f"lost {why}", now or now_rfc3339())
     placement = st.get("placement") or {}
     placement.pop("clusters", None)
     placement["reason"] = f"re-placing: lost {why}"
@@ -137,10 +147,13 @@ def fenced_status(cur: Obj, why: str) -> dict[str, Any]:
     return st
 
 
+SPOT_INTERRUPTION = "spot interruption"
+
+
 def lost_reason(a: Obj) -> str:
     """Why an Assignment's copy is lost: a spot interruption, or its cluster went NotReady."""
     preempted = (a.get("status") or {}).get("reason") == PREEMPTED_REASON
-    return f"{a['spec']['clusterName']} ({'spot interruption' if preempted else 'NotReady'})"
+    return f"{a['spec']['clusterName']} ({SPOT_INTERRUPTION if preempted else 'NotReady'})"
 
 
 # ------------------------------------------------------------------ sameness
