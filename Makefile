@@ -3,18 +3,41 @@ SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# The exact versions of the whole `[test]` closure (and pip, setuptools) for Python 3.11 on
+# Linux: `make venv` installs only those; `make lock` re-resolves them (docs/release.md).
+LOCK := requirements/lock.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+# `make lock` runs uv from a tools venv outside the repository, kept per version.
+UV_VERSION := 0.13.9
+UV_VENV := $(HOME)/.cache/fleetplane/uv-$(UV_VERSION)
+UV := $(UV_VENV)/bin/uv
+# The build backend pinned in the lock too (pyproject's [build-system] requires).
+BUILD_REQUIRES := $(shell sed -n 's/^requires = \["\([^"]*\)"\].*/\1/p' pyproject.toml)
+LOCK_ARGS ?=
 
-.PHONY: up test venv k8s-binaries helm browser lint fmt test-unit test-lab bench clean-venv
+.PHONY: up test venv lock k8s-binaries helm browser lint fmt test-unit test-lab bench clean-venv
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Reinstalls when pyproject.toml or the lock changes (the stamp's name is a hash of both).
+# The lock is a constraints file: only what pyproject asks for is installed, at its locked version.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c $(LOCK) --upgrade pip
+	$(BIN)/pip install -q -c $(LOCK) --build-constraint $(LOCK) -e '.[test]'
 	@rm -f $(VENV)/.installed-*; touch $@
+
+## Re-resolve requirements/lock.txt from pyproject.toml, keeping the locked versions that still
+## fit; `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`) moves to newer releases.
+lock: $(UV)
+	printf '%s\n' pip '$(BUILD_REQUIRES)' | $(UV) pip compile pyproject.toml - --extra test \
+	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	  --custom-compile-command 'make lock' $(LOCK_ARGS) -o $(LOCK)
+
+$(UV):
+	$(PY) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/pip install -q 'uv==$(UV_VERSION)'
 
 ## Start the hub on its embedded Postgres (data in .fleetplane/) with a small SIMULATED demo
 ## fleet and sample workloads; print how to use kubectl.

@@ -13,6 +13,7 @@ A command whose extra is missing is still listed and says which extra to install
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
@@ -21,6 +22,30 @@ import typer
 from rich.markup import escape
 
 app = typer.Typer(help="Fleetplane: place AI workloads across Kubernetes clusters.", no_args_is_help=True)
+
+
+def version() -> str:
+    """This installation's version: the package metadata, from pyproject.toml (docs/release.md)."""
+    try:
+        return importlib.metadata.version("fleetplane")
+    except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"fleetplane {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    pass
+
 
 EXTRAS: dict[str, tuple[str, ...]] = {
     "hub": (

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -23,10 +25,27 @@ from hub.web.kube.openapi import (
 
 router = APIRouter()
 
+
+def fleetplane_version() -> str:
+    """The installed distribution's version (pyproject.toml's, the one source of truth)."""
+    try:
+        return importlib.metadata.version("fleetplane")
+    except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+        return "unknown"
+
+
+def _build_metadata(version: str) -> str:
+    """A PEP 440 version as SemVer build metadata: dot-separated [0-9A-Za-z-] identifiers."""
+    return ".".join(p for p in re.split(r"[^0-9A-Za-z-]+", version) if p) or "unknown"
+
+
+# kubectl parses gitVersion as SemVer (its version-skew warning): the Kubernetes API level we
+# serve, with Fleetplane's own version as build metadata (like k3s's "v1.32.0+k3s1"), so
+# `kubectl version` shows "Server Version: v1.32.0+fleetplane.0.1.0".
 HUB_VERSION = {
     "major": "1",
     "minor": "32",
-    "gitVersion": "v1.32.0-fleetplane",
+    "gitVersion": f"v1.32.0+fleetplane.{_build_metadata(fleetplane_version())}",
     "gitCommit": "",
     "gitTreeState": "clean",
     "buildDate": "2026-11-23T00:00:00Z",
