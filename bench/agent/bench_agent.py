@@ -42,7 +42,35 @@ PROFILE = {
 }
 
 
-def window(proc: psutil.Process, seconds: float) -> dict[str, float]:
+def rss_breakdown(pid: int, top: int = 8) -> dict[str, Any]:
+    """What the process's RSS is made of, from /proc/PID/smaps: anonymous memory (the Python
+    heap, thread stacks, malloc arenas) against file-backed pages (the interpreter and the
+    extension modules' code), and the largest mappings by path ("[anon]" for unnamed ones)."""
+    by_path: dict[str, int] = {}
+    anon = file_backed = 0
+    path = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+            path = head[5] if len(head) == 6 else "[anon]"
+            continue
+        if head[0] == "Rss:":
+            kib = int(head[1])
+            by_path[path] = by_path.get(path, 0) + kib
+            if path.startswith("/"):
+                file_backed += kib
+            else:
+                anon += kib
+    largest = sorted(by_path.items(), key=lambda kv: -kv[1])[:top]
+    return {
+        "anonymous_mib": round(anon / 1024, 1),
+        "file_backed_mib": round(file_backed / 1024, 1),
+        "largest_mappings_mib": {p.rsplit("/", 1)[-1]: round(k / 1024, 1) for p, k in largest},
+        "threads": psutil.Process(pid).num_threads(),
+    }
+
+
+def window(proc: psutil.Process, seconds: float) -> dict[str, Any]:
     t0 = proc.cpu_times()
     start = time.monotonic()
     rss_max = 0
@@ -55,6 +83,7 @@ def window(proc: psutil.Process, seconds: float) -> dict[str, float]:
         "cpu_percent_of_one_core": round(cpu, 2),
         "rss_mib": round(proc.memory_info().rss / 2**20, 1),
         "rss_max_mib": round(rss_max / 2**20, 1),
+        "rss": rss_breakdown(proc.pid),
     }
 
 

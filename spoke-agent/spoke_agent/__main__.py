@@ -1,5 +1,6 @@
-"""`python -m spoke_agent --hub URL ...`: the same command as `fleetplane agent`."""
+"""`python -m spoke_agent --hub URL ...`: the same command as `fleetplane agent` (options parsed
+by spoke_agent.standalone, without typer's pydantic-based parser)."""
 
-from .cli import main
+from .standalone import main
 
 main()
