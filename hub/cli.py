@@ -40,6 +40,7 @@ from fastapi import FastAPI
 
 from fleetplane_types.names import NAMESPACES, TEAM_LABEL
 from fleetplane_types.v1alpha1 import DNS1123_SUBDOMAIN
+from hub import metrics
 from hub.registry.lifecycle import Registry, RegistryTx
 from hub.registry.resources import BY_KEY
 from hub.server import create_app, drain
@@ -392,6 +393,10 @@ def _supervise(settings: Settings, url: str, workers: int, controller_args: list
             )
     child = settings.model_copy(update={"database_url": url, "db_pool_size": pool, "workers": 1})
     env = dict(os.environ, **{CHILD_SETTINGS_ENV: child.model_dump_json(), PARENT_PID_ENV: str(os.getpid())})
+    # Every child writes its metrics to one fresh directory, so /metrics on any worker serves
+    # the whole hub's, the controller's included (hub.metrics, docs/observability.md).
+    metrics_dir = metrics.fresh_multiproc_dir(settings.data_dir)
+    env[metrics.MULTIPROC_ENV] = str(metrics_dir)
     fds = tuple(s.fileno() for s in socks)
     worker_env = dict(env, **{LISTEN_FDS_ENV: ",".join(map(str, fds))})
     program = [sys.executable, "-m", "fleetplane"]
@@ -421,6 +426,7 @@ def _supervise(settings: Settings, url: str, workers: int, controller_args: list
                     ran = now - c.started
                     c.backoff = 0.0 if ran > 60 else max(1.0, min(30.0, c.backoff * 2))
                     c.restart_at = now + c.backoff
+                    metrics.process_dead(c.proc.pid, metrics_dir)
                     log.warning(
                         "%s (pid %d) exited with code %s after %.0fs; restarting in %.0fs",
                         c.name,

@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hub import metrics
 from hub.controllers.federation import FederationController
 from hub.errors import ApiError, from_store_error, http_status, internal_error
 from hub.registry.lifecycle import Registry
@@ -206,7 +206,8 @@ def create_app(settings: Settings, database_url: str, role: Role = "all") -> Fas
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = metrics.exposition()  # every process's, with --workers N (hub.metrics)
+        return Response(body, media_type=content_type)
 
     if role == "controller":
         return app  # probes and /metrics only: the API is served by the worker processes

@@ -72,7 +72,7 @@ from fleetplane_types.names import (
     WORKLOADS,
 )
 from hub import metrics
-from hub.controllers import events, health, placing, queueing, status
+from hub.controllers import events, health, observed, placing, queueing, status
 from hub.controllers.cache import CACHED, FleetCache, Key
 from hub.controllers.snapshot import build_snapshot, parse_time, reservations
 from hub.errors import ApiError
@@ -136,11 +136,13 @@ class FederationController:
         self.passes = 0
         self._compacted_at = 0.0
         self.health = ControllerHealth(settings.controller_stuck_seconds)
+        self.clock = observed.PlacementClock()  # placements and their latency (hub.metrics)
 
     def _on_event(self, ev: Event) -> None:
         # Heartbeats arrive every few seconds from every cluster; the cache keeps them, but only
         # a change in what placement reads (spec, labels, conditions, capacity) needs a pass.
         # Expiry has its timer.
+        self.clock.saw(ev, self.health.role == "leader")
         if self.cache.apply(ev) and ev.resource in WATCHED:
             self._dirty.set()
 
@@ -169,6 +171,7 @@ class FederationController:
 
     async def _lead(self) -> None:
         self.cache.invalidate()  # another leader may have written anything meanwhile: list again
+        self.clock.reset()
         self._leading_since = time.time()
         self._dirty.set()
         while True:
@@ -209,6 +212,7 @@ class FederationController:
         if await self._health(self.cache.clusters):
             await self._sync()  # see our own NotReady marks
         self._last_clusters = self.cache.clusters
+        observed.fleet_gauges(self.cache)  # pending by reason, clusters by readiness
         ready = self.cache.ready_clusters()
         tried_at = self.cache.capacity_version
         keys = self.cache.take_dirty()
@@ -658,7 +662,7 @@ class FederationController:
         If the batch is refused (an object the registry will not store), each decision is
         retried in its own transaction, and the one that fails is left Pending with the reason:
         one bad workload must not stop placement for everyone."""
-        stale: list[bool] = []
+        stale: list[Obj] = []  # the workloads that changed since they were listed
 
         async def fn(rtx: RegistryTx) -> None:
             # Every Workload row of the batch and its "Placed" Event in ONE locking read.
@@ -669,7 +673,7 @@ class FederationController:
             await rtx.prefetch(keys)
             for w, d, admission in batch:
                 if not await self._stage_placement(rtx, w, d, clusters, admission):
-                    stale.append(True)
+                    stale.append(w)
 
         try:
             await self.registry.transact(fn)
@@ -684,6 +688,7 @@ class FederationController:
                     log.warning("workload %s/%s: placement not stored: %s", ns, name, err.message)
                     await self._set_pending(one[0], f"cannot store the placement: {err.message}")
             return
+        self.clock.placed(batch, stale)
         if stale:
             self._dirty.set()  # those workloads changed while we decided: decide again
 
@@ -818,14 +823,19 @@ class ControllerHealth:
 
     def standby(self) -> None:
         self.role, self.failing_since, self.pass_started = "standby", None, None
+        metrics.CONTROLLER_LEADER.set(0)
+        observed.clear_fleet_gauges()
 
     def lead(self) -> None:
         self.role = "leader"
+        metrics.CONTROLLER_LEADER.set(1)
 
     def begin_pass(self) -> None:
         self.pass_started = time.monotonic()
 
     def passed(self) -> None:
+        if self.pass_started is not None:
+            metrics.CONTROLLER_PASS_SECONDS.observe(time.monotonic() - self.pass_started)
         self.last_ok, self.failing_since, self.last_error = time.monotonic(), None, ""
         self.pass_started = None
 

@@ -75,8 +75,8 @@ APPLY_SQL = text(
         WHERE w.op = 'delete' AND o.resource = w.resource AND o.namespace = w.namespace AND o.name = w.name
     ),
     ev AS (
-        INSERT INTO events (rv, resource, namespace, name, type, data, prev)
-        SELECT rv, resource, namespace, name, etype, data, prev FROM w
+        INSERT INTO events (rv, resource, namespace, name, type, data, prev, created_at)
+        SELECT rv, resource, namespace, name, etype, data, prev, statement_timestamp() FROM w
     )
     SELECT base, pg_notify(:channel, (base + :n)::text) FROM rv
     """
@@ -116,6 +116,9 @@ class Event:
     """For MODIFIED/DELETED: a projection of the previous version (Store.prev_projection), so a
     watch with a selector can tell an object that stopped matching (DELETED to that watcher)
     from one it never saw. None when unknown (then only the new version is matched)."""
+    committed_at: float = 0.0
+    """Seconds since the epoch (database clock) of the statement that wrote it, just before its
+    commit: the start of fleetplane_watch_lag_seconds. 0 when not read (back-fills)."""
 
 
 @dataclass
@@ -625,13 +628,15 @@ class Store:
             rows = (
                 await conn.execute(
                     text(
-                        "SELECT rv, resource, namespace, name, type, data, prev FROM events "
-                        "WHERE rv > :a ORDER BY rv LIMIT :l"
+                        "SELECT rv, resource, namespace, name, type, data, prev, EXTRACT(EPOCH FROM created_at)::float8 "
+                        "FROM events WHERE rv > :a ORDER BY rv LIMIT :l"
                     ),
                     {"a": after_rv, "l": limit},
                 )
             ).all()
-        return [Event(r[0], r[1], r[2], r[3], r[4], dict(r[5]), None if r[6] is None else dict(r[6])) for r in rows]
+        return [
+            Event(r[0], r[1], r[2], r[3], r[4], dict(r[5]), None if r[6] is None else dict(r[6]), r[7]) for r in rows
+        ]
 
     async def compacted_rv(self) -> int:
         async with self.autocommit() as conn:

@@ -46,6 +46,8 @@ class AgentOptions:
     state_file: str | None = None  # simulated backend: where to keep the credential
     heartbeat_seconds: float | None = None
     hub_verify: bool | str = True
+    metrics_port: int | None = None  # serve /metrics there (spoke_agent.metrics); None: off
+    metrics_address: str = "0.0.0.0"
 
     def make_backend(self) -> Backend:
         # Backends are imported on use, deliberately: the kubernetes one pulls in kopf (and its
@@ -323,6 +325,13 @@ class Agent:
         stop = stop or asyncio.Event()
         self._ready_since = now_rfc3339()
         tasks: list[asyncio.Task[Any]] = []
+        stop_metrics = None
+        if self.options.metrics_port is not None:
+            try:
+                from .metrics import serve  # prometheus_client is loaded only when asked for
+            except ImportError as e:
+                raise PermanentError(f"--metrics-port needs the prometheus-client package: {e}") from e
+            stop_metrics = serve(self, self.options.metrics_port, self.options.metrics_address)
         try:
             await self._retry(self.login, "join")
             self.delivery = delivery = Delivery(
@@ -366,6 +375,8 @@ class Agent:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.backend.stop()
             await self.hub.aclose()
+            if stop_metrics is not None:
+                stop_metrics()
 
     async def _retry(self, fn: Any, what: str) -> Any:
         delay = 0.5

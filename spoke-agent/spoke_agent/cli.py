@@ -62,6 +62,15 @@ def agent_command(
     insecure_hub: bool = typer.Option(
         False, "--insecure-skip-tls-verify", help="Do not verify the hub's TLS certificate (lab only)."
     ),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        envvar="FLEETPLANE_AGENT_METRICS_PORT",
+        help="Serve Prometheus metrics on this port at /metrics (plain HTTP; default: off). docs/observability.md.",
+    ),
+    metrics_address: str = typer.Option(
+        "0.0.0.0", "--metrics-address", help="Address the metrics port listens on (with --metrics-port)."
+    ),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING."),
 ) -> None:
     """Join this cluster to the hub, report its GPUs, and run what the hub assigns it."""
@@ -85,6 +94,8 @@ def agent_command(
             state_file=state_file,
             heartbeat_seconds=heartbeat_seconds,
             hub_verify=False if insecure_hub else (hub_ca or True),
+            metrics_port=metrics_port,
+            metrics_address=metrics_address,
         )
         run_agent(options)
     except JoinRefused as e:

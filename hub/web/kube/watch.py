@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from typing import Any
@@ -164,6 +165,7 @@ async def do_watch(request: Request, t: Target) -> Response:
     headers_sent = [False]
     shared = event_lines(request)
     sent_counter = metrics.WATCH_EVENTS_SENT.labels(res.plural)
+    lag = metrics.WATCH_LAG_SECONDS.labels(res.plural)
 
     def encode(ev_type: str, obj: Obj) -> bytes:
         if as_table and ev_type != "BOOKMARK" and ev_type != "ERROR":
@@ -221,6 +223,8 @@ async def do_watch(request: Request, t: Target) -> Response:
                 sent_counter.inc(len(batch))
                 yield encode_events(batch)
                 sent_rv = batch[-1].rv
+                if batch[0].committed_at:  # commit → written, for the oldest event of the write
+                    lag.observe(time.time() - batch[0].committed_at)
         except WatchOverflow:
             sent_counter.inc()
             yield encode("ERROR", gone("watch fell too far behind; relist").status())
