@@ -3,8 +3,8 @@ every object is accepted and comes back from the apiserver, the ServiceAccount g
 the permissions the chart says (asked of the apiserver's authorizer), an upgrade keeps the
 agent's credential, and `helm uninstall` removes everything but the kept Secret.
 
-The agent's pod need not run (the lab's nodes are kwok's); tests/agent/test_agent_lab.py runs
-the agent itself under the same RBAC.
+The agent's pod need not run (the lab's nodes are kwok's); tests/agent/test_agent_lab_as_chart_sa.py
+runs the agent itself as this chart's ServiceAccount.
 """
 
 from __future__ import annotations
@@ -30,14 +30,23 @@ pytestmark = pytest.mark.lab
 NS = "fleetplane-system"
 RELEASE = "fp-agent"
 SA = f"system:serviceaccount:{NS}:fleetplane-agent"
-VALUES = {"clusterName": "spoke-1", "joinToken": "fpj-first-token", "hub.url": "https://hub.internal:8443"}
+TEAM = "team-a"
+VALUES = {
+    "clusterName": "spoke-1",
+    "joinToken": "fpj-first-token",
+    "hub.url": "https://hub.internal:8443",
+    "rbac.namespaces[0]": TEAM,
+}
 NAMESPACED = [
-    ("serviceaccount", "fleetplane-agent"),
-    ("secret", "fleetplane-agent"),
-    ("configmap", "fleetplane-agent"),
-    ("role.rbac.authorization.k8s.io", "fleetplane-agent-state"),
-    ("rolebinding.rbac.authorization.k8s.io", "fleetplane-agent-state"),
-    ("deployment.apps", "fleetplane-agent"),
+    ("serviceaccount", "fleetplane-agent", NS),
+    ("secret", "fleetplane-agent", NS),
+    ("configmap", "fleetplane-agent", NS),
+    ("role.rbac.authorization.k8s.io", "fleetplane-agent-state", NS),
+    ("rolebinding.rbac.authorization.k8s.io", "fleetplane-agent-state", NS),
+    ("deployment.apps", "fleetplane-agent", NS),
+    # rbac.namespaces: the only place the agent may write workloads.
+    ("role.rbac.authorization.k8s.io", "fleetplane-agent-workloads", TEAM),
+    ("rolebinding.rbac.authorization.k8s.io", "fleetplane-agent-workloads", TEAM),
 ]
 CLUSTER_SCOPED = [
     ("clusterrole.rbac.authorization.k8s.io", f"fleetplane-agent-{NS}"),
@@ -77,6 +86,7 @@ def helm(spoke: SpokeHandle, tmp_path_factory: pytest.TempPathFactory) -> Helm:
 
 @pytest.fixture(scope="module")
 def installed(helm: Helm, kubectl: Kubectl) -> Iterator[None]:
+    kubectl("create", "namespace", TEAM)  # rbac.namespaces must exist: they hold the agent's Roles
     helm("install", RELEASE, str(CHART), "--namespace", NS, "--create-namespace", *sets(VALUES))
     yield
     helm("uninstall", RELEASE, "--namespace", NS, check=False)
@@ -87,21 +97,27 @@ def secret_data(kubectl: Kubectl) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in data.items()}
 
 
-def can_i(kubectl: Kubectl, verb: str, resource: str, namespace: str = "", name: str = "") -> bool:
-    """Ask the apiserver's authorizer (a SubjectAccessReview) whether the agent's ServiceAccount
-    may do `verb` on `resource` ("plural.group", or "plural" for the core group); an empty
-    namespace means every namespace. Works for kinds whose CRDs are not installed."""
+def can_i(
+    kubectl: Kubectl, verb: str, resource: str, namespace: str = "", name: str = "", *, subject: str = SA
+) -> bool:
+    """Ask the apiserver's authorizer (a SubjectAccessReview) whether a ServiceAccount (the
+    agent's unless `subject` says) may do `verb` on `resource` ("plural.group", or "plural" for
+    the core group, "plural/subresource" for a subresource); an empty namespace means every
+    namespace. Works for kinds whose CRDs are not installed."""
+    resource, _, subresource = resource.partition("/")
     plural, _, group = resource.partition(".")
+    sa_namespace = subject.split(":")[2]
     review = {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SubjectAccessReview",
         "spec": {
-            "user": SA,
-            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NS}", "system:authenticated"],
+            "user": subject,
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{sa_namespace}", "system:authenticated"],
             "resourceAttributes": {
                 "verb": verb,
                 "group": group,
                 "resource": plural,
+                "subresource": subresource,
                 "namespace": namespace,
                 "name": name,
             },
@@ -116,8 +132,8 @@ def test_helm_install_is_accepted_and_every_object_comes_back_from_the_apiserver
 ) -> None:
     status = json.loads(helm("status", RELEASE, "--namespace", NS, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
-    for kind, name in NAMESPACED:
-        obj = kubectl.json("get", kind, name, "-n", NS)
+    for kind, name, namespace in NAMESPACED:
+        obj = kubectl.json("get", kind, name, "-n", namespace)
         assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE, (kind, name)
     for kind, name in CLUSTER_SCOPED:
         assert kubectl.json("get", kind, name)["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
@@ -129,17 +145,21 @@ def test_helm_install_is_accepted_and_every_object_comes_back_from_the_apiserver
 
 
 def test_the_service_account_gets_what_the_agent_needs_and_nothing_more(installed: None, kubectl: Kubectl) -> None:
-    # What the agent does: watch nodes and pods, apply and delete the allowed kinds, create
-    # namespaces, read and patch its own Secret.
-    for verb, what in [
+    # What the agent does (rbac.scope=namespaces, the default): watch nodes, pods and its
+    # workloads everywhere; apply and delete the allowed kinds in rbac.namespaces only; read
+    # and patch its own Secret.
+    for verb, what, *where in [
         ("watch", "nodes"),
         ("list", "pods"),
-        ("create", "jobs.batch"),
-        ("delete", "deployments.apps"),
-        ("patch", "pytorchjobs.kubeflow.org"),
-        ("create", "namespaces"),
+        ("watch", "jobs.batch"),
+        ("list", "configmaps"),
+        ("create", "jobs.batch", TEAM),
+        ("patch", "jobs.batch", TEAM),
+        ("delete", "deployments.apps", TEAM),
+        ("create", "pods", TEAM),
+        ("patch", "pytorchjobs.kubeflow.org", TEAM),
     ]:
-        assert can_i(kubectl, verb, what), f"{verb} {what}"
+        assert can_i(kubectl, verb, what, *where), f"{verb} {what} {where}"
     assert can_i(kubectl, "get", "secrets", NS, "fleetplane-agent")
     assert can_i(kubectl, "patch", "secrets", NS, "fleetplane-agent")
     # What a hub credential must never become on a member cluster.
@@ -147,10 +167,17 @@ def test_the_service_account_gets_what_the_agent_needs_and_nothing_more(installe
         ("get", "secrets", NS, "other"),
         ("list", "secrets"),
         ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
-        ("create", "roles.rbac.authorization.k8s.io", "team-a"),
+        ("create", "roles.rbac.authorization.k8s.io", TEAM),
         ("delete", "namespaces"),
+        ("create", "namespaces"),
         ("patch", "nodes"),
-        ("create", "daemonsets.apps", "team-a"),
+        ("create", "daemonsets.apps", TEAM),
+        # Workloads outside rbac.namespaces, the agent's own namespace included.
+        ("create", "jobs.batch"),
+        ("create", "jobs.batch", "default"),
+        ("create", "pods", "kube-system"),
+        ("create", "deployments.apps", NS),
+        ("delete", "pods", "team-b"),
     ]:
         assert not can_i(kubectl, verb, what, *where), f"{verb} {what} {where} must be refused"
 
@@ -178,12 +205,14 @@ def test_helm_uninstall_removes_everything_but_the_kept_credential(
     installed: None, helm: Helm, kubectl: Kubectl
 ) -> None:
     helm("uninstall", RELEASE, "--namespace", NS, "--wait")
-    for kind, name in NAMESPACED:
-        found = kubectl.run("get", kind, name, "-n", NS, "--ignore-not-found", "-o", "name").stdout.strip()
+    for kind, name, namespace in NAMESPACED:
+        found = kubectl.run("get", kind, name, "-n", namespace, "--ignore-not-found", "-o", "name").stdout.strip()
         assert bool(found) == (kind == "secret"), f"{kind}/{name} after uninstall: {found or 'gone'}"
     for kind, name in CLUSTER_SCOPED:
         assert not kubectl.run("get", kind, name, "--ignore-not-found", "-o", "name").stdout.strip(), (kind, name)
     assert not can_i(kubectl, "watch", "nodes"), "the ServiceAccount's permissions went with the release"
     # A reinstall finds the kept Secret and leaves it alone: no join token needed again.
-    helm("install", RELEASE, str(CHART), "--namespace", NS, *sets({"clusterName": "spoke-1"}))
+    helm(
+        "install", RELEASE, str(CHART), "--namespace", NS, *sets({"clusterName": "spoke-1", "rbac.namespaces[0]": TEAM})
+    )
     assert secret_data(kubectl)["token"] == "fpc-agent-credential"

@@ -22,7 +22,15 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "fleetplane-agent"
 PLAIN_RBAC = ROOT / "deploy" / "agent" / "rbac.yaml"
 NS = "fleetplane-system"
-VALUES = {"clusterName": "spoke-1", "joinToken": "fpj-test-token", "hub.url": "https://hub.internal:8443"}
+TEAM = "team-a"
+VALUES = {
+    "clusterName": "spoke-1",
+    "joinToken": "fpj-test-token",
+    "hub.url": "https://hub.internal:8443",
+    "rbac.namespaces[0]": TEAM,
+}
+CLUSTER_WIDE = {k: v for k, v in VALUES.items() if not k.startswith("rbac.")}
+CLUSTER_SCOPE = ("--set", "rbac.scope=cluster")
 CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----"
 
 
@@ -86,8 +94,13 @@ def test_template_renders_every_object_the_agent_needs_with_the_values_given(tmp
         ("Role", "fleetplane-agent-state"),
         ("RoleBinding", "fleetplane-agent-state"),
         ("Deployment", "fleetplane-agent"),
+        ("Role", "fleetplane-agent-workloads"),
+        ("RoleBinding", "fleetplane-agent-workloads"),
     }
-    assert all(o["metadata"].get("namespace", NS) == NS for o in objects.values())
+    assert all(
+        o["metadata"].get("namespace", NS) == NS for o in objects.values() if "workloads" not in o["metadata"]["name"]
+    )
+    assert objects["RoleBinding", "fleetplane-agent-workloads"]["metadata"]["namespace"] == TEAM
     secret = objects["Secret", "fleetplane-agent"]
     assert secret["stringData"] == {"clusterName": "spoke-1", "joinToken": "fpj-test-token"}
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", "uninstall keeps the credential"
@@ -120,7 +133,11 @@ def test_the_rendered_agent_config_is_accepted_by_the_agent_and_protects_the_rel
     assert config.capacity.heartbeat_seconds == 7
     assert config.state.secret == "agents/fleetplane-agent"
     assert "agents" in config.delivery.denied_namespaces and not config.delivery.namespace_allowed("agents")
-    assert config.delivery.namespace_allowed("team-a")
+    assert config.delivery.namespace_allowed(TEAM)
+    # rbac.scope=namespaces (the default): the agent is told the same namespaces its Roles are
+    # in, and does not create namespaces (it could do nothing in a new one).
+    assert config.delivery.allowed_namespaces == [TEAM] and config.delivery.create_namespaces is False
+    assert not config.delivery.namespace_allowed("team-b")
 
 
 def test_a_hub_ca_is_mounted_and_passed_to_the_agent(tmp_path: Path) -> None:
@@ -154,8 +171,10 @@ def rule_set(rules: list[dict[str, Any]]) -> set[tuple[str, str, str, tuple[str,
 def test_the_chart_grants_exactly_the_rbac_of_the_tested_plain_manifests(tmp_path: Path) -> None:
     # deploy/agent/rbac.yaml is the one tests/agent/test_deploy.py checks against allowedKinds
     # and tests/agent/test_agent_lab.py runs the agent under; the chart must not drift from it.
+    # With rbac.scope=cluster.
     plain = {d["kind"]: d for d in yaml.safe_load_all(PLAIN_RBAC.read_text()) if d}
-    objects = render(tmp_path)
+    objects = render(tmp_path, CLUSTER_WIDE, *CLUSTER_SCOPE)
+    assert ("Role", "fleetplane-agent-workloads") not in objects
     assert rule_set(objects["ClusterRole", f"fleetplane-agent-{NS}"]["rules"]) == rule_set(
         plain["ClusterRole"]["rules"]
     )
@@ -163,12 +182,53 @@ def test_the_chart_grants_exactly_the_rbac_of_the_tested_plain_manifests(tmp_pat
 
 
 def test_rbac_follows_the_delivery_settings_it_serves(tmp_path: Path) -> None:
-    objects = render(tmp_path, VALUES, "--set", "config.delivery.createNamespaces=false,rbac.aiOperators=false")
+    objects = render(
+        tmp_path, CLUSTER_WIDE, *CLUSTER_SCOPE, "--set", "config.delivery.createNamespaces=false,rbac.aiOperators=false"
+    )
     granted = rule_set(objects["ClusterRole", f"fleetplane-agent-{NS}"]["rules"])
     groups = {g for g, *_ in granted}
     assert not {"kubeflow.org", "ray.io", "jobset.x-k8s.io"} & groups
     assert not any(r == "namespaces" for _, r, *_ in granted)
     assert agent_config(objects)["delivery"]["createNamespaces"] is False
+
+
+WRITES = {"create", "patch", "update", "delete", "deletecollection", "bind", "escalate", "impersonate"}
+
+
+def test_namespaced_scope_writes_only_by_roles_in_the_listed_namespaces(tmp_path: Path) -> None:
+    out = helm(
+        "template", "fp", CHART, "--namespace", NS, *sets({**VALUES, "rbac.namespaces[1]": "team-b"}), home=tmp_path
+    )
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
+    cluster_wide = rule_set(cluster_role["rules"])
+    assert not {v for _, _, v, _ in cluster_wide} & WRITES, "cluster-wide the agent only reads"
+    assert ("", "nodes", "watch", ()) in cluster_wide and ("batch", "jobs", "watch", ()) in cluster_wide
+    assert not any(r in ("secrets", "namespaces") for _, r, *_ in cluster_wide)
+    roles = {
+        d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role" and "workloads" in d["metadata"]["name"]
+    }
+    bindings = {
+        d["metadata"]["namespace"]: d
+        for d in docs
+        if d["kind"] == "RoleBinding" and "workloads" in d["metadata"]["name"]
+    }
+    assert set(roles) == set(bindings) == {TEAM, "team-b"}
+    for ns, binding in bindings.items():
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fleetplane-agent", "namespace": NS}], ns
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "fleetplane-agent-workloads",
+        }
+    granted = rule_set(roles[TEAM]["rules"])
+    assert ("batch", "jobs", "create", ()) in granted and ("", "pods", "delete", ()) in granted
+    assert not {v for _, _, v, _ in granted} - {"get", "create", "patch", "delete"}
+    # Together with the cluster-wide reads, the same (group, resource) pairs as cluster scope.
+    cluster_scope = render(tmp_path, CLUSTER_WIDE, *CLUSTER_SCOPE, "--set", "config.delivery.createNamespaces=false")
+    assert {(g, r) for g, r, *_ in granted | cluster_wide} == {
+        (g, r) for g, r, *_ in rule_set(cluster_scope["ClusterRole", f"fleetplane-agent-{NS}"]["rules"])
+    }
 
 
 def test_every_rbac_rule_of_the_chart_is_commented_with_why() -> None:
@@ -190,6 +250,22 @@ def test_every_rbac_rule_of_the_chart_is_commented_with_why() -> None:
         (VALUES, ("--set", "config.state.secret=other/x"), ["/config", "'state' not allowed"]),
         (VALUES, ("--set", "image.pullPolicy=Sometimes"), ["/image/pullPolicy", "'Always', 'IfNotPresent', 'Never'"]),
         (VALUES, ("--set", "replicas=2"), ["additional properties 'replicas' not allowed"]),
+        (CLUSTER_WIDE, (), ["rbac.namespaces is empty", "or set rbac.scope=cluster"]),
+        ({**VALUES, "rbac.namespaces[0]": "kube-system"}, (), ["rbac.namespaces: kube-system is denied", "kube-*"]),
+        ({**VALUES, "rbac.namespaces[0]": NS}, (), [f"rbac.namespaces: {NS} is the agent's own namespace"]),
+        ({**VALUES, "rbac.namespaces[0]": "Team_A"}, (), ["/rbac/namespaces/0", "does not match pattern"]),
+        (VALUES, ("--set", "rbac.scope=everywhere"), ["/rbac/scope", "'namespaces', 'cluster'"]),
+        (VALUES, CLUSTER_SCOPE, ["rbac.namespaces is only read with rbac.scope=namespaces"]),
+        (
+            VALUES,
+            ("--set", "config.delivery.allowedNamespaces={team-b}"),
+            ["config.delivery.allowedNamespaces is set by the chart from rbac.namespaces"],
+        ),
+        (
+            VALUES,
+            ("--set", "config.delivery.createNamespaces=true"),
+            ["config.delivery.createNamespaces=true needs rbac.scope=cluster"],
+        ),
         (
             {k: v for k, v in VALUES.items() if k != "clusterName"},
             (),

@@ -1,0 +1,272 @@
+"""`helm install` of the hub chart into ONE real lab spoke (real kube-apiserver, RBAC on) with
+every feature on: CloudNativePG Cluster, cert-manager Certificate, ServiceMonitor, 2 replicas,
+both Jobs. The apiserver accepts every object and serves it back; the token bootstrap script
+from the installed ConfigMap, run as the Job's ServiceAccount (a TokenRequest token) against a
+real Postgres, mints tokens the hub's database accepts and stores them in the one Secret it may
+touch; `helm upgrade` changes the replicas and keeps the tokens; `helm uninstall` removes all
+but the kept database Cluster and tokens Secret.
+
+SIMULATED: the lab's nodes are kwok's, so no hub container runs and the hook Jobs' pods are
+marked Succeeded by kwok's stages (fleetplane_lab/kwok-stages.yaml); the CloudNativePG,
+cert-manager and Prometheus Operator CRDs are minimal stand-ins registered here (no operator
+reconciles them). tests/packaging/test_helm_hub_chart.py checks what is rendered into them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hub.store.database import sqlalchemy_url
+from hub.store.store import Store
+from hub.store.tokens import lookup_token
+from tests.hubtest import Kubectl
+from tests.lab import test_helm_agent_install as agent_install
+from tests.lab.test_helm_agent_install import Helm, can_i
+from tests.packaging.test_helm_hub_chart import CHART
+
+pytestmark = pytest.mark.lab
+
+# One lab spoke, kubectl and helm against it: the agent chart's install test fixtures.
+spoke, kubectl, helm = agent_install.spoke, agent_install.kubectl, agent_install.helm
+
+ROOT = Path(__file__).resolve().parents[2]
+NS = "fleetplane"
+RELEASE = "hub"
+FEATURES = [
+    "--set",
+    "postgresql.cloudnativepg.enabled=true,tls.certManager.enabled=true,serviceMonitor.enabled=true",
+    "--set-string",
+    "tls.certManager.issuerRef.name=fleet-ca",
+    # The lab's nodes all carry the GPU taint; the hook Jobs must be schedulable for helm to go on.
+    "--set-string",
+    "tolerations[0].key=nvidia.com/gpu,tolerations[0].operator=Exists,tolerations[0].effect=NoSchedule",
+]
+BOOTSTRAP_SA = f"system:serviceaccount:{NS}:fleetplane-hub-bootstrap"
+# (group, version, kind, plural) of the operators' kinds the chart renders.
+OPERATOR_KINDS = [
+    ("postgresql.cnpg.io", "v1", "Cluster", "clusters"),
+    ("cert-manager.io", "v1", "Certificate", "certificates"),
+    ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors"),
+]
+RELEASED = [
+    ("serviceaccount", "fleetplane-hub"),
+    ("deployment.apps", "fleetplane-hub"),
+    ("poddisruptionbudget.policy", "fleetplane-hub"),
+    ("service", "fleetplane-hub"),
+    ("serviceaccount", "fleetplane-hub-bootstrap"),
+    ("role.rbac.authorization.k8s.io", "fleetplane-hub-bootstrap"),
+    ("rolebinding.rbac.authorization.k8s.io", "fleetplane-hub-bootstrap"),
+    ("configmap", "fleetplane-hub-bootstrap"),
+    ("certificate.cert-manager.io", "fleetplane-hub"),
+    ("servicemonitor.monitoring.coreos.com", "fleetplane-hub"),
+]
+KEPT = [("secret", "fleetplane-hub-tokens"), ("cluster.postgresql.cnpg.io", "fleetplane-hub-db")]
+
+
+def stand_in_crd(group: str, version: str, kind: str, plural: str) -> dict[str, Any]:
+    """A CRD serving `kind` with an open schema: enough for the apiserver to store the object."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}", "labels": {"fleetplane.io/simulated": "stand-in"}},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+            "versions": [
+                {
+                    "name": version,
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def installed(helm: Helm, kubectl: Kubectl) -> Iterator[None]:
+    for group, version, kind, plural in OPERATOR_KINDS:
+        kubectl("apply", "-f", "-", input=json.dumps(stand_in_crd(group, version, kind, plural)))
+        kubectl("wait", "--for=condition=Established", f"crd/{plural}.{group}", "--timeout=60s")
+    kubectl("create", "namespace", NS)
+    helm("install", RELEASE, str(CHART), "--namespace", NS, *FEATURES, "--set", "replicas=2", "--timeout", "3m")
+    yield
+    helm("uninstall", RELEASE, "--namespace", NS, check=False)
+
+
+def secret_data(kubectl: Kubectl, name: str) -> dict[str, str]:
+    data = kubectl.json("get", "secret", name, "-n", NS).get("data") or {}
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def exists(kubectl: Kubectl, kind: str, name: str) -> bool:
+    return bool(kubectl.run("get", kind, name, "-n", NS, "--ignore-not-found", "-o", "name").stdout.strip())
+
+
+def test_helm_install_with_every_feature_is_accepted_and_every_object_comes_back(
+    installed: None, helm: Helm, kubectl: Kubectl
+) -> None:
+    status = json.loads(helm("status", RELEASE, "--namespace", NS, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed"
+    for kind, name in RELEASED + KEPT:
+        obj = kubectl.json("get", kind, name, "-n", NS)
+        assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE, (kind, name)
+    deployment = kubectl.json("get", "deployment", "fleetplane-hub", "-n", NS)
+    assert deployment["spec"]["replicas"] == 2
+    [hub] = deployment["spec"]["template"]["spec"]["containers"]
+    url = next(e for e in hub["env"] if e["name"] == "FLEETPLANE_DATABASE_URL")
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "fleetplane-hub-db-app", "key": "uri"}
+    cluster = kubectl.json("get", "cluster.postgresql.cnpg.io", "fleetplane-hub-db", "-n", NS)
+    assert cluster["spec"]["instances"] == 2
+    cert = kubectl.json("get", "certificate.cert-manager.io", "fleetplane-hub", "-n", NS)
+    assert cert["spec"]["issuerRef"]["name"] == "fleet-ca"
+    # The hooks ran (their pods were completed by kwok: SIMULATED) and the Jobs are kept.
+    job = kubectl.json("get", "job", "fleetplane-hub-token-bootstrap", "-n", NS)
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    assert (job.get("status") or {}).get("succeeded") == 1
+    assert not exists(kubectl, "job", "fleetplane-hub-migrate"), "CloudNativePG: no pre-install migration"
+
+
+def test_the_bootstrap_service_account_may_touch_the_tokens_secret_only(installed: None, kubectl: Kubectl) -> None:
+    def may(verb: str, resource: str, namespace: str = "", name: str = "") -> bool:
+        return can_i(kubectl, verb, resource, namespace, name, subject=BOOTSTRAP_SA)
+
+    assert may("get", "secrets", NS, "fleetplane-hub-tokens") and may("patch", "secrets", NS, "fleetplane-hub-tokens")
+    for verb, resource, *where in [
+        ("get", "secrets", NS, "fleetplane-hub-db-app"),  # the database password
+        ("get", "secrets", NS, "fleetplane-hub-tls"),
+        ("list", "secrets", NS),
+        ("create", "secrets", NS),
+        ("delete", "secrets", NS, "fleetplane-hub-tokens"),
+        ("update", "secrets", NS, "fleetplane-hub-tokens"),
+        ("get", "secrets", "kube-system"),
+        ("create", "pods", NS),
+    ]:
+        assert not may(verb, resource, *where), f"{verb} {resource} {where} must be refused"
+    # The hub's own pods call no Kubernetes API: their ServiceAccount may do nothing.
+    hub_sa = f"system:serviceaccount:{NS}:fleetplane-hub"
+    assert not can_i(kubectl, "get", "secrets", NS, "fleetplane-hub-tokens", subject=hub_sa)
+    assert not can_i(kubectl, "list", "pods", NS, subject=hub_sa)
+
+
+def api_of(kubeconfig: str) -> tuple[str, str]:
+    """The apiserver URL and its CA (PEM) from a kubeconfig."""
+    cluster = yaml.safe_load(Path(kubeconfig).read_text())["clusters"][0]["cluster"]
+    if "certificate-authority-data" in cluster:
+        return cluster["server"], base64.b64decode(cluster["certificate-authority-data"]).decode()
+    return cluster["server"], Path(cluster["certificate-authority"]).read_text()
+
+
+def run_bootstrap(kubectl: Kubectl, kubeconfig: str, database_url: str, tmp: Path) -> str:
+    """The installed ConfigMap's script, run as the Job would run it: as the Job's
+    ServiceAccount (a TokenRequest token from the real apiserver), against a real Postgres."""
+    script = tmp / "token-bootstrap.py"
+    script.write_text(
+        kubectl.json("get", "configmap", "fleetplane-hub-bootstrap", "-n", NS)["data"]["token-bootstrap.py"]
+    )
+    sa_dir = tmp / "serviceaccount"
+    sa_dir.mkdir(exist_ok=True)
+    (sa_dir / "token").write_text(kubectl("create", "token", "fleetplane-hub-bootstrap", "-n", NS).strip())
+    server, ca = api_of(kubeconfig)
+    (sa_dir / "ca.crt").write_text(ca)
+    job = kubectl.json("get", "job", "fleetplane-hub-token-bootstrap", "-n", NS)
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e and e["name"] != "HOME"}
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        env={
+            **os.environ,
+            **env,
+            "FLEETPLANE_DATABASE_URL": database_url,
+            "SA_DIR": str(sa_dir),
+            "KUBE_API": server,
+            "PYTHONPATH": str(ROOT),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
+async def kinds_of(database_url: str, tokens: dict[str, str]) -> dict[str, str | None]:
+    store = Store(sqlalchemy_url(database_url), pool_size=1)
+    try:
+        return {k: (r.kind if (r := await lookup_token(store, v)) else None) for k, v in tokens.items()}
+    finally:
+        await store.close()
+
+
+def test_the_token_bootstrap_mints_tokens_the_hub_accepts_into_its_secret_once(
+    installed: None, kubectl: Kubectl, spoke: Any, fresh_database: Any, tmp_path: Path
+) -> None:
+    url = fresh_database()
+    first = run_bootstrap(kubectl, spoke.kubeconfig, url, tmp_path)
+    assert "admin-token: minted admin token" in first and "metrics-token: minted metrics token" in first
+    tokens = secret_data(kubectl, "fleetplane-hub-tokens")
+    assert set(tokens) == {"admin-token", "metrics-token"}
+    assert asyncio.run(kinds_of(url, tokens)) == {"admin-token": "admin", "metrics-token": "metrics"}
+    # A second run (the next upgrade's) keeps them: no new tokens pile up.
+    again = run_bootstrap(kubectl, spoke.kubeconfig, url, tmp_path)
+    assert "admin-token: kept" in again and "metrics-token: kept" in again, again
+    assert secret_data(kubectl, "fleetplane-hub-tokens") == tokens
+    # Against a database that does not know them (a new one), both are replaced.
+    other = fresh_database()
+    replaced = run_bootstrap(kubectl, spoke.kubeconfig, other, tmp_path)
+    assert "the stored one no longer works" in replaced, replaced
+    assert asyncio.run(kinds_of(other, secret_data(kubectl, "fleetplane-hub-tokens"))) == {
+        "admin-token": "admin",
+        "metrics-token": "metrics",
+    }
+
+
+def test_helm_upgrade_changes_the_replicas_and_settings_and_keeps_the_tokens(
+    installed: None, helm: Helm, kubectl: Kubectl
+) -> None:
+    tokens = secret_data(kubectl, "fleetplane-hub-tokens")
+    assert tokens, "the bootstrap test filled the Secret"
+    helm(
+        "upgrade",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        NS,
+        *FEATURES,
+        "--set",
+        "replicas=3,settings.clusterTimeoutSeconds=90",
+        "--timeout",
+        "3m",
+    )
+    deployment = kubectl.json("get", "deployment", "fleetplane-hub", "-n", NS)
+    assert deployment["spec"]["replicas"] == 3
+    [hub] = deployment["spec"]["template"]["spec"]["containers"]
+    assert {"name": "FLEETPLANE_CLUSTER_TIMEOUT_SECONDS", "value": "90"} in hub["env"]
+    assert secret_data(kubectl, "fleetplane-hub-tokens") == tokens, "helm's merge left the Job's keys alone"
+    migrate = kubectl.json("get", "job", "fleetplane-hub-migrate", "-n", NS)
+    assert migrate["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
+    [container] = migrate["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["fleetplane", "db", "upgrade"]
+
+
+def test_helm_uninstall_removes_everything_but_the_database_and_the_tokens(
+    installed: None, helm: Helm, kubectl: Kubectl
+) -> None:
+    helm("uninstall", RELEASE, "--namespace", NS, "--wait")
+    for kind, name in RELEASED:
+        assert not exists(kubectl, kind, name), f"{kind}/{name} after uninstall"
+    for kind, name in KEPT:
+        assert exists(kubectl, kind, name), f"{kind}/{name} is kept (helm.sh/resource-policy: keep)"
