@@ -3,8 +3,8 @@
 The options are the ones `spoke_agent.cli.agent_command` declares (flags, environment variables,
 defaults, help): this module reads them from its signature, parses `sys.argv` with the standard
 library and calls the same function. Not typer's parser, deliberately: typer (0.29) converts
-each option with a pydantic TypeAdapter, and loading pydantic for that costs a process about
-14 MiB of RSS for its whole life, a quarter of an idle agent (docs/agent.md, "Footprint").
+each option with a pydantic TypeAdapter, and loading pydantic for that cost the agent process
+8.5 MiB of RSS for its whole life, a fifth of an idle simulated agent (docs/agent.md, "Footprint").
 `fleetplane agent` (the hub's typer CLI) still runs the same function through typer.
 """
 
