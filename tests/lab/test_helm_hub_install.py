@@ -3,8 +3,10 @@ every feature on: CloudNativePG Cluster, cert-manager Certificate, ServiceMonito
 both Jobs. The apiserver accepts every object and serves it back; the token bootstrap script
 from the installed ConfigMap, run as the Job's ServiceAccount (a TokenRequest token) against a
 real Postgres, mints tokens the hub's database accepts and stores them in the one Secret it may
-touch; `helm upgrade` changes the replicas and keeps the tokens; `helm uninstall` removes all
-but the kept database Cluster and tokens Secret.
+touch; the hub container's command, environment and mounts from the installed Deployment,
+run here, serve the mounted certificate and take those tokens; `helm upgrade` changes the
+replicas and keeps the tokens; `helm uninstall` removes all but the kept database Cluster and
+tokens Secret.
 
 SIMULATED: the lab's nodes are kwok's, so no hub container runs and the hook Jobs' pods are
 marked Succeeded by kwok's stages (fleetplane_lab/kwok-stages.yaml); the CloudNativePG,
@@ -18,18 +20,24 @@ import asyncio
 import base64
 import json
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from fleetplane_testing import wait_until
+from fleetplane_testing.ports import free_port
+from fleetplane_testing.processes import stop_process
 from hub.store.database import sqlalchemy_url
 from hub.store.store import Store
 from hub.store.tokens import lookup_token
+from hub.web.tls import ensure_serving_cert
 from tests.hubtest import Kubectl
 from tests.lab import test_helm_agent_install as agent_install
 from tests.lab.test_helm_agent_install import Helm, can_i
@@ -211,10 +219,16 @@ async def kinds_of(database_url: str, tokens: dict[str, str]) -> dict[str, str |
         await store.close()
 
 
+@pytest.fixture(scope="module")
+def databases(fresh_database: Any) -> list[str]:
+    """Two migrated databases on the session's real Postgres (the second replaces the first)."""
+    return [fresh_database(), fresh_database()]
+
+
 def test_the_token_bootstrap_mints_tokens_the_hub_accepts_into_its_secret_once(
-    installed: None, kubectl: Kubectl, spoke: Any, fresh_database: Any, tmp_path: Path
+    installed: None, kubectl: Kubectl, spoke: Any, databases: list[str], tmp_path: Path
 ) -> None:
-    url = fresh_database()
+    url, other = databases
     first = run_bootstrap(kubectl, spoke.kubeconfig, url, tmp_path)
     assert "admin-token: minted admin token" in first and "metrics-token: minted metrics token" in first
     tokens = secret_data(kubectl, "fleetplane-hub-tokens")
@@ -225,13 +239,71 @@ def test_the_token_bootstrap_mints_tokens_the_hub_accepts_into_its_secret_once(
     assert "admin-token: kept" in again and "metrics-token: kept" in again, again
     assert secret_data(kubectl, "fleetplane-hub-tokens") == tokens
     # Against a database that does not know them (a new one), both are replaced.
-    other = fresh_database()
     replaced = run_bootstrap(kubectl, spoke.kubeconfig, other, tmp_path)
     assert "the stored one no longer works" in replaced, replaced
     assert asyncio.run(kinds_of(other, secret_data(kubectl, "fleetplane-hub-tokens"))) == {
         "admin-token": "admin",
         "metrics-token": "metrics",
     }
+
+
+def test_a_hub_run_as_the_deployment_runs_it_serves_the_mounted_certificate_and_takes_the_tokens(
+    installed: None, kubectl: Kubectl, databases: list[str], tmp_path: Path
+) -> None:
+    # The hub container's command, args and environment from the installed Deployment, run
+    # here (no kubelet on kwok nodes): the TLS Secret's keys placed where its volumeMounts put
+    # them, the database URL the Secret would give, port and host moved to a free loopback port.
+    pod = kubectl.json("get", "deployment", "fleetplane-hub", "-n", NS)["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    root = tmp_path / "pod"
+    data_dir = root / env["FLEETPLANE_DATA_DIR"].lstrip("/")
+    cert, key = ensure_serving_cert(tmp_path / "tls")  # stands for the cert-manager Secret
+    tls_keys = {"tls.crt": cert, "tls.key": key}
+    tls_volume = next(v["name"] for v in pod["volumes"] if "secret" in v)
+    for mount in container["volumeMounts"]:
+        target = root / mount["mountPath"].lstrip("/")
+        if mount["name"] == tls_volume:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tls_keys[mount["subPath"]].read_bytes())
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    args = [
+        a.replace("--port=8443", f"--port={port}").replace("--host=0.0.0.0", "--host=127.0.0.1")
+        for a in container["args"]
+    ]
+    env.update(
+        FLEETPLANE_DATA_DIR=str(data_dir),
+        HOME=str(root / "tmp"),
+        FLEETPLANE_DATABASE_URL=databases[1],
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    )
+    log = tmp_path / "hub.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            container["command"] + args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        base = f"https://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, verify=ssl.create_default_context(cafile=str(cert)), timeout=10) as client:
+            wait_until(
+                "the hub answers /readyz",
+                lambda: client.get("/readyz").status_code == 200,
+                timeout=90,
+                interval=0.5,
+                retry_on=(httpx.HTTPError,),
+            )
+            tokens = secret_data(kubectl, "fleetplane-hub-tokens")
+            admin = {"Authorization": f"Bearer {tokens['admin-token']}"}
+            metrics = {"Authorization": f"Bearer {tokens['metrics-token']}"}
+            assert client.get("/apis/fleetplane.io/v1alpha1/workloads", headers=admin).status_code == 200
+            assert client.get("/metrics", headers=metrics).status_code == 200
+            refused = client.get("/apis/fleetplane.io/v1alpha1/workloads", headers=metrics)
+            assert refused.status_code == 403, refused.text
+    finally:
+        stop_process(proc)
+        print(log.read_text(errors="replace")[-3000:])
 
 
 def test_helm_upgrade_changes_the_replicas_and_settings_and_keeps_the_tokens(
