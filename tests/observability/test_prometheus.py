@@ -1,11 +1,13 @@
-"""A real Prometheus scrapes a multi-process hub (2 API workers and the controller process) over
-TLS with a metrics token, and two agents — real agent processes with the SIMULATED backend
-(in-memory GPU nodes instead of a spoke cluster) — while workloads are placed. The documented
+"""A lab run scraped by a real Prometheus: a multi-process hub (2 API workers and the controller
+process), scraped over TLS with a metrics token, and two agent processes — one on a real lab
+spoke (kube-apiserver, controller-manager, scheduler, kwok GPU nodes), one with the SIMULATED
+backend (in-memory GPU nodes instead of a spoke) — while workloads are placed. The documented
 metrics (docs/observability.md) are then read back through Prometheus's HTTP API and compared
 with what the hub's API says, and every query of the Grafana dashboard is run against it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -18,17 +20,21 @@ import yaml
 
 from fleetplane_testing.agenthub import env
 from fleetplane_testing.ports import LOOPBACK, free_port
-from fleetplane_testing.processes import AgentProcess
+from fleetplane_testing.processes import AgentProcess, kubectl
 from fleetplane_testing.waiting import wait_until
+from fleetplane_types.names import BACKEND_LABEL
 from tests.api.test_federation import API, pool, report
 from tests.conftest import start_hub
 from tests.hubtest import HubProcess, workload
 from tests.observability.dashboard import dashboard_queries
 from tests.observability.promrun import Prometheus, require_prometheus
 
+pytestmark = pytest.mark.lab
+
 NAMESPACE = "team-a"
-AGENTS = ("sim-east", "sim-west")
-GPUS_PER_CLUSTER = 4
+SIMULATED, SPOKE = "sim-east", "lab-west"
+AGENTS = (SIMULATED, SPOKE)
+GPUS_PER_CLUSTER = 4  # per node, in both the simulated profile and the lab's l4-ondemand pool
 FITTING = 4  # one-GPU workloads: all placed
 PROFILE = {
     "cluster": {"region": "us-east-1"},
@@ -43,14 +49,28 @@ class Lab:
     hub: HubProcess
     prometheus: Prometheus
     agents: list[AgentProcess]
+    spoke_kubeconfig: str
     created_at: float  # when the test created its first workload (time.time())
     placed_at: float  # when the API showed every fitting workload placed
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, fresh_database: Callable[[], str]) -> Iterator[Lab]:
+    from fleetplane_lab import Lab as SpokeLab
+    from fleetplane_lab import SpokeSpec
+    from fleetplane_lab.fixtures import require_lab_binaries
+
     binary = require_prometheus()
+    require_lab_binaries()
     tmp = tmp_path_factory.mktemp("observability")
+    stack = contextlib.ExitStack()
+    spoke_lab = stack.enter_context(
+        SpokeLab(
+            tmp / "lab", spokes=[SpokeSpec(name=SPOKE, profiles=["l4-ondemand"], region="us-west-2")], with_hub=False
+        )
+    )
+    spoke_kubeconfig = str(spoke_lab.spokes[SPOKE].kubeconfig)
+    kubectl(spoke_kubeconfig, "create", "namespace", "fleetplane-system")  # the agent's state Secret
     hub = start_hub(tmp / "hub", fresh_database(), 2)  # N>1: metrics come from 3 processes
     agents: list[AgentProcess] = []
     prom: Prometheus | None = None
@@ -62,10 +82,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory, fresh_database: Callable[[], s
         agent_ports = [free_port() for _ in AGENTS]
         for name, port in zip(AGENTS, agent_ports, strict=True):
             join = hub.cli("cluster", "join-token", "create", name).splitlines()[-1]
+            if name == SPOKE:
+                backend = ["--backend", "kubernetes", "--kubeconfig", spoke_kubeconfig]
+            else:
+                backend = ["--backend", "simulated", "--profile", str(profile), "--state-file", str(tmp / "sim.state")]
             agent = AgentProcess(
                 args=[
                     *("--hub", hub.url, "--hub-ca", str(hub.ca), "--cluster-name", name, "--join-token", join),
-                    *("--backend", "simulated", "--profile", str(profile), "--state-file", str(tmp / f"{name}.state")),
+                    *backend,
                     *("--heartbeat-seconds", "2", "--metrics-port", str(port), "--metrics-address", LOOPBACK),
                 ],
                 log_path=tmp / f"{name}.log",
@@ -97,7 +121,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory, fresh_database: Callable[[], s
             report(c, "sim-lost", "us-west-2", [pool("A100", "on-demand", 2.0, 1, GPUS_PER_CLUSTER)], ready=False)
             created_at = time.time()
             for i in range(FITTING):
-                r = c.post(f"{API}/namespaces/{NAMESPACE}/workloads", json=workload(f"fits-{i}", NAMESPACE))
+                # Half on each cluster, chosen by the backend label each agent sets on its Cluster.
+                on = {BACKEND_LABEL: "kubernetes" if i % 2 else "simulated"}
+                body = workload(f"fits-{i}", NAMESPACE, clusterSelector={"matchLabels": on})
+                r = c.post(f"{API}/namespaces/{NAMESPACE}/workloads", json=body)
                 assert r.status_code == 201, r.text
             too_big = workload("too-big", NAMESPACE, gpus=GPUS_PER_CLUSTER * 4)
             assert c.post(f"{API}/namespaces/{NAMESPACE}/workloads", json=too_big).status_code == 201
@@ -108,13 +135,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory, fresh_database: Callable[[], s
 
             wait_until("every fitting workload is placed", all_placed, 60, 0.2)
             placed_at = time.time()
-        yield Lab(hub, prom, agents, created_at, placed_at)
+        yield Lab(hub, prom, agents, spoke_kubeconfig, created_at, placed_at)
     finally:
         if prom is not None:
             prom.stop()
         for agent in agents:
             agent.stop()
         hub.stop()
+        stack.close()
 
 
 def workloads(hub: HubProcess) -> list[dict[str, Any]]:
@@ -251,7 +279,10 @@ def test_the_agents_metrics_count_what_they_delivered_and_reported(lab: Lab) -> 
     with lab.hub.client() as c:
         for a in c.get(f"{API}/namespaces/{NAMESPACE}/assignments").json()["items"]:
             per_cluster[a["spec"]["clusterName"]] = per_cluster.get(a["spec"]["clusterName"], 0) + 1
-    assert sum(per_cluster.values()) == FITTING
+    assert per_cluster == {SIMULATED: FITTING // 2, SPOKE: FITTING // 2}, per_cluster
+    jobs = json.loads(kubectl(lab.spoke_kubeconfig, "get", "jobs", "-A", "-o", "json").stdout)["items"]
+    on_spoke = [j for j in jobs if j["metadata"]["name"].startswith("fits-")]
+    assert len(on_spoke) == per_cluster.get(SPOKE, 0), "the lab spoke runs the Jobs of its Assignments"
     checks: dict[str, tuple[str, Callable[[float | None], bool]]] = {}
     for name in AGENTS:
         sel = f'{{cluster="{name}"}}'
