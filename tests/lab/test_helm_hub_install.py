@@ -8,10 +8,11 @@ run here, serve the mounted certificate and take those tokens; `helm upgrade` ch
 replicas and keeps the tokens; `helm uninstall` removes all but the kept database Cluster and
 tokens Secret.
 
-SIMULATED: the lab's nodes are kwok's, so no hub container runs and the hook Jobs' pods are
-marked Succeeded by kwok's stages (fleetplane_lab/kwok-stages.yaml); the CloudNativePG,
-cert-manager and Prometheus Operator CRDs are minimal stand-ins registered here (no operator
-reconciles them). tests/packaging/test_helm_hub_chart.py checks what is rendered into them.
+The CloudNativePG, cert-manager and Prometheus Operator CRDs are the projects' own (from their
+Go modules at pinned versions), so the apiserver validates the chart's objects against their
+real schemas. SIMULATED: no operator runs to reconcile them, the lab's nodes are kwok's, so no
+hub container runs in a pod, and the hook Jobs' pods are marked Succeeded by kwok's stages
+(fleetplane_lab/kwok-stages.yaml).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,11 +64,15 @@ FEATURES = [
     "tolerations[0].key=nvidia.com/gpu,tolerations[0].operator=Exists,tolerations[0].effect=NoSchedule",
 ]
 BOOTSTRAP_SA = f"system:serviceaccount:{NS}:fleetplane-hub-bootstrap"
-# (group, version, kind, plural) of the operators' kinds the chart renders.
-OPERATOR_KINDS = [
-    ("postgresql.cnpg.io", "v1", "Cluster", "clusters"),
-    ("cert-manager.io", "v1", "Certificate", "certificates"),
-    ("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors"),
+# The operators' own CRDs, from their Go modules at pinned versions: (module, version, file).
+OPERATOR_CRDS = [
+    ("github.com/cloudnative-pg/cloudnative-pg", "v1.25.1", "config/crd/bases/postgresql.cnpg.io_clusters.yaml"),
+    ("github.com/cert-manager/cert-manager", "v1.17.2", "deploy/crds/crd-certificates.yaml"),
+    (
+        "github.com/prometheus-operator/prometheus-operator",
+        "v0.80.1",
+        "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
+    ),
 ]
 RELEASED = [
     ("serviceaccount", "fleetplane-hub"),
@@ -82,33 +89,67 @@ RELEASED = [
 KEPT = [("secret", "fleetplane-hub-tokens"), ("cluster.postgresql.cnpg.io", "fleetplane-hub-db")]
 
 
-def stand_in_crd(group: str, version: str, kind: str, plural: str) -> dict[str, Any]:
-    """A CRD serving `kind` with an open schema: enough for the apiserver to store the object."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}", "labels": {"fleetplane.io/simulated": "stand-in"}},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
-            "versions": [
-                {
-                    "name": version,
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
-                }
-            ],
-        },
-    }
+def operator_crds() -> list[dict[str, Any]]:
+    """The CRDs of CloudNativePG, cert-manager and the Prometheus Operator, as they ship them.
+
+    Taken from each project's Go module (the module proxy serves the whole repository) into a
+    cache outside the repository keyed by the versions, like the lab's binaries; a no-op when
+    present. Labels and annotations are dropped: cert-manager's carry its Helm chart's
+    template text."""
+    cache = Path(os.environ.get("FLEETPLANE_CACHE", Path.home() / ".cache" / "fleetplane"))
+    folder = cache / ("operator-crds-" + "-".join(f"{m.rsplit('/', 1)[1]}-{v}" for m, v, _ in OPERATOR_CRDS))
+    if not folder.is_dir():
+        if shutil.which("go") is None:
+            pytest.fail("the operators' CRDs come from their Go modules: install Go (as for `make k8s-binaries`)")
+        work = cache / "build-work" / "operator-crds"
+        work.mkdir(parents=True, exist_ok=True)
+        crds = []
+        for module, version, path in OPERATOR_CRDS:
+            out = subprocess.run(
+                ["go", "mod", "download", "-json", f"{module}@{version}"],
+                cwd=work,
+                env={**os.environ, "GOFLAGS": "-mod=mod", "GOSUMDB": "off"},  # as deploy/local/build-k8s.sh
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert out.returncode == 0, f"go mod download {module}@{version}: {out.stdout}{out.stderr}"
+            with zipfile.ZipFile(json.loads(out.stdout)["Zip"]) as z:
+                crd = yaml.safe_load(z.read(f"{module}@{version}/{path}"))
+            crd["metadata"] = {"name": crd["metadata"]["name"]}
+            crds.append(crd)
+        tmp = folder.parent / f"{folder.name}.tmp"
+        tmp.mkdir(exist_ok=True)
+        for crd in crds:
+            (tmp / f"{crd['metadata']['name']}.json").write_text(json.dumps(crd))
+        tmp.rename(folder)
+    return [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))]
+
+
+def contained(given: Any, served: Any) -> bool:
+    """Is every field the chart gave still there, with its value, in what the apiserver serves?
+    (A field a CRD does not know is pruned; defaults the CRD adds are allowed.)"""
+    if isinstance(given, dict):
+        return isinstance(served, dict) and all(k in served and contained(v, served[k]) for k, v in given.items())
+    if isinstance(given, list):
+        return isinstance(served, list) and len(given) == len(served) and all(map(contained, given, served))
+    return bool(given == served)
 
 
 @pytest.fixture(scope="module")
 def installed(helm: Helm, kubectl: Kubectl) -> Iterator[None]:
-    for group, version, kind, plural in OPERATOR_KINDS:
-        kubectl("apply", "-f", "-", input=json.dumps(stand_in_crd(group, version, kind, plural)))
-        kubectl("wait", "--for=condition=Established", f"crd/{plural}.{group}", "--timeout=60s")
+    crds = operator_crds()
+    for crd in crds:
+        # create, not apply: CloudNativePG's CRD is too big for apply's last-applied annotation.
+        kubectl("create", "-f", "-", input=json.dumps({k: v for k, v in crd.items() if k != "status"}))
+
+    def established(name: str) -> bool:
+        conditions = (kubectl.json("get", "crd", name).get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        wait_until(f"CRD {name} is established", lambda n=name: established(n), timeout=60)
     kubectl("create", "namespace", NS)
     helm("install", RELEASE, str(CHART), "--namespace", NS, *FEATURES, "--set", "replicas=2", "--timeout", "3m")
     yield
@@ -141,6 +182,20 @@ def test_helm_install_with_every_feature_is_accepted_and_every_object_comes_back
     assert cluster["spec"]["instances"] == 2
     cert = kubectl.json("get", "certificate.cert-manager.io", "fleetplane-hub", "-n", NS)
     assert cert["spec"]["issuerRef"]["name"] == "fleet-ca"
+    # The operators' kinds were validated against their real schemas; nothing was pruned.
+    rendered = {
+        (d["kind"], d["metadata"]["name"]): d
+        for d in yaml.safe_load_all(helm("get", "manifest", RELEASE, "--namespace", NS).stdout)
+        if d
+    }
+    for kind, name in [
+        ("Cluster", "fleetplane-hub-db"),
+        ("Certificate", "fleetplane-hub"),
+        ("ServiceMonitor", "fleetplane-hub"),
+    ]:
+        given = rendered[kind, name]
+        served = kubectl.json("get", f"{kind.lower()}.{given['apiVersion'].split('/')[0]}", name, "-n", NS)
+        assert contained(given["spec"], served["spec"]), f"{kind} {name}: the apiserver kept {served['spec']}"
     # The hooks ran (their pods were completed by kwok: SIMULATED) and the Jobs are kept.
     job = kubectl.json("get", "job", "fleetplane-hub-token-bootstrap", "-n", NS)
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
