@@ -186,6 +186,71 @@ def test_opening_a_workload_shows_its_explanation_with_the_chosen_cluster_marked
     assert not tab.errors, tab.errors
 
 
+def test_a_workloads_page_shows_its_epoch_history_and_a_spot_interruption_adds_a_row_live(
+    fleet: DemoFleet, tab: Tab
+) -> None:
+    wl = json_of((REPO / "examples" / "workload.yaml").read_text())
+    wl["metadata"] = {"name": "flaky", "namespace": "ui-epochs"}
+    wl["spec"].update(gpu={"count": 2, "models": ["A100"]}, capacityTypes={"allowed": ["spot"]}, replicas=1)
+    wl["spec"]["manifests"][0]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = 2
+    with fleet.client() as c:
+        assert c.post("/api/v1/namespaces", json={"metadata": {"name": "ui-epochs"}}).status_code == 201
+        r = c.post(f"{API}/namespaces/ui-epochs/workloads", json=wl)
+        assert r.status_code == 201, r.text
+        first = wait_until("flaky running", lambda: epoch_of(c, 1, running=True), 30)
+    p = sign_in(tab, fleet, page="#/workloads/ui-epochs/flaky")
+    p.wait_for_selector("#epoch-history tbody tr[data-epoch='1'].current")
+    [row] = p.query_selector_all("#epoch-history tbody tr")
+    [e1] = first["status"]["epochHistory"]
+    assert e1["clusters"][0] in row.text_content() and "Placed" in row.text_content()
+    assert "current" in row.text_content()
+    p.evaluate("window.__noReload = true")
+    with fleet.client() as c:  # the spot node under its copy is reclaimed (as its agent reports it)
+        interrupt(c, "ui-epochs", "flaky", 1)
+        second = wait_until("flaky re-placed in epoch 2", lambda: epoch_of(c, 2), 30)
+    p.wait_for_selector("#epoch-history tbody tr[data-epoch='2'].current", timeout=10_000)
+    assert p.evaluate("window.__noReload") is True, "the new row came from the watch, not a reload"
+    want = list(reversed(second["status"]["epochHistory"]))  # the page shows the newest first
+    rows = p.query_selector_all("#epoch-history tbody tr")
+    assert [r.get_attribute("data-epoch") for r in rows] == [str(e["epoch"]) for e in want] == ["2", "1"]
+    cells = [[td.text_content() for td in r.query_selector_all("th, td")] for r in rows]
+    for shown, e in zip(cells, want, strict=True):
+        assert shown[1] == ", ".join(e["clusters"]) and shown[3] == e["startedAt"]
+        assert shown[2].startswith(e["reason"])
+    assert cells[0][2].startswith("Evicted") and "spot interruption" in cells[0][2], "why epoch 2 started"
+    assert cells[1][4] == want[1]["endedAt"] and cells[1][5].startswith("Evicted"), "why epoch 1 ended"
+    assert cells[0][4] == "current"
+    assert not tab.errors, tab.errors
+
+
+def epoch_of(
+    c: httpx.Client, epoch: int, ns: str = "ui-epochs", name: str = "flaky", running: bool = False
+) -> dict[str, Any] | None:
+    """The workload once placed in `epoch` (and, if `running`, its copy Running), else None."""
+    w = c.get(f"{API}/namespaces/{ns}/workloads/{name}").json()
+    st = w.get("status") or {}
+    placed = (st.get("placement") or {}).get("epoch") == epoch and (st.get("placement") or {}).get("clusters")
+    up = any(x.get("phase") == "Running" and x.get("epoch") == epoch for x in st.get("clusters") or [])
+    return w if placed and (up or not running) else None
+
+
+def interrupt(c: httpx.Client, ns: str, name: str, epoch: int) -> None:
+    """Report a spot interruption on the workload's Assignment of `epoch`, as an agent does."""
+    selector = {"fieldSelector": f"spec.workloadRef.name={name}"}
+    [a] = [
+        x
+        for x in c.get(f"{API}/namespaces/{ns}/assignments", params=selector).json()["items"]
+        if x["spec"]["epoch"] == epoch
+    ]
+    body = {"status": {"phase": "Failed", "reason": "Preempted", "message": "spot node reclaimed (SIMULATED)"}}
+    r = c.patch(
+        f"{API}/namespaces/{ns}/assignments/{a['metadata']['name']}/status",
+        content=json.dumps(body),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert r.status_code == 200, r.text
+
+
 def test_the_workload_list_filters_by_phase(fleet: DemoFleet, tab: Tab) -> None:
     p = sign_in(tab, fleet, page="#/workloads")
     p.wait_for_selector("#workloads-table tr[data-workload='demo/giant-gang']")

@@ -157,6 +157,11 @@ loginForm.addEventListener("submit", async (e) => {
 });
 
 logout.addEventListener("click", () => showLogin(""));
+// The skip link moves focus to the page; followed as a link, its "#main" would be a route.
+document.querySelector("a.skip").addEventListener("click", (e) => {
+  e.preventDefault();
+  main.focus();
+});
 window.addEventListener("hashchange", () => {
   if (token()) route();
 });

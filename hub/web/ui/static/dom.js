@@ -92,3 +92,23 @@ export function debounce(fn, ms) {
     }, ms);
   };
 }
+
+/**
+ * Run `render`, which redraws part of `root`, keeping the keyboard focus: a control focused
+ * inside `root` that the redraw replaced is found again (by its id, its data-key, or its tag,
+ * link and text) and focused, so live updates never drop a keyboard user back to the page top.
+ */
+export function keepFocus(root, render) {
+  const el = document.activeElement;
+  const key = el && el !== root && root.contains(el) ? focusKey(el) : null;
+  render();
+  if (!key || root.contains(el)) return;
+  const again = [...root.querySelectorAll(el.tagName)].find((x) => focusKey(x) === key);
+  if (again) again.focus({ preventScroll: true });
+}
+
+function focusKey(el) {
+  if (el.id) return `#${el.id}`;
+  if (el.dataset.key) return `[${el.dataset.key}]`;
+  return `${el.tagName}|${el.getAttribute("href") || ""}|${el.textContent.trim()}`;
+}

@@ -1,10 +1,11 @@
 // Workloads: the list (phase, queue, priority, placed clusters and epoch, age; filters by
 // namespace, phase, queue and cluster) and one workload's detail: the placement explanation
 // plugin by plugin per cluster (the chosen one marked), per-cluster status, conditions, events
-// and its epochs. Live: the hub's watch of Workloads triggers a re-read of the REST view.
+// and its epoch history (status.epochHistory). Live: the hub's watch of Workloads triggers a
+// re-read of the REST view.
 
 import { HubError, api, follow } from "./api.js";
-import { age, clear, debounce, h, picker, since, table } from "./dom.js";
+import { age, clear, debounce, h, keepFocus, picker, since, table } from "./dom.js";
 
 const API = "/apis/fleetplane.io/v1alpha1";
 const PAGE = 50;
@@ -66,6 +67,10 @@ export function workloadsPage(root, signal, setLive) {
   }
 
   function render() {
+    keepFocus(root, draw);
+  }
+
+  function draw() {
     renderSelects();
     const shown = items.filter(
       (w) =>
@@ -97,9 +102,9 @@ export function workloadsPage(root, signal, setLive) {
     t.id = "workloads-table";
     clear(box, t, shown.length ? "" : h("p", { class: "empty" }, loaded ? "No workload matches." : "Loading workloads…"));
     clear(pager, 
-      h("button", { type: "button", disabled: ui.page === 0, onclick: () => (ui.page--, render()) }, "Previous"),
+      h("button", { type: "button", dataset: { key: "previous" }, disabled: ui.page === 0, onclick: () => (ui.page--, render()) }, "Previous"),
       h("span", { "aria-live": "polite" }, `${shown.length} of ${items.length} workloads`),
-      h("button", { type: "button", disabled: ui.page >= pages - 1, onclick: () => (ui.page++, render()) }, "Next"),
+      h("button", { type: "button", dataset: { key: "next" }, disabled: ui.page >= pages - 1, onclick: () => (ui.page++, render()) }, "Next"),
     );
   }
 
@@ -181,6 +186,32 @@ export function explanationTable(explanation, chosen) {
   return h("table", { class: "explanation" }, h("thead", null, head), h("tbody", null, body));
 }
 
+/**
+ * status.epochHistory as a table, newest first: each epoch's clusters, why and when it started,
+ * and when and why it ended (the current one says so).
+ */
+export function epochHistory(entries, current) {
+  if (!entries.length) return h("p", { class: "empty" }, "No epoch recorded yet.");
+  const why = (reason, message) => [h("span", { class: `badge ${REASON_BADGE[reason] || ""}` }, reason), message ? h("div", { class: "detail" }, message) : ""];
+  const rows = [...entries].reverse().map((e) => {
+    const open = !e.endedAt;
+    return h(
+      "tr",
+      { class: open && e.epoch === current ? "current" : "", dataset: { epoch: String(e.epoch) } },
+      h("th", { scope: "row", class: "num" }, String(e.epoch)),
+      h("td", null, (e.clusters || []).join(", ") || "—"),
+      h("td", null, why(e.reason || "Placed", e.message)),
+      h("td", { class: "when" }, e.startedAt || "—"),
+      h("td", { class: "when" }, open ? (e.epoch === current ? "current" : "—") : e.endedAt),
+      h("td", null, open ? "" : why(e.endReason || "?", e.endMessage)),
+    );
+  });
+  const head = h("tr", null, ["Epoch", "Clusters", "Started because", "Started", "Ended", "Ended because"].map((l, i) => h("th", { scope: "col", class: i === 0 ? "num" : "" }, l)));
+  return h("table", { class: "epochs", id: "epoch-history" }, h("caption", null, "Epoch history (newest first)"), h("thead", null, head), h("tbody", null, rows));
+}
+
+const REASON_BADGE = { Placed: "ok", Succeeded: "done", Failed: "bad", FailedOver: "warn", Evicted: "warn", PreemptedByPriority: "warn", ReclaimedByQueue: "warn", Requeued: "warn" };
+
 function num(x) {
   return typeof x === "number" ? (Number.isInteger(x) ? String(x) : x.toFixed(1)) : "—";
 }
@@ -223,8 +254,8 @@ export async function workloadDetail(root, signal, setLive, ns, name) {
     const conditions = obj.status?.conditions || [];
     const evs = (events.items || []).sort((a, b) => ((a.lastTimestamp || "") < (b.lastTimestamp || "") ? 1 : -1));
     const asg = (assignments.items || []).sort((a, b) => (a.spec?.epoch || 0) - (b.spec?.epoch || 0));
-    const history = evs.filter((e) => /^(Placed|Failover|Evicted|Preempted|Rescheduled)/.test(e.reason || ""));
-    clear(body, 
+    const epochs = obj.status?.epochHistory || [];
+    keepFocus(body, () => clear(body, 
       section("Summary", h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", null, k), h("dd", null, v)]))),
       section(
         "Placement explanation",
@@ -245,10 +276,8 @@ export async function workloadDetail(root, signal, setLive, ns, name) {
       ),
       section(
         "Epochs",
-        h("p", { class: "hint" }, `Current epoch ${w.placement?.epoch ?? "—"}. Every re-placement (failover, preemption) increases it; the hub keeps one event per reason with a count.`),
-        history.length
-          ? table(null, [["Reason", (e) => e.reason], ["Times", (e) => String(e.count || 1), { class: "num" }], ["Last", (e) => e.lastTimestamp || ""], ["Message", (e) => e.message || ""]], history)
-          : "",
+        h("p", { class: "hint" }, `Current epoch ${w.placement?.epoch ?? "—"}. Every re-placement (failover, spot interruption, preemption) starts a new one; the hub keeps the last 10.`),
+        epochHistory(epochs, w.placement?.epoch),
         asg.length
           ? table("Assignments", [["Cluster", (a) => a.spec?.clusterName || ""], ["Epoch", (a) => String(a.spec?.epoch ?? ""), { class: "num" }], ["Replicas", (a) => String(a.spec?.replicas ?? ""), { class: "num" }], ["Phase", (a) => a.status?.phase || "—"], ["Reason", (a) => a.status?.reason || ""]], asg)
           : h("p", { class: "empty" }, "No assignments."),
@@ -259,7 +288,7 @@ export async function workloadDetail(root, signal, setLive, ns, name) {
           ? table(null, [["Type", (e) => e.type || ""], ["Reason", (e) => e.reason || ""], ["Count", (e) => String(e.count || 1), { class: "num" }], ["Last seen", (e) => e.lastTimestamp || ""], ["Message", (e) => e.message || ""]], evs)
           : h("p", { class: "empty" }, "No events."),
       ),
-    );
+    ));
     return obj.metadata?.resourceVersion;
   }
 
