@@ -30,10 +30,14 @@ $(STAMP): pyproject.toml $(LOCK)
 
 ## Re-resolve requirements/lock.txt from pyproject.toml, keeping the locked versions that still
 ## fit; `make lock LOCK_ARGS=--upgrade` (or `--upgrade-package NAME`) moves to newer releases.
+## The file is replaced only when a pin changed (so an unchanged lock does not reinstall the venv).
 lock: $(UV)
+	cp $(LOCK) $(LOCK).new
 	printf '%s\n' pip '$(BUILD_REQUIRES)' | $(UV) pip compile pyproject.toml - --extra test \
 	  --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
-	  --custom-compile-command 'make lock' $(LOCK_ARGS) -o $(LOCK)
+	  --custom-compile-command 'make lock' --quiet $(LOCK_ARGS) -o $(LOCK).new || { rm -f $(LOCK).new; exit 1; }
+	@if cmp -s $(LOCK) $(LOCK).new; then rm $(LOCK).new; echo "$(LOCK): unchanged"; \
+	else mv $(LOCK).new $(LOCK); echo "$(LOCK): updated (make venv installs it)"; fi
 
 $(UV):
 	$(PY) -m venv $(UV_VENV)
