@@ -129,6 +129,13 @@ def test_fleetplane_version_is_the_package_version(install: Install) -> None:
     out = _run(install.work, install.fleetplane, "--version")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"fleetplane {VERSION}"
+    # The agent reports spoke_agent.__version__ to the hub (its Cluster's status.agentVersion): its own
+    # constant, which a release bumps with pyproject.toml's (docs/release.md).
+    agent = _run(
+        install.work, install.venv / "bin" / "python", "-c", "import spoke_agent; print(spoke_agent.__version__)"
+    )
+    assert agent.returncode == 0, agent.stderr
+    assert agent.stdout.strip() == VERSION, "spoke_agent.__version__ differs from pyproject.toml's version"
 
 
 def test_fleetplane_place_decides_as_the_source_tree_does(install: Install) -> None:
