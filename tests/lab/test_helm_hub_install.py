@@ -6,7 +6,7 @@ real Postgres, mints tokens the hub's database accepts and stores them in the on
 touch; the hub container's command, environment and mounts from the installed Deployment,
 run here, serve the mounted certificate and take those tokens; `helm upgrade` changes the
 replicas and keeps the tokens; `helm uninstall` removes all but the kept database Cluster and
-tokens Secret.
+tokens Secret. A second release with an external Postgres migrates before its install.
 
 The CloudNativePG, cert-manager and Prometheus Operator CRDs are the projects' own (from their
 Go modules at pinned versions), so the apiserver validates the chart's objects against their
@@ -137,9 +137,10 @@ def contained(given: Any, served: Any) -> bool:
 
 
 @pytest.fixture(scope="module")
-def installed(helm: Helm, kubectl: Kubectl) -> Iterator[None]:
-    crds = operator_crds()
-    for crd in crds:
+def crds(kubectl: Kubectl) -> None:
+    """The operators' CRDs registered in the spoke and established."""
+    definitions = operator_crds()
+    for crd in definitions:
         # create, not apply: CloudNativePG's CRD is too big for apply's last-applied annotation.
         kubectl("create", "-f", "-", input=json.dumps({k: v for k, v in crd.items() if k != "status"}))
 
@@ -147,9 +148,13 @@ def installed(helm: Helm, kubectl: Kubectl) -> Iterator[None]:
         conditions = (kubectl.json("get", "crd", name).get("status") or {}).get("conditions") or []
         return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
-    for crd in crds:
+    for crd in definitions:
         name = crd["metadata"]["name"]
         wait_until(f"CRD {name} is established", lambda n=name: established(n), timeout=60)
+
+
+@pytest.fixture(scope="module")
+def installed(crds: None, helm: Helm, kubectl: Kubectl) -> Iterator[None]:
     kubectl("create", "namespace", NS)
     helm("install", RELEASE, str(CHART), "--namespace", NS, *FEATURES, "--set", "replicas=2", "--timeout", "3m")
     yield
@@ -397,3 +402,36 @@ def test_helm_uninstall_removes_everything_but_the_database_and_the_tokens(
         assert not exists(kubectl, kind, name), f"{kind}/{name} after uninstall"
     for kind, name in KEPT:
         assert exists(kubectl, kind, name), f"{kind}/{name} is kept (helm.sh/resource-policy: keep)"
+
+
+def test_with_an_external_postgres_the_migration_runs_before_the_install(
+    crds: None, helm: Helm, kubectl: Kubectl, databases: list[str], tmp_path: Path
+) -> None:
+    # The Secrets an operator makes first: the database URL and the serving certificate.
+    ns, release = "fleetplane-ext", "hub-ext"
+    cert, key = ensure_serving_cert(tmp_path / "tls")
+    kubectl("create", "namespace", ns)
+    kubectl("-n", ns, "create", "secret", "generic", "fleetplane-db", f"--from-literal=uri={databases[0]}")
+    kubectl("-n", ns, "create", "secret", "tls", "hub-tls", f"--cert={cert}", f"--key={key}")
+    helm(
+        "install", release, str(CHART), "--namespace", ns,
+        "--set-string", "postgresql.external.secretName=fleetplane-db,tls.secretName=hub-tls",
+        "--set-string", FEATURES[-1], "--timeout", "3m",
+    )  # fmt: skip
+    try:
+        migrate = kubectl.json("get", "job", "fleetplane-hub-migrate", "-n", ns)
+        assert migrate["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert (migrate.get("status") or {}).get("succeeded") == 1, "helm waited for it (kwok completed it)"
+        [container] = migrate["spec"]["template"]["spec"]["containers"]
+        url = next(e for e in container["env"] if e["name"] == "FLEETPLANE_DATABASE_URL")
+        assert url["valueFrom"]["secretKeyRef"] == {"name": "fleetplane-db", "key": "uri"}
+        pod = kubectl.json("get", "deployment", "fleetplane-hub", "-n", ns)["spec"]["template"]["spec"]
+        assert {v["name"]: v for v in pod["volumes"]}["tls"]["secret"]["secretName"] == "hub-tls"
+        for kind in (
+            "cluster.postgresql.cnpg.io",
+            "certificate.cert-manager.io",
+            "servicemonitor.monitoring.coreos.com",
+        ):
+            assert not kubectl("get", kind, "-n", ns, "-o", "name").strip(), f"no {kind} without its value"
+    finally:
+        helm("uninstall", release, "--namespace", ns, "--wait", check=False)
