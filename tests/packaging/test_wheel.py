@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -97,7 +98,17 @@ def install() -> Iterator[Install]:
         assert pip.returncode == 0, pip.stdout + pip.stderr
         yield Install(root, wheels[0], venv, work)
     finally:
+        _stop_postmaster(root / "hub" / "postgres")  # left running only by a hub that was killed
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop_postmaster(pgdata: Path) -> None:
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGINT)  # Postgres's fast shutdown
+    except (OSError, ValueError, IndexError):
+        return
+    wait_until(lambda: not (pgdata / "postmaster.pid").exists(), 30, "embedded Postgres stopped")
 
 
 def test_the_wheel_carries_the_dashboard_and_the_migrations(install: Install) -> None:
