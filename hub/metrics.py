@@ -67,6 +67,7 @@ CONTROLLER_LEADER = Gauge(
     "1 while this hub's controller holds the federation leader lock (it places and aggregates), else 0.",
     multiprocess_mode="livemax",
 )
+PLACEMENT_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 PLACEMENTS = Counter(
     "fleetplane_placements_total",
     "Workload placements committed (one per workload and epoch) by kind: initial (its first epoch) or "
@@ -78,7 +79,7 @@ PLACEMENT_LATENCY_SECONDS = Histogram(
     "Time from a Workload's creation to the commit of its first placement, waiting for capacity or quota "
     "included. Timed from when the leading controller saw it created (its creationTimestamp, whole "
     "seconds, when it was created before this leadership began).",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+    buckets=PLACEMENT_LATENCY_BUCKETS,
 )
 PENDING_WORKLOADS = Gauge(
     "fleetplane_pending_workloads",
