@@ -16,7 +16,7 @@ UV := $(UV_VENV)/bin/uv
 BUILD_REQUIRES := $(shell sed -n 's/^requires = \["\([^"]*\)"\].*/\1/p' pyproject.toml)
 LOCK_ARGS ?=
 
-.PHONY: up test venv lock k8s-binaries helm browser lint fmt test-unit test-lab bench clean-venv
+.PHONY: up test venv lock k8s-binaries helm prometheus browser lint fmt test-unit test-lab bench clean-venv
 
 venv: $(STAMP)
 
@@ -56,6 +56,11 @@ k8s-binaries:
 helm:
 	bash deploy/local/build-helm.sh
 
+## Build the Prometheus server from its Go module into ~/.cache/fleetplane (no-op when present;
+## docs/observability.md): tests/observability scrape the hub and agents with it.
+prometheus:
+	bash deploy/local/build-prometheus.sh
+
 ## Import layers (.importlinter), ruff lint + format check, strict mypy on every package.
 lint: venv
 	$(BIN)/lint-imports
@@ -74,7 +79,7 @@ browser:
 	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
 ## Everything CI runs: install, build what the tests need, lint, the whole suite.
-test: venv k8s-binaries helm browser lint
+test: venv k8s-binaries helm prometheus browser lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: venv
