@@ -180,12 +180,15 @@ def run_hub(
     data_dir.mkdir(parents=True, exist_ok=True)
     url = resolve_database(settings)
     upgrade(url)
-    token = asyncio.run(_admin_token(url, data_dir / "admin.token"))
+    # The demo (before_serve) signs its in-process agents in with the admin token.
+    local_admin = settings.admin_kubeconfig or before_serve is not None
+    token = asyncio.run(_admin_token(url, data_dir / "admin.token")) if local_admin else ""
     cert, key = ensure_serving_cert(data_dir, [host])
     server = f"https://{host}:{port}"
     (data_dir / SERVER_FILE).write_text(server + "\n")
     kubeconfig = (data_dir / "admin.kubeconfig").resolve()
-    write_kubeconfig(kubeconfig, server, token, "admin", ca_file=cert)
+    if local_admin:
+        write_kubeconfig(kubeconfig, server, token, "admin", ca_file=cert)
     workers = settings.worker_count()
     db = "external" if settings.database_url else f"embedded Postgres in {data_dir}"
     shape = "one process" if workers == 1 else f"{workers} API worker processes + a controller process"
@@ -193,10 +196,15 @@ def run_hub(
     if settings.http_port:
         typer.echo(f"Plain HTTP (no TLS) also on http://{host}:{settings.http_port}")
     typer.echo(f"Hub CA certificate: {cert.resolve()}")
-    typer.echo(f"Admin token file: {(data_dir / 'admin.token').resolve()}")
-    typer.echo(f"Admin kubeconfig: {kubeconfig}")
-    typer.echo(f"  export KUBECONFIG={kubeconfig}")
-    typer.echo("  kubectl api-resources --api-group=fleetplane.io")
+    if local_admin:
+        typer.echo(f"Admin token file: {(data_dir / 'admin.token').resolve()}")
+        typer.echo(f"Admin kubeconfig: {kubeconfig}")
+        typer.echo(f"  export KUBECONFIG={kubeconfig}")
+        typer.echo("  kubectl api-resources --api-group=fleetplane.io")
+    else:
+        typer.echo(
+            "No local admin kubeconfig (FLEETPLANE_ADMIN_KUBECONFIG=false): use a token made with `fleetplane token create`"
+        )
     sys.stdout.flush()
     if workers > 1:
         _supervise(settings, url, workers, controller_args or [])

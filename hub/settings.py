@@ -59,6 +59,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    admin_kubeconfig: bool = Field(
+        default=True,
+        description=(
+            "Mint an admin token into DATA_DIR/admin.token (reused while the database accepts it) and write "
+            "DATA_DIR/admin.kubeconfig at start. Off for replicas whose data directory does not outlive them "
+            "(the Helm chart's emptyDir): each start would leave one more valid, never used admin token."
+        ),
+    )
+
     bookmark_seconds: float = Field(
         default=10.0,
         gt=0,

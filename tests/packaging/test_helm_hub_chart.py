@@ -28,7 +28,7 @@ FEATURES = [
     "--set-string",
     "tls.certManager.issuerRef.name=fleet-ca,tls.certManager.dnsNames[0]=hub.example.com",
 ]
-CHART_MANAGED = {"database_url", "data_dir", "host", "port", "http_port"}
+CHART_MANAGED = {"database_url", "data_dir", "host", "port", "http_port", "admin_kubeconfig"}
 Objects = dict[tuple[str, str], dict[str, Any]]
 
 

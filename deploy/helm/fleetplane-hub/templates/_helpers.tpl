@@ -50,6 +50,9 @@ fleetplane-hub-tls
   value: /var/lib/fleetplane
 - name: HOME
   value: /tmp
+{{- /* The data dir is an emptyDir: a local admin token would be lost with the pod, yet stay valid. */}}
+- name: FLEETPLANE_ADMIN_KUBECONFIG
+  value: "false"
 {{- range $key, $value := .Values.settings }}
 {{- /* Helm reads whole numbers as float64: 3145728 would print as 3.145728e+06. */}}
 {{- $text := toString $value }}
