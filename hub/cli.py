@@ -203,7 +203,8 @@ def run_hub(
         typer.echo("  kubectl api-resources --api-group=fleetplane.io")
     else:
         typer.echo(
-            "No local admin kubeconfig (FLEETPLANE_ADMIN_KUBECONFIG=false): use a token made with `fleetplane token create`"
+            "No local admin kubeconfig (FLEETPLANE_ADMIN_KUBECONFIG=false): make one with "
+            "`fleetplane token create-admin NAME --kubeconfig FILE` (the Helm chart's bootstrap Job stores its own)"
         )
     sys.stdout.flush()
     if workers > 1:
@@ -595,6 +596,32 @@ async def _create_simple(url: str, kind: str, subject: str, ttl_seconds: float |
         return await create_token(store, kind, subject, ttl_seconds=ttl_seconds)
     finally:
         await store.close()
+
+
+@token_app.command("create-admin")
+def token_create_admin(
+    name: str = typer.Argument("admin", help="Who holds it (shown in `token list`)."),
+    data_dir: Path | None = DataDirOpt,
+    database_url: str | None = DatabaseOpt,
+    ttl: float | None = typer.Option(None, "--ttl-seconds", min=1, help="Expire after this many seconds."),
+    kubeconfig: Path | None = typer.Option(None, "--kubeconfig", help="Also write an admin kubeconfig for it here."),
+    server: str | None = typer.Option(
+        None,
+        "--server",
+        help="Hub URL written into the kubeconfig (default: the address the hub on this data dir serves).",
+    ),
+) -> None:
+    """Create an admin token (all namespaces, every kind), e.g. for a hub run with
+    FLEETPLANE_ADMIN_KUBECONFIG=false; revoke it with `fleetplane token revoke ID`."""
+    settings = Settings.load(data_dir=data_dir, database_url=database_url)
+    tok = asyncio.run(_create_simple(resolve_database(settings), "admin", name, ttl))
+    typer.echo(f"token id: {token_id(tok)}", err=True)
+    if kubeconfig:
+        ca = settings.data_dir / "hub-cert.pem"
+        url = server_url(settings, server)
+        write_kubeconfig(kubeconfig, url, tok, name, ca_file=ca if ca.exists() else None)
+        typer.echo(f"admin kubeconfig ({url}): {kubeconfig}", err=True)
+    typer.echo(tok)
 
 
 @token_app.command("create-metrics")

@@ -30,9 +30,23 @@ def test_a_hub_without_the_local_admin_kubeconfig_mints_no_admin_token(tmp_path:
             assert not (hub.data_dir / "admin.token").exists()
             assert not hub.kubeconfig.exists()
             assert "FLEETPLANE_ADMIN_KUBECONFIG=false" in hub.log_tail()
+            assert admin_tokens(url) == 0
         finally:
             hub.stop()
-    assert admin_tokens(url) == 0
+
+    # The way in for such a hub: an admin token minted on purpose, with a kubeconfig.
+    hub = start_hub(tmp_path / "pod-2", url, FLEETPLANE_ADMIN_KUBECONFIG="false")
+    try:
+        kubeconfig = tmp_path / "ops.kubeconfig"
+        token = hub.cli("token", "create-admin", "ops", "--kubeconfig", str(kubeconfig)).splitlines()[-1]
+        assert token in kubeconfig.read_text()
+        with hub.client(token) as c:
+            r = c.get("/apis/fleetplane.io/v1alpha1/clusters")
+            assert r.status_code == 200, r.text
+        assert "admin" in hub.cli("token", "list") and "ops" in hub.cli("token", "list")
+    finally:
+        hub.stop()
+    assert admin_tokens(url) == 1
 
 
 def test_the_default_hub_reuses_its_admin_token_across_restarts(tmp_path: Path, fresh_database) -> None:  # type: ignore[no-untyped-def]
