@@ -10,7 +10,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -
 PYTEST_ARGS ?=
 # `make lock` runs uv from a tools venv outside the repository, kept per version.
 UV_VERSION := 0.13.9
-UV_VENV := $(HOME)/.cache/fleetplane/uv-$(UV_VERSION)
+FLEETPLANE_CACHE ?= $(HOME)/.cache/fleetplane
+UV_VENV := $(FLEETPLANE_CACHE)/uv-$(UV_VERSION)
 UV := $(UV_VENV)/bin/uv
 # The build backend pinned in the lock too (pyproject's [build-system] requires).
 BUILD_REQUIRES := $(shell sed -n 's/^requires = \["\([^"]*\)"\].*/\1/p' pyproject.toml)
@@ -24,6 +25,8 @@ venv: $(STAMP)
 # The lock is a constraints file: only what pyproject asks for is installed, at its locked version.
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -c 'import platform, sys; sys.exit(sys.version_info[:2] != (3, 11) or platform.machine() != "x86_64")' \
+	  || echo "warning: $(LOCK) is resolved for CPython 3.11 on x86_64 Linux; this venv is $$($(BIN)/python -c 'import platform; print(platform.python_version(), platform.machine())'): run 'make lock' for it if the install fails" >&2
 	$(BIN)/pip install -q -c $(LOCK) --upgrade pip
 	$(BIN)/pip install -q -c $(LOCK) --build-constraint $(LOCK) -e '.[test]'
 	@rm -f $(VENV)/.installed-*; touch $@
