@@ -7,18 +7,32 @@ and /metrics — answered by whichever worker the scrape reaches — merges all 
 (`exposition`): one scrape sees the whole hub, the controller's metrics included. Every gauge
 says how its per-process values merge (`multiprocess_mode`): "livesum" for what each worker
 holds (open watches), "livemax" for what only the controller sets (every other process leaves
-it at 0 or never creates the series)."""
+it at 0 or never creates the series).
+
+A child that dies leaves its counter and histogram files behind (their totals must survive, or
+the hub's counters would drop): the supervisor folds them into one archive file per type
+(`process_dead`), so a crash-looping worker does not grow the directory, and every scrape reads
+at most the live processes' files plus two."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client's switch to multiprocess mode; read when this module is first imported."""
+ARCHIVED_TYPES = ("counter", "histogram")
+"""The file types whose samples outlive their process (prometheus_client names them TYPE_PID.db)."""
+ARCHIVE = "archive"
+"""The pid part of the file the dead processes' samples are folded into (counter_archive.db)."""
+MERGE_LOCK = "merge.lock"
+"""Held shared while /metrics reads the directory, exclusively while a dead child's files are folded."""
 
 REQUESTS = Counter(
     "fleetplane_apiserver_requests_total",
@@ -108,15 +122,24 @@ LEASE_BATCH_SIZE = Histogram(
 )
 
 
+def lag_seconds(committed_at: float, now: float) -> float:
+    """The watch lag of an event committed at `committed_at` (the database's clock) and written at
+    `now` (this hub's): never negative. A database clock ahead of the hub's would make it so; the
+    sample then reads 0 rather than pulling the histogram's sum below what was waited."""
+    return max(0.0, now - committed_at)
+
+
 def exposition() -> tuple[bytes, str]:
     """The text exposition of every metric of the hub and its content type: this process's
     (one process), or every process's merged from the multiprocess directory."""
-    if os.environ.get(MULTIPROC_ENV):
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        multiprocess.MultiProcessCollector(registry, directory)
+        with _merge_lock(Path(directory), fcntl.LOCK_SH):  # never half-way through a fold
+            return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
 
 
@@ -130,7 +153,48 @@ def fresh_multiproc_dir(data_dir: Path) -> Path:
 
 
 def process_dead(pid: int, directory: Path) -> None:
-    """Forget a dead child's live gauges (its counters and histograms stay: they only grow)."""
+    """Forget a dead child's live gauges and fold its counters and histograms into the archive
+    files: the totals stay (they only grow), the dead process's files go."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(pid, str(directory))
+    with _merge_lock(directory, fcntl.LOCK_EX):
+        for typ in ARCHIVED_TYPES:
+            dead = directory / f"{typ}_{pid}.db"
+            if dead.exists():
+                _fold(dead, directory / f"{typ}_{ARCHIVE}.db")
+
+
+def _fold(dead: Path, archive: Path) -> None:
+    """archive := archive + dead, per sample (histograms are stored per bucket, not cumulated, so
+    a sum is right for every sample), written aside and renamed over; then dead is removed. Under
+    the exclusive lock: no scrape sees both, or neither."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    totals: dict[str, tuple[float, float]] = {}
+    for path in (archive, dead):
+        if path.exists():
+            for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(str(path)):
+                total, latest = totals.get(key, (0.0, 0.0))
+                totals[key] = (total + value, max(latest, timestamp))
+    aside = archive.with_name(archive.name + ".new")  # not *.db: no scrape reads it
+    aside.unlink(missing_ok=True)
+    out = MmapedDict(str(aside))
+    try:
+        for key, (value, timestamp) in totals.items():
+            out.write_value(key, value, timestamp)
+    finally:
+        out.close()
+    os.replace(aside, archive)
+    dead.unlink()
+
+
+@contextmanager
+def _merge_lock(directory: Path, mode: int) -> Iterator[None]:
+    fd = os.open(directory / MERGE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+

@@ -212,7 +212,7 @@ class FederationController:
         if await self._health(self.cache.clusters):
             await self._sync()  # see our own NotReady marks
         self._last_clusters = self.cache.clusters
-        observed.fleet_gauges(self.cache)  # pending by reason, clusters by readiness
+        observed.fleet_gauges(self.cache, self.clock)  # pending by reason, clusters by readiness
         ready = self.cache.ready_clusters()
         tried_at = self.cache.capacity_version
         keys = self.cache.take_dirty()

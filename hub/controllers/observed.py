@@ -3,13 +3,15 @@ placements and their latency, pending workloads by reason, clusters by readiness
 
 Kept out of the controller's logic: it calls `PlacementClock.saw` per dispatched event (two
 comparisons unless a Workload was created or deleted), `placed` after each committed batch,
-and `fleet_gauges` once per pass (one look at every pending workload and every cluster).
+and `fleet_gauges` once per pass (one look at every pending workload and every cluster, and at
+each Workload the clock still times).
 docs/observability.md says what each metric means."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from fleetplane_types.conditions import find_condition
@@ -44,6 +46,17 @@ class PlacementClock:
     def reset(self) -> None:
         """A new leadership: what a standby saw is forgotten (creationTimestamp stands in)."""
         self._created.clear()
+
+    def prune(self, workloads: Mapping[Key, Obj]) -> None:
+        """Forget the Workloads the cache no longer holds: their DELETED event may never come (a
+        relist replaces the cache's view without one), and an entry must not outlive its Workload.
+        Bounds the clock by the Workloads not yet placed."""
+        gone = [k for k in self._created if k not in workloads]
+        for k in gone:
+            del self._created[k]
+
+    def __len__(self) -> int:
+        return len(self._created)
 
     def saw(self, ev: Event, leading: bool) -> None:
         if ev.resource != WORKLOADS:
@@ -85,10 +98,12 @@ def pending_reason(w: Obj) -> str:
     return NEW_REASON
 
 
-def fleet_gauges(cache: FleetCache) -> None:
+def fleet_gauges(cache: FleetCache, clock: PlacementClock | None = None) -> None:
     """Set the pending-by-reason and clusters-by-readiness gauges from the cache (as of the pass
     that calls this: it follows the previous pass's writes). A reason no workload waits for any
-    more reads 0, not its last count."""
+    more reads 0, not its last count. With `clock`, prunes it to the cache's Workloads."""
+    if clock is not None:
+        clock.prune(cache.workloads)
     pending: Counter[str] = Counter()
     for key in cache.pending:
         w = cache.workload(key)

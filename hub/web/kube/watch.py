@@ -224,7 +224,7 @@ async def do_watch(request: Request, t: Target) -> Response:
                 yield encode_events(batch)
                 sent_rv = batch[-1].rv
                 if batch[0].committed_at:  # commit → written, for the oldest event of the write
-                    lag.observe(time.time() - batch[0].committed_at)
+                    lag.observe(metrics.lag_seconds(batch[0].committed_at, time.time()))
         except WatchOverflow:
             sent_counter.inc()
             yield encode("ERROR", gone("watch fell too far behind; relist").status())
