@@ -8,13 +8,13 @@ Pure functions over stored objects as plain dicts: no database, no hub process.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from fleetplane_types import v1alpha1 as v1
 from fleetplane_types.names import EVICTED_REASON, FAILOVER_REASON, PLACED_REASON, PREEMPTED_BY_PRIORITY_REASON
-from hub.controllers import epochs, queueing, status
+from hub.controllers import epochs, placing, queueing, status
 from placement.queueing import AdmittedWorkload, Eviction, Flavor
+from tests.unit.hub.test_controller_snapshot import a_cluster, a_stored_workload, decide_one
 
 Obj = dict[str, Any]
 T0 = "2026-03-01T10:00:00Z"
@@ -22,13 +22,13 @@ T1 = "2026-03-01T10:05:00Z"
 T2 = "2026-03-01T10:09:00Z"
 
 
-def placed(st: Obj, epoch: int, clusters: list[str], now: str) -> Obj:
-    """What hub.controllers.placing.placed_status does to the status for a new epoch."""
-    new = copy.deepcopy(st)
-    new["placement"] = {"epoch": epoch, "clusters": [{"name": c, "replicas": 1} for c in clusters], "decidedAt": now}
-    new["message"] = "placed on " + ", ".join(clusters)
-    new[epochs.FIELD] = epochs.started(new, epoch, clusters, new["message"], now)
-    return new
+def placed(st: Obj, epoch: int, cluster: str, now: str) -> Obj:
+    """The status hub.controllers.placing.placed_status writes when the real engine places the
+    workload (stored with status `st`) on `cluster` (8 on-demand H100s) in `epoch`."""
+    w = a_stored_workload(status=st)
+    d = decide_one([a_cluster(cluster)], w)
+    assert d.placed and [x.cluster for x in d.assignments] == [cluster]
+    return placing.placed_status(w, d, epoch, now)
 
 
 def an_eviction() -> Eviction:
@@ -41,14 +41,20 @@ def wl(st: Obj) -> Obj:
 
 
 def test_a_failover_ends_the_epoch_and_the_next_one_says_which_cluster_it_came_from() -> None:
-    first = placed({}, 1, ["east"], T0)
+    first = placed({}, 1, "east", T0)
     assert first[epochs.FIELD] == [
-        {"epoch": 1, "clusters": ["east"], "reason": PLACED_REASON, "message": "placed on east", "startedAt": T0}
+        {
+            "epoch": 1,
+            "clusters": ["east"],
+            "reason": PLACED_REASON,
+            "message": "placed on east (1x H100 on-demand)",
+            "startedAt": T0,
+        }
     ]
     fenced = status.fenced_status(wl(first), "east (NotReady)", T1)
     [e1] = fenced[epochs.FIELD]
     assert (e1["endedAt"], e1["endReason"], e1["endMessage"]) == (T1, FAILOVER_REASON, "lost east (NotReady)")
-    second = placed(fenced, 2, ["west"], T2)
+    second = placed(fenced, 2, "west", T2)
     e1, e2 = second[epochs.FIELD]
     assert e1["endReason"] == FAILOVER_REASON
     assert (e2["epoch"], e2["clusters"], e2["reason"]) == (2, ["west"], FAILOVER_REASON)
@@ -58,24 +64,24 @@ def test_a_failover_ends_the_epoch_and_the_next_one_says_which_cluster_it_came_f
 
 
 def test_a_spot_interruption_is_an_eviction_in_the_history() -> None:
-    fenced = status.fenced_status(wl(placed({}, 1, ["spot-a"], T0)), "spot-a (spot interruption)", T1)
-    nxt = placed(fenced, 2, ["spot-b"], T2)[epochs.FIELD][-1]
+    fenced = status.fenced_status(wl(placed({}, 1, "spot-a", T0)), "spot-a (spot interruption)", T1)
+    nxt = placed(fenced, 2, "spot-b", T2)[epochs.FIELD][-1]
     assert (nxt["reason"], nxt["message"]) == (EVICTED_REASON, "lost spot-a (spot interruption)")
 
 
 def test_a_preempted_workload_names_its_preemptor_when_it_is_admitted_again() -> None:
-    st = placed({"phase": "Running", "admission": {"queue": "research", "gpus": 8}}, 1, ["sim-a"], T0)
+    st = placed({"phase": "Running", "admission": {"queue": "research", "gpus": 8}}, 1, "sim-a", T0)
     evicted = queueing.evicted_status(wl(st), an_eviction(), PREEMPTED_BY_PRIORITY_REASON, 0, T1, 0.0, withdraw=True)
     [ended] = evicted[epochs.FIELD]
     assert ended["endReason"] == PREEMPTED_BY_PRIORITY_REASON and "research/hotfix" in ended["endMessage"]
     back = queueing.released_status(wl(evicted), "its copies are removed after the eviction", T2)
     assert back[epochs.FIELD] == evicted[epochs.FIELD], "already ended: releasing it changes nothing"
-    again = placed(back, 2, ["sim-a"], T2)[epochs.FIELD][-1]
+    again = placed(back, 2, "sim-a", T2)[epochs.FIELD][-1]
     assert again["reason"] == PREEMPTED_BY_PRIORITY_REASON and "research/hotfix" in again["message"]
 
 
 def test_a_grace_period_ends_the_epoch_when_the_copies_are_withdrawn_not_before() -> None:
-    st = placed({"phase": "Running", "admission": {"queue": "research", "gpus": 8}}, 1, ["sim-a"], T0)
+    st = placed({"phase": "Running", "admission": {"queue": "research", "gpus": 8}}, 1, "sim-a", T0)
     notice = queueing.evicted_status(wl(st), an_eviction(), PREEMPTED_BY_PRIORITY_REASON, 30, T1, 0.0, withdraw=False)
     assert "endedAt" not in notice[epochs.FIELD][-1], "its copies still run during the grace period"
     gone = queueing.withdrawn_status(wl(notice), T2)
@@ -86,14 +92,14 @@ def test_a_grace_period_ends_the_epoch_when_the_copies_are_withdrawn_not_before(
 
 
 def test_a_workload_that_loses_its_copies_while_admitted_is_requeued() -> None:
-    st = placed({"admission": {"queue": "q"}}, 3, ["a"], T0)
+    st = placed({"admission": {"queue": "q"}}, 3, "a", T0)
     back = queueing.released_status(wl(st), "it has no copy left", T1)
     assert back[epochs.FIELD][-1]["endReason"] == epochs.REQUEUED_REASON
-    assert placed(back, 4, ["b"], T2)[epochs.FIELD][-1]["reason"] == epochs.REQUEUED_REASON
+    assert placed(back, 4, "b", T2)[epochs.FIELD][-1]["reason"] == epochs.REQUEUED_REASON
 
 
 def test_finishing_ends_the_epoch_once_and_a_settled_status_adds_nothing() -> None:
-    st = placed({"phase": "Running"}, 1, ["east"], T0)
+    st = placed({"phase": "Running"}, 1, "east", T0)
     per_cluster = [{"name": "east", "phase": "Succeeded", "epoch": 1}]
     done = status.aggregated_status(wl(st), "Succeeded", per_cluster)
     assert done is not None and done[epochs.FIELD][-1]["endReason"] == "Succeeded"
@@ -106,7 +112,7 @@ def test_finishing_ends_the_epoch_once_and_a_settled_status_adds_nothing() -> No
 def test_the_history_keeps_the_last_ten_epochs_oldest_dropped() -> None:
     st: Obj = {}
     for epoch in range(1, 16):
-        st = placed(st, epoch, [f"c{epoch}"], T0)
+        st = placed(st, epoch, f"c{epoch}", T0)
         st = status.fenced_status(wl(st), f"c{epoch} (NotReady)", T1)
     history = st[epochs.FIELD]
     assert len(history) == epochs.MAX_EPOCHS == 10
