@@ -47,7 +47,7 @@ class AgentOptions:
     heartbeat_seconds: float | None = None
     hub_verify: bool | str = True
     metrics_port: int | None = None  # serve /metrics there (spoke_agent.metrics); None: off
-    metrics_address: str = "0.0.0.0"
+    metrics_address: str = "127.0.0.1"  # loopback unless asked: /metrics has no token
 
     def make_backend(self) -> Backend:
         # Backends are imported on use, deliberately: the kubernetes one pulls in kopf (and its
@@ -331,7 +331,13 @@ class Agent:
                 from .metrics import serve  # prometheus_client is loaded only when asked for
             except ImportError as e:
                 raise PermanentError(f"--metrics-port needs the prometheus-client package: {e}") from e
-            stop_metrics = serve(self, self.options.metrics_port, self.options.metrics_address)
+            port, address = self.options.metrics_port, self.options.metrics_address
+            try:
+                stop_metrics = serve(self, port, address)
+            except OSError as e:  # taken, or not an address of this host
+                raise PermanentError(
+                    f"--metrics-port {port}: cannot listen on {address}:{port} (--metrics-address): {e.strerror or e}"
+                ) from e
         try:
             await self._retry(self.login, "join")
             self.delivery = delivery = Delivery(

@@ -69,7 +69,10 @@ def agent_command(
         help="Serve Prometheus metrics on this port at /metrics (plain HTTP; default: off). docs/observability.md.",
     ),
     metrics_address: str = typer.Option(
-        "0.0.0.0", "--metrics-address", help="Address the metrics port listens on (with --metrics-port)."
+        "127.0.0.1",
+        "--metrics-address",
+        help="Address the metrics port listens on (with --metrics-port; default loopback only: in a pod, "
+        "pass the pod IP or 0.0.0.0 for Prometheus to reach it).",
     ),
     log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING."),
 ) -> None:

@@ -4,8 +4,9 @@ Imported only when the port is set, so an agent without it never loads prometheu
 agent already counts what it does in plain integers (Agent.reports/.renewals, Delivery.stats);
 this module reads them when scraped, so serving metrics adds nothing to the agent's work per
 event. Hub errors are counted by wrapping the one HubClient method every non-watch request goes
-through (on this agent's client only). Plain HTTP, no token: bind it to the pod's address
-(`--metrics-address`) and let a NetworkPolicy decide who scrapes. docs/observability.md lists
+through (on this agent's client only). Plain HTTP, no token: it listens on loopback unless
+`--metrics-address` says otherwise (in a pod: the pod's IP, or 0.0.0.0), and a NetworkPolicy
+decides who scrapes. docs/observability.md lists
 the metrics."""
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def registry_for(agent: Agent) -> tuple[CollectorRegistry, AgentCollector]:
     return registry, collector
 
 
-def serve(agent: Agent, port: int, address: str = "0.0.0.0") -> Callable[[], None]:
+def serve(agent: Agent, port: int, address: str = "127.0.0.1") -> Callable[[], None]:
     """Serve /metrics for this agent (and its process: memory, CPU, open files) on a daemon
     thread; returns the function that stops it."""
     registry, collector = registry_for(agent)
