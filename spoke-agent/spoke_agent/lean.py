@@ -15,6 +15,8 @@ never uses, and each costs RSS for the life of the process (measured in one proc
 `sys.modules`, which Python documents as "import raises ImportError"), then removes the entries
 again, so code that imports them later in the same process (tests, a hub running simulated
 agents) still can. A module imported before is left alone: nothing is saved, nothing breaks.
+While the block runs, another thread importing one of those modules for the first time would
+get ImportError; the agent imports kopf and httpx before it starts any thread of its own.
 """
 
 from __future__ import annotations
