@@ -529,26 +529,41 @@ def cpu_of(procs: list[Any]) -> float:
     return total
 
 
+REQUEST_COUNTERS = ("fleetplane_apiserver_requests_total{", "fleetplane_lease_renewals_total{")
+"""What the request mix counts: Kubernetes-API requests, and agent lease renewals (their own
+endpoint with a fast path that never reaches the API's counter; an idle fleet sends little else)."""
+
+
 def scrape(http_url: str, token: str) -> dict[str, float]:
     import httpx
 
-    out: dict[str, float] = {}
     text = httpx.get(http_url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30).text
+    return parse_request_counters(text)
+
+
+def parse_request_counters(text: str) -> dict[str, float]:
+    """The REQUEST_COUNTERS samples of a /metrics text, by their name and labels as written."""
+    out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("fleetplane_apiserver_requests_total{"):
+        if line.startswith(REQUEST_COUNTERS):
             labels, val = line.rsplit(" ", 1)
             out[labels] = float(val)
     return out
 
 
 def request_mix(before: dict[str, float], after: dict[str, float], seconds: float) -> list[tuple[str, float]]:
+    """Requests per second by "verb resource code" (API) or "renew lease path" (batched, routed),
+    the 8 busiest."""
     mix: Counter[str] = Counter()
     for k, v in after.items():
         d = v - before.get(k, 0.0)
         if d <= 0:
             continue
-        lab = dict(x.split("=", 1) for x in k[k.index("{") + 1 : k.rindex("}")].split(","))
-        key = f"{lab['verb'].strip(chr(34))} {lab['resource'].strip(chr(34))} {lab['code'].strip(chr(34))}"
+        lab = {a: b.strip('"') for a, b in (x.split("=", 1) for x in k[k.index("{") + 1 : k.rindex("}")].split(","))}
+        if k.startswith("fleetplane_lease_renewals_total{"):
+            key = f"renew lease {lab['path']}"
+        else:
+            key = f"{lab['verb']} {lab['resource']} {lab['code']}"
         mix[key] += d
     return [(k, v / seconds) for k, v in mix.most_common(8)]
 
