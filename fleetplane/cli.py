@@ -13,7 +13,6 @@ A command whose extra is missing is still listed and says which extra to install
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
@@ -21,20 +20,14 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from fleetplane_types.version import fleetplane_version
+
 app = typer.Typer(help="Fleetplane: place AI workloads across Kubernetes clusters.", no_args_is_help=True)
-
-
-def version() -> str:
-    """This installation's version: the package metadata, from pyproject.toml (docs/release.md)."""
-    try:
-        return importlib.metadata.version("fleetplane")
-    except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
-        return "unknown"
 
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"fleetplane {version()}")
+        typer.echo(f"fleetplane {fleetplane_version()}")
         raise typer.Exit()
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
 from typing import Any
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from fleetplane_types.names import GROUP, VERSION
+from fleetplane_types.version import fleetplane_version
 from hub.errors import ApiError
 from hub.registry.resources import RESOURCES
 from hub.web.kube import authz
@@ -24,14 +24,6 @@ from hub.web.kube.openapi import (
 )
 
 router = APIRouter()
-
-
-def fleetplane_version() -> str:
-    """The installed distribution's version (pyproject.toml's, the one source of truth)."""
-    try:
-        return importlib.metadata.version("fleetplane")
-    except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
-        return "unknown"
 
 
 def _build_metadata(version: str) -> str:
