@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ SIMULATED, SPOKE = "sim-east", "lab-west"
 AGENTS = (SIMULATED, SPOKE)
 GPUS_PER_CLUSTER = 4  # per node, in both the simulated profile and the lab's l4-ondemand pool
 FITTING = 4  # one-GPU workloads: all placed
+CREATION_TIMESTAMP_RESOLUTION = 1.0  # seconds: metadata.creationTimestamp is RFC 3339 without fractions
 PROFILE = {
     "cluster": {"region": "us-east-1"},
     "pools": [{"name": "a100", "model": "A100", "capacityType": "on-demand", "nodes": 1, "gpusPerNode": 4}],
@@ -189,6 +191,10 @@ def equals(n: float) -> Callable[[float | None], bool]:
     return lambda v: v is not None and v == n
 
 
+def finite_and_not_negative(v: float | None) -> bool:
+    return v is not None and math.isfinite(v) and v >= 0
+
+
 def test_prometheus_scrapes_the_hub_over_tls_with_a_metrics_token_and_both_agents(lab: Lab) -> None:
     def all_up() -> list[dict[str, Any]] | None:
         targets = lab.prometheus.targets()
@@ -220,9 +226,12 @@ def test_placements_and_their_latency_match_what_the_api_shows(lab: Lab) -> None
     mean = lab.prometheus.scalar(
         "sum(fleetplane_placement_latency_seconds_sum) / sum(fleetplane_placement_latency_seconds_count)"
     )
-    waited = lab.placed_at - lab.created_at  # an upper bound: the test saw them all placed by then
+    # An upper bound: the test saw them all placed by then. A placement timed from the Workload's
+    # creationTimestamp (created before the controller's leadership began, or while it was not
+    # leading) starts at the whole second the timestamp truncates to: up to 1 s earlier.
+    waited = lab.placed_at - lab.created_at + CREATION_TIMESTAMP_RESOLUTION
     assert p50 is not None and mean is not None, got
-    assert 0 < mean <= waited + 0.5, f"mean placement latency {mean:.3f}s, but all were placed within {waited:.2f}s"
+    assert 0 < mean <= waited, f"mean placement latency {mean:.3f}s, but all were placed within {waited:.2f}s"
     # Interpolated inside its bucket: at most the upper bound of the bucket holding `waited`.
     bound = min(b for b in PLACEMENT_LATENCY_BUCKETS if b >= waited)
     assert 0 < p50 <= bound, f"p50 {p50:.3f}s for placements all done within {waited:.2f}s"
@@ -268,13 +277,19 @@ def test_watch_lag_and_request_latency_are_recorded_with_sane_values(lab: Lab) -
             ),
         },
     )
-    lag_p99 = lab.prometheus.scalar("histogram_quantile(0.99, sum by (le) (fleetplane_watch_lag_seconds_bucket))")
-    assert lag_p99 is not None and 0 < lag_p99 < 5, f"watch lag p99 {lag_p99}s on one machine ({got})"
-    create_p99 = lab.prometheus.scalar(
-        "histogram_quantile(0.99, sum by (le) "
-        '(fleetplane_apiserver_request_duration_seconds_bucket{verb="create",resource="workloads"}))'
-    )
-    assert create_p99 is not None and 0 < create_p99 < 10, create_p99
+    # Recorded and sane, not fast (speed is bench/'s): every histogram's buckets add up to its
+    # count, its sum is a finite, non-negative number of seconds, and the p99 lies in a bucket.
+    for name, sel in (
+        ("fleetplane_watch_lag_seconds", '{resource="assignments"}'),
+        ("fleetplane_apiserver_request_duration_seconds", '{verb="create",resource="workloads"}'),
+    ):
+        count = lab.prometheus.scalar(f"sum({name}_count{sel})")
+        inf = lab.prometheus.scalar(f'sum({name}_bucket{sel[:-1]},le="+Inf"}})')
+        total = lab.prometheus.scalar(f"sum({name}_sum{sel})")
+        p99 = lab.prometheus.scalar(f"histogram_quantile(0.99, sum by (le) ({name}_bucket{sel}))")
+        assert count is not None and count >= 1 and inf == count, (name, count, inf, got)
+        assert total is not None and math.isfinite(total) and total >= 0, (name, total)
+        assert p99 is not None and math.isfinite(p99) and p99 > 0, (name, p99)
 
 
 def test_the_agents_metrics_count_what_they_delivered_and_reported(lab: Lab) -> None:
@@ -295,7 +310,8 @@ def test_the_agents_metrics_count_what_they_delivered_and_reported(lab: Lab) -> 
         checks[f"{name} renewals"] = (f"fleetplane_agent_lease_renewals_total{sel}", at_least(1))
         checks[f"{name} ready"] = (f"fleetplane_agent_ready{sel}", equals(1))
         checks[f"{name} fenced"] = (f"fleetplane_agent_fenced{sel}", equals(0))
-        checks[f"{name} lease age"] = (f"fleetplane_agent_lease_age_seconds{sel}", lambda v: v is not None and v < 10)
+        # A number (NaN until the first renewal), not a speed: the heartbeat's timing is bench/'s.
+        checks[f"{name} lease age"] = (f"fleetplane_agent_lease_age_seconds{sel}", finite_and_not_negative)
     checks["status writes"] = ("sum(fleetplane_agent_assignment_status_writes_total)", at_least(FITTING))
     checks["hub renewals seen by the hub"] = ("sum(fleetplane_lease_renewals_total)", at_least(len(AGENTS)))
     settled(lab.prometheus, checks)
