@@ -9,7 +9,6 @@ helpers); the preemption test runs SIMULATED agents (tests/api/queue_fleet.py).
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,31 +18,17 @@ import pytest
 from fleetplane_types.names import EVICTED_REASON, FAILOVER_REASON, PLACED_REASON, PREEMPTED_BY_PRIORITY_REASON
 from hub.controllers.epochs import MAX_EPOCHS
 from tests.api.queue_fleet import Fleet, job_workload, queue, running_fleet
-from tests.api.test_federation import API, MERGE, assignments, get_wl, pool, report, wait_until_placed
-from tests.conftest import start_hub
+from tests.api.test_federation import API, MERGE, assignments, get_wl, heartbeating_hub, pool, report, wait_until_placed
 from tests.hubtest import HubProcess, Kubectl, wait_until, workload
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[HubProcess]:  # type: ignore[no-untyped-def]
     """A hub whose clusters (those in `hub.alive`) heartbeat every second, as agents would."""
-    h = start_hub(tmp_path_factory.mktemp("epochs"), fresh_database(), FLEETPLANE_CLUSTER_TIMEOUT_SECONDS="4")
-    stop = threading.Event()
-    alive: dict[str, tuple[str, list[dict]]] = {}
-    h.alive = alive  # type: ignore[attr-defined]
-
-    def heartbeats() -> None:
-        with h.client() as c:
-            while not stop.wait(1.0):
-                for name, (region, pools) in list(alive.items()):
-                    report(c, name, region, pools)
-
-    t = threading.Thread(target=heartbeats, daemon=True)
-    t.start()
-    yield h
-    stop.set()
-    t.join(5)
-    h.stop()
+    with heartbeating_hub(
+        tmp_path_factory.mktemp("epochs"), fresh_database(), FLEETPLANE_CLUSTER_TIMEOUT_SECONDS="4"
+    ) as h:
+        yield h
 
 
 def history(c: httpx.Client, name: str, ns: str) -> list[dict]:

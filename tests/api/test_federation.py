@@ -73,19 +73,20 @@ def report(c: httpx.Client, name: str, region: str, pools: list[dict], ready: bo
 
 
 @contextmanager
-def hub_with_one_cluster(data_dir: Path, database_url: str, namespace: str, pools: list[dict]) -> Iterator[HubProcess]:
-    """A hub with its controllers on, a namespace, and one Ready cluster `east` (us-east-1)
-    whose status a thread reports every second, as its agent would."""
-    h = start_hub(data_dir, database_url)
+def heartbeating_hub(data_dir: Path, database_url: str, **env: str) -> Iterator[HubProcess]:
+    """A hub with its controllers on (`env` configures it) and a thread that reports the status
+    of every cluster in `hub.alive` (name -> (region, GPU pools)) every second, as their agents
+    would; a cluster removed from `hub.alive` stops heartbeating, as a lost agent does."""
+    h = start_hub(data_dir, database_url, **env)
     stop = threading.Event()
-    with h.client() as c:
-        assert c.post("/api/v1/namespaces", json={"metadata": {"name": namespace}}).status_code == 201
-        report(c, "east", "us-east-1", pools)
+    alive: dict[str, tuple[str, list[dict]]] = {}
+    h.alive = alive  # type: ignore[attr-defined]
 
     def heartbeats() -> None:
         with h.client() as c:
             while not stop.wait(1.0):
-                report(c, "east", "us-east-1", pools)
+                for name, (region, pools) in list(alive.items()):
+                    report(c, name, region, pools)
 
     t = threading.Thread(target=heartbeats, daemon=True)
     t.start()
@@ -95,6 +96,18 @@ def hub_with_one_cluster(data_dir: Path, database_url: str, namespace: str, pool
         stop.set()
         t.join(5)
         h.stop()
+
+
+@contextmanager
+def hub_with_one_cluster(data_dir: Path, database_url: str, namespace: str, pools: list[dict]) -> Iterator[HubProcess]:
+    """A hub with its controllers on, a namespace, and one Ready cluster `east` (us-east-1)
+    whose status a thread reports every second, as its agent would."""
+    with heartbeating_hub(data_dir, database_url) as h:
+        with h.client() as c:
+            assert c.post("/api/v1/namespaces", json={"metadata": {"name": namespace}}).status_code == 201
+            report(c, "east", "us-east-1", pools)
+        h.alive["east"] = ("us-east-1", pools)  # type: ignore[attr-defined]
+        yield h
 
 
 def get_wl(c: httpx.Client, name: str, ns: str = "team-a") -> dict:
@@ -126,26 +139,12 @@ def events_of(c: httpx.Client, name: str, ns: str = "team-a") -> dict[str, dict]
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory, fresh_database) -> Iterator[HubProcess]:  # type: ignore[no-untyped-def]
-    h = start_hub(tmp_path_factory.mktemp("fed"), fresh_database(), FLEETPLANE_CLUSTER_TIMEOUT_SECONDS="4")
-    stop = threading.Event()
-    with h.client() as c:
-        c.post("/api/v1/namespaces", json={"metadata": {"name": "team-a"}})
-    # Agents heartbeat every second for the clusters named in `alive`.
-    alive: dict[str, tuple[str, list[dict]]] = {}
-    h.alive = alive  # type: ignore[attr-defined]
-
-    def heartbeats() -> None:
+    with heartbeating_hub(
+        tmp_path_factory.mktemp("fed"), fresh_database(), FLEETPLANE_CLUSTER_TIMEOUT_SECONDS="4"
+    ) as h:
         with h.client() as c:
-            while not stop.wait(1.0):
-                for name, (region, pools) in list(alive.items()):
-                    report(c, name, region, pools)
-
-    t = threading.Thread(target=heartbeats, daemon=True)
-    t.start()
-    yield h
-    stop.set()
-    t.join(5)
-    h.stop()
+            c.post("/api/v1/namespaces", json={"metadata": {"name": "team-a"}})
+        yield h
 
 
 def test_workload_lands_on_reserved_capacity_and_gets_an_assignment(
