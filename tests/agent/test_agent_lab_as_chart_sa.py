@@ -23,8 +23,9 @@ import pytest
 import yaml
 
 from fleetplane_lab.fixtures import require_helm
-from tests.packaging.test_helm_agent_chart import CHART, sets
-from tests.packaging.test_helm_agent_chart import helm as run_helm
+from tests.packaging.helmrun import AGENT_CHART as CHART
+from tests.packaging.helmrun import helm as run_helm
+from tests.packaging.helmrun import sets
 
 from . import test_agent_lab as suite
 from .lab_fixtures import AgentProcess, Hub, kubectl, kubectl_json

@@ -9,23 +9,20 @@ runs the agent itself as this chart's ServiceAccount.
 
 from __future__ import annotations
 
-import base64
 import json
-import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from fleetplane_lab import Lab, default_spokes
-from fleetplane_lab.fixtures import SpokeHandle, external_kubeconfigs, lab_backend, require_helm, require_lab_binaries
 from tests.hubtest import Kubectl
-from tests.packaging.test_helm_agent_chart import CHART, sets
-from tests.packaging.test_helm_agent_chart import helm as run_helm
-
-Helm = Callable[..., subprocess.CompletedProcess[str]]
+from tests.packaging import helmrun
+from tests.packaging.helmrun import AGENT_CHART as CHART
+from tests.packaging.helmrun import Helm, sets
 
 pytestmark = pytest.mark.lab
+
+# One lab spoke, kubectl and helm against it (module-scoped fixtures).
+spoke, kubectl, helm = helmrun.spoke, helmrun.kubectl, helmrun.helm_on_spoke
 
 NS = "fleetplane-system"
 RELEASE = "fp-agent"
@@ -45,43 +42,13 @@ NAMESPACED = [
     ("rolebinding.rbac.authorization.k8s.io", "fleetplane-agent-state", NS),
     ("deployment.apps", "fleetplane-agent", NS),
     # rbac.namespaces: the only place the agent may write workloads.
-    ("role.rbac.authorization.k8s.io", "fleetplane-agent-workloads", TEAM),
-    ("rolebinding.rbac.authorization.k8s.io", "fleetplane-agent-workloads", TEAM),
+    ("role.rbac.authorization.k8s.io", f"fleetplane-agent-{NS}-workloads", TEAM),
+    ("rolebinding.rbac.authorization.k8s.io", f"fleetplane-agent-{NS}-workloads", TEAM),
 ]
 CLUSTER_SCOPED = [
     ("clusterrole.rbac.authorization.k8s.io", f"fleetplane-agent-{NS}"),
     ("clusterrolebinding.rbac.authorization.k8s.io", f"fleetplane-agent-{NS}"),
 ]
-
-
-@pytest.fixture(scope="module")
-def spoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SpokeHandle]:
-    """One spoke, started as tests/lab/conftest.py starts them (or the first external cluster)."""
-    external = external_kubeconfigs()
-    if external is not None:
-        yield external[0]
-        return
-    require_lab_binaries()
-    require_helm()
-    lab = Lab(tmp_path_factory.mktemp("lab"), spokes=default_spokes(1), with_hub=False, backend=lab_backend())
-    with lab:
-        yield next(SpokeHandle(n, s.kubeconfig, list(s.nodes)) for n, s in lab.spokes.items())
-
-
-@pytest.fixture(scope="module")
-def kubectl(spoke: SpokeHandle, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    return Kubectl(Path(spoke.kubeconfig), tmp_path_factory.mktemp("kubecache"))
-
-
-@pytest.fixture(scope="module")
-def helm(spoke: SpokeHandle, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    """helm against the spoke, with its own config, cache and data directories."""
-    home = tmp_path_factory.mktemp("helm")
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run_helm(*args, "--kubeconfig", spoke.kubeconfig, home=home, check=check)
-
-    return run
 
 
 @pytest.fixture(scope="module")
@@ -93,38 +60,12 @@ def installed(helm: Helm, kubectl: Kubectl) -> Iterator[None]:
 
 
 def secret_data(kubectl: Kubectl) -> dict[str, str]:
-    data = kubectl.json("get", "secret", "fleetplane-agent", "-n", NS)["data"]
-    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+    return helmrun.secret_data(kubectl, "fleetplane-agent", NS)
 
 
-def can_i(
-    kubectl: Kubectl, verb: str, resource: str, namespace: str = "", name: str = "", *, subject: str = SA
-) -> bool:
-    """Ask the apiserver's authorizer (a SubjectAccessReview) whether a ServiceAccount (the
-    agent's unless `subject` says) may do `verb` on `resource` ("plural.group", or "plural" for
-    the core group, "plural/subresource" for a subresource); an empty namespace means every
-    namespace. Works for kinds whose CRDs are not installed."""
-    resource, _, subresource = resource.partition("/")
-    plural, _, group = resource.partition(".")
-    sa_namespace = subject.split(":")[2]
-    review = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SubjectAccessReview",
-        "spec": {
-            "user": subject,
-            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{sa_namespace}", "system:authenticated"],
-            "resourceAttributes": {
-                "verb": verb,
-                "group": group,
-                "resource": plural,
-                "subresource": subresource,
-                "namespace": namespace,
-                "name": name,
-            },
-        },
-    }
-    answer = json.loads(kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review)))
-    return bool(answer["status"].get("allowed"))
+def can_i(kubectl: Kubectl, verb: str, resource: str, namespace: str = "", name: str = "") -> bool:
+    """May the agent's ServiceAccount do this? (The apiserver's authorizer answers.)"""
+    return helmrun.can_i(kubectl, SA, verb, resource, namespace, name)
 
 
 def test_helm_install_is_accepted_and_every_object_comes_back_from_the_apiserver(

@@ -39,19 +39,18 @@ from fleetplane_testing.ports import free_port
 from fleetplane_testing.processes import stop_process
 from hub.store.database import sqlalchemy_url
 from hub.store.store import Store
-from hub.store.tokens import lookup_token
+from hub.store.tokens import list_tokens, lookup_token
 from hub.web.tls import ensure_serving_cert
 from tests.hubtest import Kubectl
-from tests.lab import test_helm_agent_install as agent_install
-from tests.lab.test_helm_agent_install import Helm, can_i
-from tests.packaging.test_helm_hub_chart import CHART
+from tests.packaging import helmrun
+from tests.packaging.helmrun import HUB_CHART as CHART
+from tests.packaging.helmrun import ROOT, Helm, can_i
 
 pytestmark = pytest.mark.lab
 
-# One lab spoke, kubectl and helm against it: the agent chart's install test fixtures.
-spoke, kubectl, helm = agent_install.spoke, agent_install.kubectl, agent_install.helm
+# One lab spoke, kubectl and helm against it (module-scoped fixtures).
+spoke, kubectl, helm = helmrun.spoke, helmrun.kubectl, helmrun.helm_on_spoke
 
-ROOT = Path(__file__).resolve().parents[2]
 NS = "fleetplane"
 RELEASE = "hub"
 FEATURES = [
@@ -86,7 +85,11 @@ RELEASED = [
     ("certificate.cert-manager.io", "fleetplane-hub"),
     ("servicemonitor.monitoring.coreos.com", "fleetplane-hub"),
 ]
-KEPT = [("secret", "fleetplane-hub-tokens"), ("cluster.postgresql.cnpg.io", "fleetplane-hub-db")]
+KEPT = [
+    ("secret", "fleetplane-hub-tokens"),
+    ("secret", "fleetplane-hub-tokens-metrics"),
+    ("cluster.postgresql.cnpg.io", "fleetplane-hub-db"),
+]
 
 
 def operator_crds() -> list[dict[str, Any]]:
@@ -162,8 +165,7 @@ def installed(crds: None, helm: Helm, kubectl: Kubectl) -> Iterator[None]:
 
 
 def secret_data(kubectl: Kubectl, name: str) -> dict[str, str]:
-    data = kubectl.json("get", "secret", name, "-n", NS).get("data") or {}
-    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+    return helmrun.secret_data(kubectl, name, NS)
 
 
 def exists(kubectl: Kubectl, kind: str, name: str) -> bool:
@@ -210,9 +212,10 @@ def test_helm_install_with_every_feature_is_accepted_and_every_object_comes_back
 
 def test_the_bootstrap_service_account_may_touch_the_tokens_secret_only(installed: None, kubectl: Kubectl) -> None:
     def may(verb: str, resource: str, namespace: str = "", name: str = "") -> bool:
-        return can_i(kubectl, verb, resource, namespace, name, subject=BOOTSTRAP_SA)
+        return can_i(kubectl, BOOTSTRAP_SA, verb, resource, namespace, name)
 
-    assert may("get", "secrets", NS, "fleetplane-hub-tokens") and may("patch", "secrets", NS, "fleetplane-hub-tokens")
+    for secret in ("fleetplane-hub-tokens", "fleetplane-hub-tokens-metrics"):
+        assert may("get", "secrets", NS, secret) and may("patch", "secrets", NS, secret)
     for verb, resource, *where in [
         ("get", "secrets", NS, "fleetplane-hub-db-app"),  # the database password
         ("get", "secrets", NS, "fleetplane-hub-tls"),
@@ -226,8 +229,8 @@ def test_the_bootstrap_service_account_may_touch_the_tokens_secret_only(installe
         assert not may(verb, resource, *where), f"{verb} {resource} {where} must be refused"
     # The hub's own pods call no Kubernetes API: their ServiceAccount may do nothing.
     hub_sa = f"system:serviceaccount:{NS}:fleetplane-hub"
-    assert not can_i(kubectl, "get", "secrets", NS, "fleetplane-hub-tokens", subject=hub_sa)
-    assert not can_i(kubectl, "list", "pods", NS, subject=hub_sa)
+    assert not can_i(kubectl, hub_sa, "get", "secrets", NS, "fleetplane-hub-tokens")
+    assert not can_i(kubectl, hub_sa, "list", "pods", NS)
 
 
 def api_of(kubeconfig: str) -> tuple[str, str]:
@@ -238,7 +241,9 @@ def api_of(kubeconfig: str) -> tuple[str, str]:
     return cluster["server"], Path(cluster["certificate-authority"]).read_text()
 
 
-def run_bootstrap(kubectl: Kubectl, kubeconfig: str, database_url: str, tmp: Path) -> str:
+def run_bootstrap(
+    kubectl: Kubectl, kubeconfig: str, database_url: str, tmp: Path, *, sa: str = "fleetplane-hub-bootstrap"
+) -> subprocess.CompletedProcess[str]:
     """The installed ConfigMap's script, run as the Job would run it: as the Job's
     ServiceAccount (a TokenRequest token from the real apiserver), against a real Postgres."""
     script = tmp / "token-bootstrap.py"
@@ -247,7 +252,7 @@ def run_bootstrap(kubectl: Kubectl, kubeconfig: str, database_url: str, tmp: Pat
     )
     sa_dir = tmp / "serviceaccount"
     sa_dir.mkdir(exist_ok=True)
-    (sa_dir / "token").write_text(kubectl("create", "token", "fleetplane-hub-bootstrap", "-n", NS).strip())
+    (sa_dir / "token").write_text(kubectl("create", "token", sa, "-n", NS).strip())
     server, ca = api_of(kubeconfig)
     (sa_dir / "ca.crt").write_text(ca)
     job = kubectl.json("get", "job", "fleetplane-hub-token-bootstrap", "-n", NS)
@@ -267,8 +272,23 @@ def run_bootstrap(kubectl: Kubectl, kubeconfig: str, database_url: str, tmp: Pat
         text=True,
         timeout=120,
     )
+    return out
+
+
+def bootstrap(kubectl: Kubectl, kubeconfig: str, database_url: str, tmp: Path) -> str:
+    out = run_bootstrap(kubectl, kubeconfig, database_url, tmp)
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout
+
+
+def stored_tokens(kubectl: Kubectl) -> dict[str, str]:
+    """The admin token's Secret and the metrics token's, merged (each holds its one key)."""
+    admin, metrics = (
+        secret_data(kubectl, "fleetplane-hub-tokens"),
+        secret_data(kubectl, "fleetplane-hub-tokens-metrics"),
+    )
+    assert set(admin) <= {"admin-token"} and set(metrics) <= {"metrics-token"}, "each token in its own Secret"
+    return {**admin, **metrics}
 
 
 async def kinds_of(database_url: str, tokens: dict[str, str]) -> dict[str, str | None]:
@@ -289,22 +309,56 @@ def test_the_token_bootstrap_mints_tokens_the_hub_accepts_into_its_secret_once(
     installed: None, kubectl: Kubectl, spoke: Any, databases: list[str], tmp_path: Path
 ) -> None:
     url, other = databases
-    first = run_bootstrap(kubectl, spoke.kubeconfig, url, tmp_path)
+    first = bootstrap(kubectl, spoke.kubeconfig, url, tmp_path)
     assert "admin-token: minted admin token" in first and "metrics-token: minted metrics token" in first
-    tokens = secret_data(kubectl, "fleetplane-hub-tokens")
+    tokens = stored_tokens(kubectl)
     assert set(tokens) == {"admin-token", "metrics-token"}
     assert asyncio.run(kinds_of(url, tokens)) == {"admin-token": "admin", "metrics-token": "metrics"}
     # A second run (the next upgrade's) keeps them: no new tokens pile up.
-    again = run_bootstrap(kubectl, spoke.kubeconfig, url, tmp_path)
+    again = bootstrap(kubectl, spoke.kubeconfig, url, tmp_path)
     assert "admin-token: kept" in again and "metrics-token: kept" in again, again
-    assert secret_data(kubectl, "fleetplane-hub-tokens") == tokens
+    assert stored_tokens(kubectl) == tokens
     # Against a database that does not know them (a new one), both are replaced.
-    replaced = run_bootstrap(kubectl, spoke.kubeconfig, other, tmp_path)
+    replaced = bootstrap(kubectl, spoke.kubeconfig, other, tmp_path)
     assert "the stored one no longer works" in replaced, replaced
-    assert asyncio.run(kinds_of(other, secret_data(kubectl, "fleetplane-hub-tokens"))) == {
+    assert asyncio.run(kinds_of(other, stored_tokens(kubectl))) == {
         "admin-token": "admin",
         "metrics-token": "metrics",
     }
+
+
+def test_a_token_the_bootstrap_cannot_store_is_revoked_not_left_valid(
+    installed: None, kubectl: Kubectl, spoke: Any, fresh_database: Any, tmp_path: Path
+) -> None:
+    # A ServiceAccount that may read the Secrets but not patch them: the PATCH after minting
+    # fails (403), as it would on an apiserver hiccup. The Job's retries must not leave valid
+    # admin tokens behind that nobody holds.
+    url = fresh_database()
+    kubectl("-n", NS, "create", "serviceaccount", "bootstrap-read-only")
+    kubectl(
+        "-n", NS, "create", "role", "bootstrap-read-only", "--verb=get", "--resource=secrets",
+        "--resource-name=fleetplane-hub-tokens", "--resource-name=fleetplane-hub-tokens-metrics",
+    )  # fmt: skip
+    kubectl(
+        "-n", NS, "create", "rolebinding", "bootstrap-read-only", "--role=bootstrap-read-only",
+        f"--serviceaccount={NS}:bootstrap-read-only",
+    )  # fmt: skip
+    before = stored_tokens(kubectl)
+    for _ in range(2):  # the Job retries
+        out = run_bootstrap(kubectl, spoke.kubeconfig, url, tmp_path, sa="bootstrap-read-only")
+        assert out.returncode != 0, out.stdout
+        assert "403" in out.stderr and "admin-token: minted admin token" in out.stdout, out.stdout + out.stderr
+        assert "was revoked" in out.stdout, out.stdout
+    assert asyncio.run(active_tokens(url)) == [], "every token minted and not stored was revoked"
+    assert stored_tokens(kubectl) == before
+
+
+async def active_tokens(database_url: str) -> list[str]:
+    store = Store(sqlalchemy_url(database_url), pool_size=1)
+    try:
+        return [f"{t.kind} {t.id}" for t in await list_tokens(store)]
+    finally:
+        await store.close()
 
 
 def test_a_hub_run_as_the_deployment_runs_it_serves_the_mounted_certificate_and_takes_the_tokens(
@@ -354,7 +408,7 @@ def test_a_hub_run_as_the_deployment_runs_it_serves_the_mounted_certificate_and_
                 interval=0.5,
                 retry_on=(httpx.HTTPError,),
             )
-            tokens = secret_data(kubectl, "fleetplane-hub-tokens")
+            tokens = stored_tokens(kubectl)
             admin = {"Authorization": f"Bearer {tokens['admin-token']}"}
             metrics = {"Authorization": f"Bearer {tokens['metrics-token']}"}
             assert client.get("/apis/fleetplane.io/v1alpha1/workloads", headers=admin).status_code == 200
@@ -369,8 +423,8 @@ def test_a_hub_run_as_the_deployment_runs_it_serves_the_mounted_certificate_and_
 def test_helm_upgrade_changes_the_replicas_and_settings_and_keeps_the_tokens(
     installed: None, helm: Helm, kubectl: Kubectl
 ) -> None:
-    tokens = secret_data(kubectl, "fleetplane-hub-tokens")
-    assert tokens, "the bootstrap test filled the Secret"
+    tokens = stored_tokens(kubectl)
+    assert tokens, "the bootstrap test filled the Secrets"
     helm(
         "upgrade",
         RELEASE,
@@ -387,7 +441,7 @@ def test_helm_upgrade_changes_the_replicas_and_settings_and_keeps_the_tokens(
     assert deployment["spec"]["replicas"] == 3
     [hub] = deployment["spec"]["template"]["spec"]["containers"]
     assert {"name": "FLEETPLANE_CLUSTER_TIMEOUT_SECONDS", "value": "90"} in hub["env"]
-    assert secret_data(kubectl, "fleetplane-hub-tokens") == tokens, "helm's merge left the Job's keys alone"
+    assert stored_tokens(kubectl) == tokens, "helm's merge left the Job's keys alone"
     migrate = kubectl.json("get", "job", "fleetplane-hub-migrate", "-n", NS)
     assert migrate["metadata"]["annotations"]["helm.sh/hook"] == "pre-upgrade"
     [container] = migrate["spec"]["template"]["spec"]["containers"]

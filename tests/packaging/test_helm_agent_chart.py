@@ -7,19 +7,17 @@ a message naming the value. No cluster here; tests/lab/test_helm_agent_install.p
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from fleetplane_lab.fixtures import require_helm
 from spoke_agent.settings import AgentConfig
+from tests.packaging import helmrun
+from tests.packaging.helmrun import AGENT_CHART as CHART
+from tests.packaging.helmrun import ROOT, Objects, helm, sets
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "deploy" / "helm" / "fleetplane-agent"
 PLAIN_RBAC = ROOT / "deploy" / "agent" / "rbac.yaml"
 NS = "fleetplane-system"
 TEAM = "team-a"
@@ -31,47 +29,19 @@ VALUES = {
 }
 CLUSTER_WIDE = {k: v for k, v in VALUES.items() if not k.startswith("rbac.")}
 CLUSTER_SCOPE = ("--set", "rbac.scope=cluster")
+WORKLOADS_ROLE = f"fleetplane-agent-{NS}-workloads"
 CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----"
 
 
-def helm(*args: str | Path, home: Path, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the built helm with its config, cache and data under `home` (never the user's)."""
-    env = dict(
-        os.environ,
-        HELM_CONFIG_HOME=str(home / "config"),
-        HELM_CACHE_HOME=str(home / "cache"),
-        HELM_DATA_HOME=str(home / "data"),
-    )
-    out = subprocess.run(
-        [str(require_helm()), *map(str, args)], env=env, capture_output=True, text=True, timeout=timeout
-    )
-    if check and out.returncode != 0:
-        raise AssertionError(f"helm {' '.join(map(str, args))} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
-    return out
-
-
-def sets(values: dict[str, str]) -> list[str]:
-    return [a for k, v in values.items() for a in ("--set-string", f"{k}={v}")]
-
-
-def render(
-    tmp_path: Path, values: dict[str, str] | None = None, *extra: str, namespace: str = NS
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """`helm template` output, parsed, by (kind, name). `values` are strings; typed ones go in `extra`."""
-    out = helm("template", "fp", CHART, "--namespace", namespace, *sets(values or VALUES), *extra, home=tmp_path)
-    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
-    objects = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-    assert len(objects) == len(docs), "no two objects share a kind and name"
-    return objects
+def render(tmp_path: Path, values: dict[str, str] | None = None, *extra: str, namespace: str = NS) -> Objects:
+    return helmrun.render(CHART, "fp", namespace, values or VALUES, *extra, home=tmp_path)
 
 
 def refused(tmp_path: Path, values: dict[str, str], *extra: str) -> str:
-    out = helm("template", "fp", CHART, "--namespace", NS, *sets(values), *extra, home=tmp_path, check=False)
-    assert out.returncode != 0, f"helm accepted bad values: {values} {extra}"
-    return out.stderr
+    return helmrun.refused(CHART, "fp", NS, values, *extra, home=tmp_path)
 
 
-def agent_config(objects: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+def agent_config(objects: Objects) -> dict[str, Any]:
     return yaml.safe_load(objects["ConfigMap", "fleetplane-agent"]["data"]["agent.yaml"])
 
 
@@ -94,13 +64,13 @@ def test_template_renders_every_object_the_agent_needs_with_the_values_given(tmp
         ("Role", "fleetplane-agent-state"),
         ("RoleBinding", "fleetplane-agent-state"),
         ("Deployment", "fleetplane-agent"),
-        ("Role", "fleetplane-agent-workloads"),
-        ("RoleBinding", "fleetplane-agent-workloads"),
+        ("Role", WORKLOADS_ROLE),
+        ("RoleBinding", WORKLOADS_ROLE),
     }
     assert all(
         o["metadata"].get("namespace", NS) == NS for o in objects.values() if "workloads" not in o["metadata"]["name"]
     )
-    assert objects["RoleBinding", "fleetplane-agent-workloads"]["metadata"]["namespace"] == TEAM
+    assert objects["RoleBinding", WORKLOADS_ROLE]["metadata"]["namespace"] == TEAM
     secret = objects["Secret", "fleetplane-agent"]
     assert secret["stringData"] == {"clusterName": "spoke-1", "joinToken": "fpj-test-token"}
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", "uninstall keeps the credential"
@@ -148,7 +118,7 @@ def test_a_hub_ca_is_mounted_and_passed_to_the_agent(tmp_path: Path) -> None:
 
 
 def test_a_config_change_rolls_the_deployment(tmp_path: Path) -> None:
-    def checksum(objects: dict[tuple[str, str], dict[str, Any]]) -> str:
+    def checksum(objects: Objects) -> str:
         return objects["Deployment", "fleetplane-agent"]["spec"]["template"]["metadata"]["annotations"][
             "checksum/config"
         ]
@@ -174,7 +144,7 @@ def test_the_chart_grants_exactly_the_rbac_of_the_tested_plain_manifests(tmp_pat
     # With rbac.scope=cluster.
     plain = {d["kind"]: d for d in yaml.safe_load_all(PLAIN_RBAC.read_text()) if d}
     objects = render(tmp_path, CLUSTER_WIDE, *CLUSTER_SCOPE)
-    assert ("Role", "fleetplane-agent-workloads") not in objects
+    assert ("Role", WORKLOADS_ROLE) not in objects
     assert rule_set(objects["ClusterRole", f"fleetplane-agent-{NS}"]["rules"]) == rule_set(
         plain["ClusterRole"]["rules"]
     )
@@ -219,7 +189,7 @@ def test_namespaced_scope_writes_only_by_roles_in_the_listed_namespaces(tmp_path
         assert binding["roleRef"] == {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "Role",
-            "name": "fleetplane-agent-workloads",
+            "name": WORKLOADS_ROLE,
         }
     granted = rule_set(roles[TEAM]["rules"])
     assert ("batch", "jobs", "create", ()) in granted and ("", "pods", "delete", ()) in granted
@@ -229,6 +199,82 @@ def test_namespaced_scope_writes_only_by_roles_in_the_listed_namespaces(tmp_path
     assert {(g, r) for g, r, *_ in granted | cluster_wide} == {
         (g, r) for g, r, *_ in rule_set(cluster_scope["ClusterRole", f"fleetplane-agent-{NS}"]["rules"])
     }
+
+
+def test_two_releases_delivering_into_one_namespace_get_roles_of_their_own(tmp_path: Path) -> None:
+    # Two agents (say, of two hubs) in their own namespaces, both allowed to write in team-a.
+    first = render(tmp_path, VALUES, namespace="agents-a")
+    second = render(tmp_path, VALUES, namespace="agents-b")
+    roles = [{k for k, o in objects.items() if o["metadata"].get("namespace") == TEAM} for objects in (first, second)]
+    assert roles[0] and roles[1] and not roles[0] & roles[1], "no object in team-a is claimed by both releases"
+    for objects, ns in ((first, "agents-a"), (second, "agents-b")):
+        [binding] = [
+            o for (kind, _), o in objects.items() if kind == "RoleBinding" and o["metadata"]["namespace"] == TEAM
+        ]
+        assert binding["subjects"][0]["namespace"] == ns
+        assert ("Role", binding["roleRef"]["name"]) in objects
+
+
+def test_metrics_serve_on_the_pod_ip_and_a_pod_monitor_scrapes_them(tmp_path: Path) -> None:
+    off = render(tmp_path)
+    [container] = off["Deployment", "fleetplane-agent"]["spec"]["template"]["spec"]["containers"]
+    assert not [a for a in container["args"] if a.startswith("--metrics")] and "ports" not in container
+    assert ("PodMonitor", "fleetplane-agent") not in off
+    objects = render(
+        tmp_path, VALUES, "--set", "metrics.enabled=true,metrics.port=9500,metrics.podMonitor.enabled=true",
+        "--set-string", "metrics.podMonitor.labels.release=prom",
+    )  # fmt: skip
+    pod = objects["Deployment", "fleetplane-agent"]["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    # The agent's own options (spoke_agent.cli): the port, and an address Prometheus can reach.
+    assert "--metrics-port=9500" in container["args"] and "--metrics-address=$(POD_IP)" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9500, "protocol": "TCP"}]
+    monitor = objects["PodMonitor", "fleetplane-agent"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NS]}
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+
+
+def test_pull_secrets_pod_annotations_and_scheduling_reach_the_agent_pod(tmp_path: Path) -> None:
+    values = tmp_path / "scheduling.yaml"
+    affinity = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "preference": {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["system"]}]}}
+    ]}}  # fmt: skip
+    given = {
+        "imagePullSecrets": [{"name": "ghcr-pull"}],
+        "podAnnotations": {"backup.example.com/skip": "true"},
+        "nodeSelector": {"pool": "system"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": affinity,
+    }
+    values.write_text(yaml.safe_dump(given))
+    template = render(tmp_path, VALUES, "-f", str(values))["Deployment", "fleetplane-agent"]["spec"]["template"]
+    for key in ("imagePullSecrets", "nodeSelector", "tolerations", "affinity"):
+        assert template["spec"][key] == given[key], key
+    assert template["metadata"]["annotations"]["backup.example.com/skip"] == "true"
+    assert "checksum/config" in template["metadata"]["annotations"]
+
+
+def test_string_values_that_look_like_numbers_or_booleans_render_as_strings(tmp_path: Path) -> None:
+    # Schema-valid, yet YAML would read 123 or true unquoted: the apiserver wants strings.
+    objects = helmrun.render(
+        CHART, "123", "0x10", {**VALUES, "rbac.namespaces[0]": "123", "clusterName": "true"},
+        "--set", "metrics.enabled=true,metrics.podMonitor.enabled=true", home=tmp_path,
+    )  # fmt: skip
+    assert {o["metadata"]["labels"]["app.kubernetes.io/instance"] for o in objects.values()} == {"123"}
+    assert {o["metadata"].get("namespace", "0x10") for o in objects.values()} == {"0x10", "123"}
+    role = objects["Role", "fleetplane-agent-0x10-workloads"]
+    binding = objects["RoleBinding", "fleetplane-agent-0x10-workloads"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "123"
+    assert {s["namespace"] for s in binding["subjects"]} == {"0x10"}
+    assert objects["Secret", "fleetplane-agent"]["stringData"]["clusterName"] == "true"
+    assert objects["PodMonitor", "fleetplane-agent"]["spec"]["namespaceSelector"] == {"matchNames": ["0x10"]}
+    (tmp_path / "agent.yaml").write_text(objects["ConfigMap", "fleetplane-agent"]["data"]["agent.yaml"])
+    assert AgentConfig.load(tmp_path / "agent.yaml").delivery.allowed_namespaces == ["123"]
 
 
 def test_every_rbac_rule_of_the_chart_is_commented_with_why() -> None:
@@ -250,6 +296,15 @@ def test_every_rbac_rule_of_the_chart_is_commented_with_why() -> None:
         (VALUES, ("--set", "config.state.secret=other/x"), ["/config", "'state' not allowed"]),
         (VALUES, ("--set", "image.pullPolicy=Sometimes"), ["/image/pullPolicy", "'Always', 'IfNotPresent', 'Never'"]),
         (VALUES, ("--set", "replicas=2"), ["additional properties 'replicas' not allowed"]),
+        (VALUES, ("--set", "metrics.port=0"), ["/metrics/port", "minimum"]),
+        (
+            VALUES,
+            ("--set", "metrics.podMonitor.enabled=true"),
+            ["metrics.podMonitor.enabled needs metrics.enabled=true"],
+        ),
+        (VALUES, ("--set", "metrics.podMonitor.interval=often"), ["/metrics/podMonitor/interval"]),
+        (VALUES, ("--set", "imagePullSecrets[0].secret=x"), ["/imagePullSecrets/0"]),
+        (VALUES, ("--set", "podAnnotations.a=1"), ["/podAnnotations/a", "want string"]),
         (CLUSTER_WIDE, (), ["rbac.namespaces is empty", "or set rbac.scope=cluster"]),
         ({**VALUES, "rbac.namespaces[0]": "kube-system"}, (), ["rbac.namespaces: kube-system is denied", "kube-*"]),
         ({**VALUES, "rbac.namespaces[0]": NS}, (), [f"rbac.namespaces: {NS} is the agent's own namespace"]),

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from hub.settings import Settings
-from tests.packaging.test_helm_agent_chart import helm, sets
+from tests.packaging import helmrun
+from tests.packaging.helmrun import HUB_CHART as CHART
+from tests.packaging.helmrun import Objects, helm, sets
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "deploy" / "helm" / "fleetplane-hub"
 NS = "fleetplane"
 EXTERNAL = {"postgresql.external.secretName": "fleetplane-db", "tls.secretName": "hub-tls"}
 FEATURES = [
@@ -29,30 +29,14 @@ FEATURES = [
     "tls.certManager.issuerRef.name=fleet-ca,tls.certManager.dnsNames[0]=hub.example.com",
 ]
 CHART_MANAGED = {"database_url", "data_dir", "host", "port", "http_port", "admin_kubeconfig"}
-Objects = dict[tuple[str, str], dict[str, Any]]
 
 
 def render(tmp_path: Path, values: dict[str, str] | None = None, *extra: str) -> Objects:
-    out = helm(
-        "template",
-        "hub",
-        CHART,
-        "--namespace",
-        NS,
-        *sets(EXTERNAL if values is None else values),
-        *extra,
-        home=tmp_path,
-    )
-    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
-    objects = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-    assert len(objects) == len(docs), "no two objects share a kind and name"
-    return objects
+    return helmrun.render(CHART, "hub", NS, EXTERNAL if values is None else values, *extra, home=tmp_path)
 
 
 def refused(tmp_path: Path, values: dict[str, str], *extra: str) -> str:
-    out = helm("template", "hub", CHART, "--namespace", NS, *sets(values), *extra, home=tmp_path, check=False)
-    assert out.returncode != 0, f"helm accepted bad values: {values} {extra}"
-    return out.stderr
+    return helmrun.refused(CHART, "hub", NS, values, *extra, home=tmp_path)
 
 
 def container(objects: Objects, kind: str, name: str) -> dict[str, Any]:
@@ -85,6 +69,7 @@ def test_external_postgres_renders_the_hub_its_service_and_both_jobs(tmp_path: P
         ("Service", "fleetplane-hub"),
         ("Job", "fleetplane-hub-migrate"),
         ("Secret", "fleetplane-hub-tokens"),
+        ("Secret", "fleetplane-hub-tokens-metrics"),
         ("ServiceAccount", "fleetplane-hub-bootstrap"),
         ("Role", "fleetplane-hub-bootstrap"),
         ("RoleBinding", "fleetplane-hub-bootstrap"),
@@ -133,25 +118,36 @@ def test_external_postgres_renders_the_hub_its_service_and_both_jobs(tmp_path: P
     bootstrap = objects["Job", "fleetplane-hub-token-bootstrap"]
     assert bootstrap["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
     assert bootstrap["spec"]["template"]["spec"]["serviceAccountName"] == "fleetplane-hub-bootstrap"
-    assert env_of(container(objects, "Job", "fleetplane-hub-token-bootstrap"))["TOKENS_SECRET"] == (
-        f"{NS}/fleetplane-hub-tokens"
-    )
+    bootstrap_env = env_of(container(objects, "Job", "fleetplane-hub-token-bootstrap"))
+    assert bootstrap_env["TOKENS_SECRET"] == f"{NS}/fleetplane-hub-tokens"
+    assert bootstrap_env["METRICS_SECRET"] == f"{NS}/fleetplane-hub-tokens-metrics"
     script = objects["ConfigMap", "fleetplane-hub-bootstrap"]["data"]["token-bootstrap.py"]
     assert script == (CHART / "files" / "token-bootstrap.py").read_text()
-    tokens = objects["Secret", "fleetplane-hub-tokens"]
-    assert "data" not in tokens and "stringData" not in tokens, "the Job fills it; helm never overwrites it"
-    assert tokens["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    for name in ("fleetplane-hub-tokens", "fleetplane-hub-tokens-metrics"):
+        tokens = objects["Secret", name]
+        assert "data" not in tokens and "stringData" not in tokens, "the Job fills it; helm never overwrites it"
+        assert tokens["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
 
-def test_the_bootstrap_service_account_may_read_and_patch_the_tokens_secret_only(tmp_path: Path) -> None:
+def test_the_bootstrap_service_account_may_read_and_patch_the_tokens_secrets_only(tmp_path: Path) -> None:
     objects = render(tmp_path, EXTERNAL, "--set-string", "tokenBootstrap.secretName=hub-admin")
     assert objects["Role", "fleetplane-hub-bootstrap"]["rules"] == [
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["hub-admin"], "verbs": ["get", "patch"]}
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["hub-admin", "hub-admin-metrics"],
+            "verbs": ["get", "patch"],
+        }
     ]
     binding = objects["RoleBinding", "fleetplane-hub-bootstrap"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "fleetplane-hub-bootstrap", "namespace": NS}]
     assert binding["roleRef"]["kind"] == "Role", "never a ClusterRole"
-    assert ("Secret", "hub-admin") in objects
+    assert ("Secret", "hub-admin") in objects and ("Secret", "hub-admin-metrics") in objects
+    # Without a metrics token, the admin token's Secret alone.
+    objects = render(tmp_path, EXTERNAL, "--set", "tokenBootstrap.metricsToken=false")
+    assert objects["Role", "fleetplane-hub-bootstrap"]["rules"][0]["resourceNames"] == ["fleetplane-hub-tokens"]
+    assert ("Secret", "fleetplane-hub-tokens-metrics") not in objects
+    assert env_of(container(objects, "Job", "fleetplane-hub-token-bootstrap"))["METRICS_SECRET"] == ""
 
 
 def test_cloudnativepg_cert_manager_and_servicemonitor_render_what_their_operators_expect(tmp_path: Path) -> None:
@@ -184,10 +180,13 @@ def test_cloudnativepg_cert_manager_and_servicemonitor_render_what_their_operato
     )
     [endpoint] = monitor["spec"]["endpoints"]
     assert endpoint["port"] == "https" and endpoint["path"] == "/metrics" and endpoint["scheme"] == "https"
-    assert endpoint["bearerTokenSecret"] == {"name": "fleetplane-hub-tokens", "key": "metrics-token"}
+    # Its own Secret: whoever may read it to scrape cannot read the admin token.
+    assert endpoint["bearerTokenSecret"] == {"name": "fleetplane-hub-tokens-metrics", "key": "metrics-token"}
+    bootstrap_env = env_of(container(objects, "Job", "fleetplane-hub-token-bootstrap"))
+    assert bootstrap_env["METRICS_SECRET"] == f"{NS}/fleetplane-hub-tokens-metrics"
+    assert bootstrap_env["TOKENS_SECRET"] != bootstrap_env["METRICS_SECRET"]
     assert endpoint["tlsConfig"]["ca"] == {"secret": {"name": "fleetplane-hub-tls", "key": "ca.crt"}}
     assert endpoint["tlsConfig"]["serverName"] in cert["spec"]["dnsNames"]
-    assert env_of(container(objects, "Job", "fleetplane-hub-token-bootstrap"))["METRICS_TOKEN"] == "true"
 
 
 def test_every_hub_setting_is_a_value_that_becomes_the_variable_the_hub_reads(
@@ -228,10 +227,86 @@ def test_every_hub_setting_is_a_value_that_becomes_the_variable_the_hub_reads(
         )
 
 
-def test_one_replica_has_no_disruption_budget(tmp_path: Path) -> None:
-    objects = render(tmp_path, EXTERNAL, "--set", "replicas=1")
-    assert ("PodDisruptionBudget", "fleetplane-hub") not in objects
-    assert objects["Deployment", "fleetplane-hub"]["spec"]["replicas"] == 1
+def test_one_replica_has_no_disruption_budget_and_zero_stops_the_hub(tmp_path: Path) -> None:
+    for replicas in (1, 0):
+        objects = render(tmp_path, EXTERNAL, "--set", f"replicas={replicas}")
+        assert ("PodDisruptionBudget", "fleetplane-hub") not in objects
+        assert objects["Deployment", "fleetplane-hub"]["spec"]["replicas"] == replicas
+
+
+def test_pull_secrets_pod_annotations_and_scheduling_reach_the_hub_pods_and_the_jobs(tmp_path: Path) -> None:
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": [{"key": "pool", "operator": "In", "values": ["system"]}]}]
+            }
+        }
+    }
+    values = tmp_path / "scheduling.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "imagePullSecrets": [{"name": "ghcr-pull"}],
+                "podAnnotations": {"backup.example.com/skip": "true"},
+                "nodeSelector": {"pool": "system"},
+                "affinity": affinity,
+            }
+        )
+    )
+    objects = render(tmp_path, EXTERNAL, "-f", str(values))
+    for kind, name in [
+        ("Deployment", "fleetplane-hub"),
+        ("Job", "fleetplane-hub-migrate"),
+        ("Job", "fleetplane-hub-token-bootstrap"),
+    ]:
+        pod = objects[kind, name]["spec"]["template"]["spec"]
+        assert pod["imagePullSecrets"] == [{"name": "ghcr-pull"}], name
+        assert pod["nodeSelector"] == {"pool": "system"}, name
+        assert pod["affinity"] == affinity, name
+    template = objects["Deployment", "fleetplane-hub"]["spec"]["template"]
+    assert template["metadata"]["annotations"] == {"backup.example.com/skip": "true"}
+    # Without an affinity the hub pods prefer distinct nodes; the Jobs have none.
+    objects = render(tmp_path)
+    assert "podAntiAffinity" in objects["Deployment", "fleetplane-hub"]["spec"]["template"]["spec"]["affinity"]
+    assert "affinity" not in objects["Job", "fleetplane-hub-migrate"]["spec"]["template"]["spec"]
+
+
+def test_string_values_that_look_like_numbers_or_booleans_render_as_strings(tmp_path: Path) -> None:
+    # Schema-valid names YAML would read as 123, true, 16 or a bool: the apiserver wants strings.
+    weird = {
+        "postgresql.external.secretName": "123",
+        "postgresql.external.secretKey": "true",
+        "tls.secretName": "0x10",
+        "tokenBootstrap.secretName": "0x10",
+        "image.tag": "1.0",
+    }
+    objects = render(tmp_path, weird, "--set", "serviceMonitor.enabled=true", "--set-string", "serviceMonitor.caKey=1")
+    hub = container(objects, "Deployment", "fleetplane-hub")
+    assert env_of(hub)["FLEETPLANE_DATABASE_URL"] == {"secretKeyRef": {"name": "123", "key": "true"}}
+    assert hub["image"] == "ghcr.io/fleetplane/hub:1.0"
+    pod = objects["Deployment", "fleetplane-hub"]["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in pod["volumes"]}["tls"]["secret"]["secretName"] == "0x10"
+    assert ("Secret", "0x10") in objects
+    assert objects["Role", "fleetplane-hub-bootstrap"]["rules"][0]["resourceNames"] == ["0x10", "0x10-metrics"]
+    [endpoint] = objects["ServiceMonitor", "fleetplane-hub"]["spec"]["endpoints"]
+    assert endpoint["tlsConfig"]["ca"] == {"secret": {"name": "0x10", "key": "1"}}
+    # The release namespace and name, the CloudNativePG Cluster and cert-manager's issuer too.
+    objects = helmrun.render(
+        CHART, "123", "0x10", {"postgresql.cloudnativepg.name": "123", "tls.certManager.issuerRef.name": "on",
+        "postgresql.cloudnativepg.storage.storageClass": "true", "postgresql.cloudnativepg.imageName": "1",
+        "postgresql.cloudnativepg.storage.size": "10", "tls.certManager.dnsNames[0]": "123"},
+        *FEATURES[:2], home=tmp_path,
+    )  # fmt: skip
+    assert {o["metadata"]["namespace"] for o in objects.values()} == {"0x10"}
+    assert {o["metadata"]["labels"]["app.kubernetes.io/instance"] for o in objects.values()} == {"123"}
+    cluster = objects["Cluster", "123"]["spec"]
+    assert cluster["storage"] == {"size": "10", "storageClass": "true"} and cluster["imageName"] == "1"
+    cert = objects["Certificate", "fleetplane-hub"]["spec"]
+    assert cert["issuerRef"]["name"] == "on" and "123" in cert["dnsNames"]
+    monitor = objects["ServiceMonitor", "fleetplane-hub"]["spec"]
+    assert monitor["namespaceSelector"] == {"matchNames": ["0x10"]}
+    binding = objects["RoleBinding", "fleetplane-hub-bootstrap"]
+    assert binding["subjects"][0]["namespace"] == "0x10"
 
 
 def test_without_the_bootstrap_no_token_objects_are_rendered(tmp_path: Path) -> None:
@@ -263,7 +338,15 @@ def test_every_rbac_rule_of_the_chart_is_commented_with_why() -> None:
             ["tls.certManager.issuerRef.name is required"],
         ),
         ({**EXTERNAL, "tls.certManager.enabled": "true"}, (), ["/tls/certManager/enabled", "want boolean"]),
-        (EXTERNAL, ("--set", "replicas=0"), ["/replicas", "minimum: got 0, want 1"]),
+        (EXTERNAL, ("--set", "replicas=-1"), ["/replicas", "minimum: got -1, want 0"]),
+        (EXTERNAL, ("--set", "settings.placementProfile=fastest"), ["/settings/placementProfile", "'default'"]),
+        (
+            EXTERNAL,
+            ("--set", "tls.certManager.enabled=true", "--set-string", "tls.certManager.issuerRef.name=Fleet_CA"),
+            ["/tls/certManager/issuerRef/name", "does not match pattern"],
+        ),
+        (EXTERNAL, ("--set", "imagePullSecrets[0].secret=x"), ["/imagePullSecrets/0"]),
+        (EXTERNAL, ("--set", "podAnnotations.a=1"), ["/podAnnotations/a", "want string"]),
         (EXTERNAL, ("--set", "image.pullPolicy=Sometimes"), ["/image/pullPolicy", "'Always', 'IfNotPresent', 'Never'"]),
         (EXTERNAL, ("--set", "settings.clusterTimeoutSecond=30"), ["/settings", "'clusterTimeoutSecond' not allowed"]),
         (EXTERNAL, ("--set", "settings.workers=0"), ["/settings/workers"]),
@@ -306,3 +389,10 @@ def test_the_token_bootstrap_script_is_valid_python_using_only_the_hub_and_the_s
         for m in imports
         if m.split(".")[0] not in {"__future__", "asyncio", "base64", "json", "os", "ssl", "sys", "urllib", "hub"}
     } == set()
+
+
+def test_the_placement_profiles_of_the_schema_are_the_ones_the_engine_has() -> None:
+    from placement.profiles import PROFILES
+
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["settings"]["properties"]
+    assert schema["placementProfile"]["enum"] == list(PROFILES)

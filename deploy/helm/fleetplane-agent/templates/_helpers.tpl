@@ -1,10 +1,19 @@
 {{- define "agent.name" -}}fleetplane-agent{{- end -}}
+{{- /* Names of this release's cluster-scoped objects and of its Roles in rbac.namespaces.
+       Every namespaced object of the chart has a fixed name, so one release per namespace: the
+       release namespace names the release, also in a namespace several releases deliver into. */ -}}
+{{- define "agent.clusterRole" -}}fleetplane-agent-{{ .Release.Namespace }}{{- end -}}
+{{- define "agent.workloadsRole" -}}fleetplane-agent-{{ .Release.Namespace }}-workloads{{- end -}}
+{{- define "agent.selector" -}}
+app.kubernetes.io/name: fleetplane-agent
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- end -}}
 {{- define "agent.labels" -}}
 app.kubernetes.io/name: fleetplane-agent
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | quote }}
 {{- end -}}
 {{- /* config.delivery as given (empty dict when absent). */ -}}
 {{- define "agent.delivery" -}}

@@ -1,13 +1,13 @@
 {{- define "hub.labels" -}}
 app.kubernetes.io/name: fleetplane-hub
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | quote }}
 {{- end -}}
 {{- define "hub.selector" -}}
 app.kubernetes.io/name: fleetplane-hub
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end -}}
 
 {{- /* The Secret and key holding the database URL: CloudNativePG's <cluster>-app Secret
@@ -42,10 +42,16 @@ fleetplane-hub-tls
 {{- end -}}
 {{- end -}}
 
+{{- /* The Secret the bootstrap Job stores the metrics token in (the ServiceMonitor reads it):
+       never the admin token's Secret, so read access for scraping grants no admin. */ -}}
+{{- define "hub.metricsSecret" -}}
+{{- printf "%s-metrics" .Values.tokenBootstrap.secretName -}}
+{{- end -}}
+
 {{- /* Environment shared by the hub pods and the Jobs: the database URL and the settings. */ -}}
 {{- define "hub.env" -}}
 - name: FLEETPLANE_DATABASE_URL
-  valueFrom: {secretKeyRef: {name: {{ include "hub.dbSecret" . }}, key: {{ include "hub.dbKey" . }}}}
+  valueFrom: {secretKeyRef: {name: {{ include "hub.dbSecret" . | quote }}, key: {{ include "hub.dbKey" . | quote }}}}
 - name: FLEETPLANE_DATA_DIR
   value: /var/lib/fleetplane
 - name: HOME
@@ -75,12 +81,21 @@ readOnlyRootFilesystem: true
 capabilities: {drop: [ALL]}
 {{- end -}}
 
-{{- /* nodeSelector and tolerations, for the hub pods and the Jobs alike. */ -}}
+{{- /* imagePullSecrets, nodeSelector and tolerations, for the hub pods and the Jobs alike
+       (affinity too, for the Jobs: the hub pods default to spreading over nodes). */ -}}
 {{- define "hub.scheduling" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- with .Values.nodeSelector }}
 nodeSelector: {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- with .Values.tolerations }}
 tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+{{- define "hub.jobAffinity" -}}
+{{- with .Values.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
