@@ -197,4 +197,3 @@ def _merge_lock(directory: Path, mode: int) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
-

@@ -1,7 +1,10 @@
 """bench/bench_federation.py's request mix (the `requests_per_s` of its idle and burst windows)
 counts agent lease renewals: they go through the lease fast path, which never reaches the API's
 request counter, so an idle fleet's mix used to read []. Fed the text prometheus_client writes
-for the hub's own counters (hub.metrics' names and labels), before and after a window."""
+for the hub's own counters (hub.metrics' names and labels), before and after a window.
+
+Here, not under tests/: the import layers (.importlinter) keep tests from importing bench. Run
+it with `.venv/bin/pytest bench/test_request_mix.py` (make test does not collect bench/)."""
 
 from __future__ import annotations
 
