@@ -435,7 +435,10 @@ def _supervise(settings: Settings, url: str, workers: int, controller_args: list
                     ran = now - c.started
                     c.backoff = 0.0 if ran > 60 else max(1.0, min(30.0, c.backoff * 2))
                     c.restart_at = now + c.backoff
-                    metrics.process_dead(c.proc.pid, metrics_dir)
+                    try:
+                        metrics.process_dead(c.proc.pid, metrics_dir)
+                    except Exception:  # a metrics file we cannot fold must not stop the supervisor
+                        log.exception("could not fold the metrics files of %s (pid %d)", c.name, c.proc.pid)
                     log.warning(
                         "%s (pid %d) exited with code %s after %.0fs; restarting in %.0fs",
                         c.name,
