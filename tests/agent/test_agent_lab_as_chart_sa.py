@@ -28,7 +28,7 @@ from tests.packaging.helmrun import helm as run_helm
 from tests.packaging.helmrun import sets
 
 from . import test_agent_lab as suite
-from .lab_fixtures import AgentProcess, Hub, kubectl, kubectl_json
+from .lab_fixtures import AgentProcess, Hub, kubectl, kubectl_json, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -128,7 +128,8 @@ NEEDED = [
     ("watch", "pods"),
     ("watch", "jobs.batch"),
     ("watch", "deployments.apps"),
-    ("list", "configmaps"),
+    ("list", "configmaps", NS),
+    ("list", "services", NS),
     ("create", "jobs.batch", NS),
     ("patch", "jobs.batch", NS),
     ("delete", "jobs.batch", NS),
@@ -179,6 +180,10 @@ REFUSED = [
     ("create", "jobs.batch", "default"),
     ("delete", "pods", "team-b"),
     ("patch", "configmaps", "kube-system"),
+    # It lists ConfigMaps and Services (leftover clean-up) only where it may write them.
+    ("list", "configmaps"),
+    ("list", "configmaps", "kube-system"),
+    ("list", "services", "default"),
 ]
 
 
@@ -221,3 +226,24 @@ def test_an_assignment_for_a_namespace_outside_rbac_namespaces_is_rejected(
     assert "namespace team-b is not allowed" in a["status"]["message"], json.dumps(a["status"])
     assert kubectl(spoke.kubeconfig, "get", "namespace", "team-b", check=False).returncode != 0
     hub.delete_assignment(NS, "elsewhere")
+
+
+def test_a_config_map_of_an_assignment_deleted_while_the_agent_was_down_is_removed_after_restart(
+    hub: Hub, spoke: Any, agent: AgentProcess
+) -> None:
+    # After a restart the agent finds what it applied by listing each allowed kind by label.
+    # The chart lets it list ConfigMaps only in rbac.namespaces (no cluster-wide list), so the
+    # agent lists per namespace of its allowedNamespaces; the leftover is still found and removed.
+    kc = spoke.kubeconfig
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "leftover", "namespace": NS}}
+    hub.create_assignment(NS, "leftover", CLUSTER, "leftover", 1, [config_map])
+
+    def on_spoke() -> bool:
+        return kubectl(kc, "-n", NS, "get", "configmap", "leftover", check=False).returncode == 0
+
+    wait_until("the ConfigMap is on the spoke", on_spoke, timeout=30)
+    agent.kill()
+    hub.delete_assignment(NS, "leftover")
+    agent.start().wait_until_ready()
+    wait_until("the ConfigMap is removed after the restart", lambda: not on_spoke(), timeout=30)
+    wait_until("the Assignment is gone from the hub", lambda: hub.assignment(NS, "leftover") is None, timeout=30)

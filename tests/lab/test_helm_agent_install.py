@@ -22,7 +22,7 @@ from tests.packaging.helmrun import Helm, sets
 pytestmark = pytest.mark.lab
 
 # One lab spoke, kubectl and helm against it (module-scoped fixtures).
-spoke, kubectl, helm = helmrun.spoke, helmrun.kubectl, helmrun.helm_on_spoke
+spoke, kubectl, helm, crds = helmrun.spoke, helmrun.kubectl, helmrun.helm_on_spoke, helmrun.crds
 
 NS = "fleetplane-system"
 RELEASE = "fp-agent"
@@ -93,7 +93,8 @@ def test_the_service_account_gets_what_the_agent_needs_and_nothing_more(installe
         ("watch", "nodes"),
         ("list", "pods"),
         ("watch", "jobs.batch"),
-        ("list", "configmaps"),
+        ("list", "configmaps", TEAM),
+        ("list", "services", TEAM),
         ("create", "jobs.batch", TEAM),
         ("patch", "jobs.batch", TEAM),
         ("delete", "deployments.apps", TEAM),
@@ -119,6 +120,11 @@ def test_the_service_account_gets_what_the_agent_needs_and_nothing_more(installe
         ("create", "pods", "kube-system"),
         ("create", "deployments.apps", NS),
         ("delete", "pods", "team-b"),
+        # Listing what it does not watch: only in rbac.namespaces (clean-up after a restart).
+        ("list", "configmaps"),
+        ("list", "configmaps", "kube-system"),
+        ("list", "services", "kube-system"),
+        ("list", "pytorchjobs.kubeflow.org"),
     ]:
         assert not can_i(kubectl, verb, what, *where), f"{verb} {what} {where} must be refused"
 
@@ -140,6 +146,25 @@ def test_an_upgrade_keeps_the_credential_the_agent_stored(installed: None, helm:
     assert secret_data(kubectl) == {"clusterName": "spoke-1", "joinToken": "", "token": "fpc-agent-credential"}
     config = kubectl.json("get", "configmap", "fleetplane-agent", "-n", NS)["data"]["agent.yaml"]
     assert "heartbeatSeconds: 30" in config, "the upgrade did apply the new values"
+
+
+def test_metrics_and_the_pod_monitor_are_accepted_by_the_prometheus_operator_crd(
+    installed: None, crds: None, helm: Helm, kubectl: Kubectl
+) -> None:
+    # The Prometheus Operator's own PodMonitor CRD (helmrun.OPERATOR_CRDS) validates the object.
+    helm(
+        "upgrade", RELEASE, str(CHART), "--namespace", NS, *sets(VALUES),
+        "--set", "metrics.enabled=true,metrics.podMonitor.enabled=true",
+    )  # fmt: skip
+    rendered = {d["kind"]: d for d in helmrun.documents(helm("get", "manifest", RELEASE, "--namespace", NS).stdout)}
+    served = kubectl.json("get", "podmonitor.monitoring.coreos.com", "fleetplane-agent", "-n", NS)
+    assert helmrun.contained(rendered["PodMonitor"]["spec"], served["spec"]), f"the apiserver kept {served['spec']}"
+    deployment = kubectl.json("get", "deployment", "fleetplane-agent", "-n", NS)
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--metrics-port=9464" in container["args"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert served["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
 def test_helm_uninstall_removes_everything_but_the_kept_credential(

@@ -7,9 +7,12 @@ tests/agent/test_agent_lab_as_chart_sa.py). One copy of each helper, shared by a
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import shutil
 import subprocess
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import pytest
 import yaml
 
 from fleetplane_lab.fixtures import require_helm
+from fleetplane_testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB_CHART = ROOT / "deploy" / "helm" / "fleetplane-hub"
@@ -140,3 +144,90 @@ def can_i(kubectl: Any, subject: str, verb: str, resource: str, namespace: str =
     }
     answer = json.loads(kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review)))
     return bool(answer["status"].get("allowed"))
+
+
+# --- The operators' CRDs (CloudNativePG, cert-manager, Prometheus Operator) ----------------
+
+# The operators' own CRDs, from their Go modules at pinned versions: (module, version, file).
+OPERATOR_CRDS = [
+    ("github.com/cloudnative-pg/cloudnative-pg", "v1.25.1", "config/crd/bases/postgresql.cnpg.io_clusters.yaml"),
+    ("github.com/cert-manager/cert-manager", "v1.17.2", "deploy/crds/crd-certificates.yaml"),
+    (
+        "github.com/prometheus-operator/prometheus-operator",
+        "v0.80.1",
+        "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
+    ),
+    (
+        "github.com/prometheus-operator/prometheus-operator",
+        "v0.80.1",
+        "example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml",
+    ),
+]
+
+
+def operator_crds() -> list[dict[str, Any]]:
+    """The CRDs of CloudNativePG, cert-manager and the Prometheus Operator (ServiceMonitor,
+    PodMonitor), as they ship them.
+
+    Taken from each project's Go module (the module proxy serves the whole repository) into a
+    cache outside the repository keyed by the versions, like the lab's binaries; a no-op when
+    present. Labels and annotations are dropped: cert-manager's carry its Helm chart's
+    template text."""
+    cache = Path(os.environ.get("FLEETPLANE_CACHE", Path.home() / ".cache" / "fleetplane"))
+    # Keyed by the versions and the files (a CRD added to the list is a new cache).
+    modules = dict.fromkeys(f"{m.rsplit('/', 1)[1]}-{v}" for m, v, _ in OPERATOR_CRDS)
+    files = hashlib.sha256(repr(OPERATOR_CRDS).encode()).hexdigest()[:8]
+    folder = cache / ("operator-crds-" + "-".join(modules) + f"-{files}")
+    if not folder.is_dir():
+        if shutil.which("go") is None:
+            pytest.fail("the operators' CRDs come from their Go modules: install Go (as for `make k8s-binaries`)")
+        work = cache / "build-work" / "operator-crds"
+        work.mkdir(parents=True, exist_ok=True)
+        crds = []
+        for module, version, path in OPERATOR_CRDS:
+            out = subprocess.run(
+                ["go", "mod", "download", "-json", f"{module}@{version}"],
+                cwd=work,
+                env={**os.environ, "GOFLAGS": "-mod=mod", "GOSUMDB": "off"},  # as deploy/local/build-k8s.sh
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert out.returncode == 0, f"go mod download {module}@{version}: {out.stdout}{out.stderr}"
+            with zipfile.ZipFile(json.loads(out.stdout)["Zip"]) as z:
+                crd = yaml.safe_load(z.read(f"{module}@{version}/{path}"))
+            crd["metadata"] = {"name": crd["metadata"]["name"]}
+            crds.append(crd)
+        tmp = folder.parent / f"{folder.name}.tmp"
+        tmp.mkdir(exist_ok=True)
+        for crd in crds:
+            (tmp / f"{crd['metadata']['name']}.json").write_text(json.dumps(crd))
+        tmp.rename(folder)
+    return [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))]
+
+
+def contained(given: Any, served: Any) -> bool:
+    """Is every field the chart gave still there, with its value, in what the apiserver serves?
+    (A field a CRD does not know is pruned; defaults the CRD adds are allowed.)"""
+    if isinstance(given, dict):
+        return isinstance(served, dict) and all(k in served and contained(v, served[k]) for k, v in given.items())
+    if isinstance(given, list):
+        return isinstance(served, list) and len(given) == len(served) and all(map(contained, given, served))
+    return bool(given == served)
+
+
+@pytest.fixture(scope="module")
+def crds(kubectl: Any) -> None:
+    """The operators' CRDs registered in the spoke and established."""
+    definitions = operator_crds()
+    for crd in definitions:
+        # create, not apply: CloudNativePG's CRD is too big for apply's last-applied annotation.
+        kubectl("create", "-f", "-", input=json.dumps({k: v for k, v in crd.items() if k != "status"}))
+
+    def established(name: str) -> bool:
+        conditions = (kubectl.json("get", "crd", name).get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    for crd in definitions:
+        name = crd["metadata"]["name"]
+        wait_until(f"CRD {name} is established", lambda n=name: established(n), timeout=60)

@@ -193,7 +193,12 @@ def test_namespaced_scope_writes_only_by_roles_in_the_listed_namespaces(tmp_path
         }
     granted = rule_set(roles[TEAM]["rules"])
     assert ("batch", "jobs", "create", ()) in granted and ("", "pods", "delete", ()) in granted
-    assert not {v for _, _, v, _ in granted} - {"get", "create", "patch", "delete"}
+    assert not {v for _, _, v, _ in granted} - {"get", "list", "create", "patch", "delete"}
+    # Listing for leftover clean-up is per namespace too: no cluster-wide list of kinds the
+    # agent does not watch (ConfigMaps, Services, the AI operator kinds).
+    assert ("", "configmaps", "list", ()) in granted and ("kubeflow.org", "pytorchjobs", "list", ()) in granted
+    listed = {(g, r) for g, r, v, _ in cluster_wide if v == "list"}
+    assert listed == {(g, r) for g, r, v, _ in cluster_wide if v == "watch"}, "cluster-wide: only what it watches"
     # Together with the cluster-wide reads, the same (group, resource) pairs as cluster scope.
     cluster_scope = render(tmp_path, CLUSTER_WIDE, *CLUSTER_SCOPE, "--set", "config.delivery.createNamespaces=false")
     assert {(g, r) for g, r, *_ in granted | cluster_wide} == {
