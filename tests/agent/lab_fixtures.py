@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 from fleetplane_testing import wait_until as lab_wait_until
 from fleetplane_testing.agenthub import Hub, env, start_hub, stop_hub
 from fleetplane_testing.processes import AgentProcess, kubectl, stop_process
@@ -27,6 +29,17 @@ def wait_until(what: str, probe: Callable[[], T | None], timeout: float = 60.0, 
 
 def kubectl_json(kubeconfig: str, *args: str) -> dict[str, Any]:
     return dict(json.loads(kubectl(kubeconfig, *args, "-o", "json").stdout))
+
+
+def service_account_kubeconfig(admin_kubeconfig: str, namespace: str, account: str, out: Path) -> str:
+    """A kubeconfig for `out` holding a TokenRequest token of that ServiceAccount (from the real
+    apiserver, `kubectl create token`), nothing else: the agent runs as the account."""
+    token = kubectl(admin_kubeconfig, "-n", namespace, "create", "token", account, "--duration=4h").stdout.strip()
+    cfg = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    for user in cfg["users"]:
+        user["user"] = {"token": token}
+    out.write_text(yaml.safe_dump(cfg))
+    return str(out)
 
 
 def expected_capacity(kubeconfig: str) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from .lab_fixtures import (
     ROOT,
@@ -25,6 +24,7 @@ from .lab_fixtures import (
     kubectl,
     kubectl_json,
     reported_capacity,
+    service_account_kubeconfig,
     start_hub,
     stop_hub,
     wait_until,
@@ -67,15 +67,8 @@ def agent_kubeconfig(spoke: Any, tmp_path_factory: pytest.TempPathFactory) -> st
     admin = spoke.kubeconfig
     kubectl(admin, "create", "namespace", "fleetplane-system")
     kubectl(admin, "apply", "-f", str(ROOT / "deploy/agent/rbac.yaml"))
-    token = kubectl(
-        admin, "-n", "fleetplane-system", "create", "token", "fleetplane-agent", "--duration=4h"
-    ).stdout.strip()
-    cfg = yaml.safe_load(Path(admin).read_text())
-    for user in cfg["users"]:
-        user["user"] = {"token": token}
-    path = tmp_path_factory.mktemp("agent") / "agent.kubeconfig"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+    out = tmp_path_factory.mktemp("agent") / "agent.kubeconfig"
+    return service_account_kubeconfig(admin, "fleetplane-system", "fleetplane-agent", out)
 
 
 @pytest.fixture(scope="module")

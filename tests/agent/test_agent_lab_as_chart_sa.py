@@ -16,7 +16,6 @@ import base64
 import json
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +27,7 @@ from tests.packaging.helmrun import helm as run_helm
 from tests.packaging.helmrun import sets
 
 from . import test_agent_lab as suite
-from .lab_fixtures import AgentProcess, Hub, kubectl, kubectl_json, wait_until
+from .lab_fixtures import AgentProcess, Hub, kubectl, kubectl_json, service_account_kubeconfig, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -68,14 +67,8 @@ def chart_install(hub: Hub, spoke: Any, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def agent_kubeconfig(spoke: Any, chart_install: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> str:
     """A kubeconfig holding a TokenRequest token of the chart's ServiceAccount, nothing else."""
-    admin = spoke.kubeconfig
-    token = kubectl(admin, "-n", AGENT_NS, "create", "token", "fleetplane-agent", "--duration=4h").stdout.strip()
-    cfg = yaml.safe_load(Path(admin).read_text())
-    for user in cfg["users"]:
-        user["user"] = {"token": token}
-    path = tmp_path_factory.mktemp("agent") / "agent.kubeconfig"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
+    out = tmp_path_factory.mktemp("agent") / "agent.kubeconfig"
+    return service_account_kubeconfig(spoke.kubeconfig, AGENT_NS, "fleetplane-agent", out)
 
 
 @pytest.fixture(scope="module")
