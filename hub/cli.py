@@ -28,10 +28,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 import uvicorn
@@ -213,7 +214,32 @@ def run_hub(
     app = create_app(settings, url)
     if before_serve is not None:
         before_serve(app, server, cert, token)
-    asyncio.run(_serve(app, _api_configs(app, settings, cert, key)))
+    _run_serving(settings, lambda: _serve(app, _api_configs(app, settings, cert, key)))
+
+
+def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop a serving process runs on (settings.event_loop): uvloop's, or None for
+    asyncio's own. `auto` takes uvloop when it is installed (the hub extra installs it)."""
+    if settings.event_loop == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if settings.event_loop == "uvloop":
+            raise SystemExit(
+                "FLEETPLANE_EVENT_LOOP=uvloop, but uvloop is not installed: pip install 'fleetplane[hub]', "
+                "or set FLEETPLANE_EVENT_LOOP=asyncio"
+            ) from None
+        return None
+    return uvloop.new_event_loop
+
+
+def _run_serving(settings: Settings, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """asyncio.run(main()) on the configured event loop."""
+    factory = _loop_factory(settings)
+    log.info("event loop: %s", "uvloop" if factory is not None else "asyncio")
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
 
 
 def _api_configs(app: FastAPI, settings: Settings, cert: Path, key: Path) -> list[uvicorn.Config]:
@@ -479,7 +505,7 @@ def serve_worker(settings: Settings) -> None:
     assert settings.database_url
     app = create_app(settings, settings.database_url, role="api")
     cert, key = settings.data_dir / "hub-cert.pem", settings.data_dir / "hub-key.pem"
-    asyncio.run(_serve(app, _api_configs(app, settings, cert, key), [[s] for s in socks]))
+    _run_serving(settings, lambda: _serve(app, _api_configs(app, settings, cert, key), [[s] for s in socks]))
 
 
 def run_controller(
@@ -504,7 +530,7 @@ def run_controller(
     if not settings.controllers:
         log.info("controllers are off (FLEETPLANE_CONTROLLERS=false): this process compacts events only")
     if health_port is None:
-        asyncio.run(_run_headless(app))
+        _run_serving(settings, lambda: _run_headless(app))
         return
     config = uvicorn.Config(
         app,
@@ -516,7 +542,7 @@ def run_controller(
         proxy_headers=False,
         lifespan="on",
     )
-    asyncio.run(_serve(app, [config]))
+    _run_serving(settings, lambda: _serve(app, [config]))
 
 
 async def _run_headless(app: FastAPI) -> None:

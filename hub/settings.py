@@ -59,6 +59,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description=(
+            "The event loop the hub's processes serve on: uvloop (libuv; what uvicorn[standard] uses) or "
+            "Python's own asyncio loop. auto: uvloop when it is installed (the hub extra installs it). The loop's "
+            "own dispatch is a large share of an idle 1,000-cluster hub's CPU (docs/scaling.md)."
+        ),
+    )
+
     admin_kubeconfig: bool = Field(
         default=True,
         description=(
