@@ -410,7 +410,7 @@ async def prepare_kube(t: Target) -> None:
         crd = (await c.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PLURAL}.{GROUP}")).json()
         established = any(
             cond.get("type") == "Established" and cond.get("status") == "True"
-            for cond in crd.get("status", {}).get("conditions", [])
+            for cond in (crd.get("status") or {}).get("conditions") or []  # absent, or null, just after create
         )
         if established and (await c.get(t.path("default"))).status_code == 200:
             return
