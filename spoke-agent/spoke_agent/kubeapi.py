@@ -171,12 +171,16 @@ class KubeAPI:
                 return False
             raise
 
-    async def list(self, api_version: str, kind: str, label_selector: str) -> list[dict[str, Any]]:
-        """All objects of a kind (every namespace) matching a label selector; [] if not served."""
+    async def list(
+        self, api_version: str, kind: str, label_selector: str, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The objects of a kind matching a label selector (paged), in every namespace or in
+        `namespace` only; [] if the kind is not served, or is cluster-scoped and a namespace is given."""
         found = await self.resource(api_version, kind)
-        if found is None:
+        if found is None or (namespace is not None and not found[1]):
             return []
-        url = await self.url(ObjectRef(api_version, kind, None, ""), collection=True, all_namespaces=True)
+        ref = ObjectRef(api_version, kind, namespace, "")
+        url = await self.url(ref, collection=True, all_namespaces=namespace is None)
         items: list[dict[str, Any]] = []
         params: dict[str, Any] = {"labelSelector": label_selector, "limit": 500}
         while True:

@@ -42,6 +42,16 @@ def service_account_kubeconfig(admin_kubeconfig: str, namespace: str, account: s
     return str(out)
 
 
+def running(proc: AgentProcess) -> Iterator[AgentProcess]:
+    """Start the agent, yield it once ready, stop it and print its log's tail (a fixture body)."""
+    proc.start().wait_until_ready()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        print(proc.log()[-4000:])
+
+
 def expected_capacity(kubeconfig: str) -> dict[str, Any]:
     """What `kubectl get nodes,pods` says, counted independently of the agent's code."""
     nodes = kubectl_json(kubeconfig, "get", "nodes")["items"]

@@ -24,6 +24,7 @@ from .lab_fixtures import (
     kubectl,
     kubectl_json,
     reported_capacity,
+    running,
     service_account_kubeconfig,
     start_hub,
     stop_hub,
@@ -97,12 +98,7 @@ def agent(
         log_path=tmp_path_factory.mktemp("agentlog") / "agent.log",
     )
     proc.join_token = token  # type: ignore[attr-defined]
-    proc.start().wait_until_ready()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-        print(proc.log()[-4000:])
+    yield from running(proc)
 
 
 def gpu_job(name: str, gpus: int, delay: str | None = None) -> dict[str, Any]:

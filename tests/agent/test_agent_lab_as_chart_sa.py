@@ -27,7 +27,7 @@ from tests.packaging.helmrun import helm as run_helm
 from tests.packaging.helmrun import sets
 
 from . import test_agent_lab as suite
-from .lab_fixtures import AgentProcess, Hub, kubectl, kubectl_json, service_account_kubeconfig, wait_until
+from .lab_fixtures import AgentProcess, Hub, kubectl, kubectl_json, running, service_account_kubeconfig, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -89,12 +89,7 @@ def agent(
         extra_env={"FLEETPLANE_CLUSTER_NAME": base64.b64decode(secret["clusterName"]).decode()},
     )
     proc.join_token = chart_install["join_token"]  # type: ignore[attr-defined]
-    proc.start().wait_until_ready()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-        print(proc.log()[-4000:])
+    yield from running(proc)
 
 
 def can_i(kubeconfig: str, verb: str, what: str, namespace: str = "", subresource: str = "") -> bool:

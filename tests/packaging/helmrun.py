@@ -47,6 +47,13 @@ def helm(*args: str | Path, home: Path, check: bool = True, timeout: float = 120
     return out
 
 
+def lints_clean(chart: Path, *args: str, home: Path) -> None:
+    """`helm lint --strict` passes with no warning and no error."""
+    out = helm("lint", "--strict", chart, *args, home=home).stdout
+    assert "1 chart(s) linted, 0 chart(s) failed" in out, out
+    assert "[WARNING]" not in out and "[ERROR]" not in out, out
+
+
 def sets(values: dict[str, str]) -> list[str]:
     """--set-string for each value: helm's --set would read 123, true or 0x10 as a number or bool."""
     return [a for k, v in values.items() for a in ("--set-string", f"{k}={v}")]

@@ -327,37 +327,16 @@ class KubernetesBackend:
             return None
         return sorted({n for n in names if delivery.namespace_allowed(n)})
 
-    async def _list_in(self, api_version: str, kind: str, namespace: str) -> list[dict[str, Any]]:
-        """Objects of a kind in one namespace with the assignment label (paged)."""
-        found = await self.api.resource(api_version, kind)
-        if found is None or not found[1]:  # not served, or cluster-scoped: in no namespace
-            return []
-        url = await self.api.url(ObjectRef(api_version, kind, namespace, ""), collection=True)
-        items: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"labelSelector": ASSIGNMENT_LABEL, "limit": 500}
-        while True:
-            body = (await self.api._request("GET", url, params=params)).json()
-            for item in body.get("items") or []:
-                item.setdefault("apiVersion", api_version)
-                item.setdefault("kind", kind)
-                items.append(item)
-            cont = (body.get("metadata") or {}).get("continue")
-            if not cont:
-                return items
-            params["continue"] = cont
-
     async def list_managed(self, allowed: list[tuple[str, str]]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         namespaces = self._listing_namespaces()
+        scopes: list[str | None] = [None] if namespaces is None else list(namespaces)  # None: every namespace
         for group, kind in allowed:
             api_version = await self._version_of(group)
             if api_version is None:
                 continue
             try:
-                if namespaces is None:
-                    items = await self.api.list(api_version, kind, ASSIGNMENT_LABEL)
-                else:
-                    items = [i for ns in namespaces for i in await self._list_in(api_version, kind, ns)]
+                items = [i for ns in scopes for i in await self.api.list(api_version, kind, ASSIGNMENT_LABEL, ns)]
             except KubeAPIError as e:
                 if e.code in (403, 404):
                     continue
