@@ -40,6 +40,7 @@ from hub.web import authn, docs, join, kube, ui
 from hub.web.authn import Authenticator
 from hub.web.context import HubContext
 from hub.web.kube import authz
+from hub.web.kube.fastpath import KubeFastPath
 from hub.web.rest import routes as rest
 from hub.web.rest.leases import RenewalFastPath
 
@@ -146,6 +147,8 @@ def create_app(settings: Settings, database_url: str, role: Role = "all") -> Fas
     )
     app.state.hub = hub
     app.state.background = []
+    if role != "controller":  # inside authentication: object requests skip FastAPI's router (hub.web.kube.fastpath)
+        app.add_middleware(KubeFastPath)
     app.add_middleware(authn.AuthMiddleware, auth=hub.authenticator)
     # Outside authentication: a well-formed agent lease renewal is answered by one batched
     # statement that checks the token too (hub.web.rest.leases.RenewalFastPath).

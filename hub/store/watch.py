@@ -74,6 +74,9 @@ def as_seen_by(accept: Callable[[Event], bool], ev: Event, selective: bool = Tru
     return None
 
 
+POLL_LIMIT = 2000
+"""Most events one poll reads (the poller reads again at once after a full page)."""
+
 LISTENING_POLL_SECONDS = 2.0
 """How often the watch poller looks for events without being woken while its LISTEN connection
 is up (see Broadcaster._run)."""
@@ -208,10 +211,14 @@ class Broadcaster:
             self._wake.clear()
             try:
                 while True:
-                    events = await self.store.poll_events(self.last_rv)
-                    if not events:
-                        break
+                    events = await self.store.poll_events(self.last_rv, POLL_LIMIT)
                     self._dispatch(events)
+                    # Fewer than a full page: that was everything committed when the poll ran.
+                    # A commit since then set `_wake` again (a local one through on_commit,
+                    # another process's through LISTEN), so the next turn reads it; polling
+                    # again at once found nothing, one more query per write.
+                    if len(events) < POLL_LIMIT:
+                        break
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may blip; keep the poller alive and retry
