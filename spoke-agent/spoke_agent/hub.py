@@ -92,6 +92,10 @@ class HubClient:
             headers=headers,
             timeout=self.settings.request_timeout_seconds,
             verify=self._verify,
+            # httpx's default pool sizes; an idle connection outlives a heartbeat (settings.keep_alive_seconds).
+            limits=httpx.Limits(
+                max_connections=100, max_keepalive_connections=20, keepalive_expiry=self.settings.keep_alive_seconds
+            ),
             **kwargs,
         )
 
