@@ -24,6 +24,7 @@ system-wide on Linux, so timestamps from the client processes and the writer com
     .venv/bin/python bench/bench_watch.py                       # N = 100 and 1,000, 50 writes/s, 10 s
     .venv/bin/python bench/bench_watch.py --kube                # the same against kube-apiserver too
     .venv/bin/python bench/bench_watch.py --watchers 50 --seconds 3   # a quick check
+    .venv/bin/python bench/bench_watch.py --watchers 1000 --kube --hub-workers 2   # watchers spread over 2 hub processes
 
 Results: bench/results/watch.json and watch.md (the table is also printed).
 """
@@ -321,15 +322,19 @@ def measure(t: Target, n: int, args: argparse.Namespace, run: str, pids: list[in
 # ---------------------------------------------------------------- the run
 
 
-def hub_target(tmp: Path, max_watchers: int, program: str | None, say: Any) -> tuple[HubProcess, Target]:
-    say("starting the hub on embedded Postgres (controllers off)")
+def hub_target(
+    tmp: Path, max_watchers: int, program: str | None, say: Any, workers: int = 1
+) -> tuple[HubProcess, Target]:
+    say(f"starting the hub on embedded Postgres ({workers} API process(es), controllers off)")
     pg = EmbeddedPostgres(tmp / "pg", database="postgres")
     url = pg.create_database("bench")
     if not program:  # another build migrates its own schema when it starts (`fleetplane up` does)
         upgrade(url)
     env = {"FLEETPLANE_CONTROLLERS": "false", "FLEETPLANE_MAX_WATCHES_PER_SUBJECT": str(max_watchers + 100)}
     launcher = program.split() if program else None
-    proc = HubProcess(tmp / "hub", url, free_port(), free_port(), extra_env=env, program=launcher).start(timeout=120)
+    proc = HubProcess(
+        tmp / "hub", url, free_port(), free_port(), extra_env=env, program=launcher, workers=workers
+    ).start(timeout=120 + 60 * (workers - 1))
     return proc, Target("hub", proc.url, proc.admin_token, str(proc.ca))
 
 
@@ -355,7 +360,7 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
     hub_proc: HubProcess | None = None
     lab = None
     try:
-        hub_proc, hub = hub_target(tmp, max(sizes), args.hub_program, say)
+        hub_proc, hub = hub_target(tmp, max(sizes), args.hub_program, say, args.hub_workers)
         setup(hub, kube=False)
         kube_t: Target | None = None
         kube_pids: list[int] = []
@@ -389,7 +394,8 @@ def run(args: argparse.Namespace, say: Any) -> dict[str, Any]:
             lab.down()
     shutil.rmtree(tmp, ignore_errors=True)
     facts["load_average_end"] = list(os.getloadavg())
-    return {"rows": rows, "facts": facts, "settings": {"rate": args.rate, "seconds": args.seconds, "grace": args.grace}}
+    settings = {"rate": args.rate, "seconds": args.seconds, "grace": args.grace, "hub_workers": args.hub_workers}
+    return {"rows": rows, "facts": facts, "settings": settings}
 
 
 def fmt(v: float | None) -> str:
@@ -452,7 +458,8 @@ def write(out: dict[str, Any], command: str, stem: str) -> None:
         ' "fan-out spread": − the first arrival of the same event at any watcher). Never delivered:'
         " (watcher, event) pairs"
         f" missing {out['settings']['grace']:g} s after the last create. Watchers are raw TLS streams in"
-        f" one client process per {WATCHERS_PER_CLIENT} watchers. Hub: `fleetplane up`, embedded Postgres,"
+        f" one client process per {WATCHERS_PER_CLIENT} watchers. Hub: `fleetplane up`"
+        f" ({out['settings'].get('hub_workers', 1)} API process(es)), embedded Postgres,"
         " controllers off."
         + (f" kube-apiserver: lab spoke, etcd fsync {f['etcd_fsync']}." if "etcd_fsync" in f else ""),
         "",
@@ -474,6 +481,12 @@ def main() -> None:
     p.add_argument(
         "--hub-program",
         help="command that replaces `python -m fleetplane` for the hub (e.g. a launcher of a baseline checkout)",
+    )
+    p.add_argument(
+        "--hub-workers",
+        type=int,
+        default=1,
+        help="API worker processes of the hub (`fleetplane up --workers`); each has its own watch fan-out",
     )
     p.add_argument("--name", default="watch", help="results file stem (default watch: bench/results/watch.md/.json)")
     p.add_argument("--no-write", action="store_true", help="print the table only; do not write bench/results")
