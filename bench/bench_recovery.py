@@ -420,6 +420,23 @@ def run(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     return res
 
 
+def start_profiler(path: str, pid: int, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy (`--profile`: not installed by the project; `pip install py-spy` in any venv) sampling
+    the restarted hub and its children, raw collapsed stacks to `path`, until converged."""
+    exe = os.environ.get("PY_SPY", "py-spy")
+    cmd = [exe, "record", "--pid", str(pid), "--subprocesses", "--rate", "100", "--format", "raw"]
+    return subprocess.Popen([*cmd, "--duration", str(int(seconds) + 5), "--output", path, "--nonblocking"])
+
+
+def stop_profiler(spy: subprocess.Popen[bytes], log: Log) -> None:
+    spy.send_signal(signal.SIGINT)  # py-spy writes what it has sampled so far
+    try:
+        spy.wait(30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+    log(f"profile written (py-spy exit {spy.returncode})")
+
+
 async def recover(
     args: argparse.Namespace,
     hub: Any,
@@ -538,7 +555,13 @@ async def recover(
             pg_cpu0 = cpu_of(pg_procs())
             if args.down:  # a hub that stays down longer (a slow host restart), still measured from the kill
                 await asyncio.sleep(args.down)
+            old_pid = hub.proc.pid
             restart = asyncio.create_task(asyncio.to_thread(hub.start, start_timeout))
+            spy: subprocess.Popen[bytes] | None = None
+            if args.profile:  # py-spy on the restarted hub from its exec (imports, startup, the first passes)
+                while not restart.done() and (hub.proc is None or hub.proc.pid == old_pid):
+                    await asyncio.sleep(0.005)
+                spy = start_profiler(args.profile, hub.proc.pid, hold)
             await restart
             t_ready = time.monotonic() - t_kill
             new_parent = psutil.Process(hub.proc.pid)
@@ -585,6 +608,9 @@ async def recover(
                     if not left and min(m.opened_at for m in (wl, asg, cl)) > t_kill:
                         t_controller = now - t_kill
                         log(f"controller converged after {t_controller:.2f} s")
+                        if spy is not None:
+                            stop_profiler(spy, log)
+                            spy = None
                     elif now - last_progress >= 1:
                         last_progress = now
                         log(f"+{now - t_kill:.1f}s not converged: {dict(left)}")
@@ -594,6 +620,8 @@ async def recover(
                     out["hub_rss_peak_mib_recovery"] = round(sampler.peak.get("hub", 0) / 2**20, 1)
                 await asyncio.sleep(0.1)
             sampler.stop()
+            if spy is not None:
+                stop_profiler(spy, log)
             final = problems(wl, asg, cl, plan, args.clusters)
             out["not_converged_examples"] = examples(wl, asg, plan)
             st = agent_status()
@@ -781,6 +809,9 @@ def main() -> None:
         "--hold", type=float, default=None, help="seconds after the kill to watch for harm (default: timeout + 2 beats)"
     )
     ap.add_argument("--results", default="recovery", help="name of the results files under bench/results/")
+    ap.add_argument(
+        "--profile", default=None, help="py-spy the restarted hub into this file (raw stacks; $PY_SPY: the binary)"
+    )
     ap.add_argument("--join-timeout", type=float, default=900.0)
     ap.add_argument("--seed-timeout", type=float, default=1800.0)
     args = ap.parse_args()

@@ -45,7 +45,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fleetplane_types import v1alpha1 as v1
@@ -100,6 +100,25 @@ COMMIT_BATCH = 50
 """Decisions (or status updates) per transaction: thousands of one-decision transactions
 saturate the event loop long before Postgres is busy (bench/results/federation.md)."""
 
+EXPLAIN_EVERY_SECONDS = 10.0
+"""How long a still-unplaced workload's stored reason and explanation count as current. Every
+pass whose capacity changed tries every pending workload again (placing is never delayed); only
+the text of why one still does not fit is rebuilt at most this often per workload, and at once
+for a workload that has none for its current spec. Explaining asks every filter why, for every
+removed cluster: at 200 clusters ~15 ms per workload, so 300 pending workloads re-explained on
+each capacity change kept the controller busy for seconds per pass (bench/results/recovery-200*).
+kube-scheduler likewise retries an unschedulable pod with a backoff of up to 10 s."""
+
+EXPLAIN_BUDGET_SECONDS = 0.25
+"""Wall time one pass spends refreshing explanations that are older than EXPLAIN_EVERY_SECONDS
+(explanations a workload does not have yet are always built); the rest wait for a later pass,
+at most EXPLAIN_PAUSE_SECONDS later, so API requests and status aggregation are not starved."""
+
+EXPLAIN_PAUSE_SECONDS = 1.0
+
+YIELD_EVERY = 200
+"""Workloads a pass handles between two yields to the event loop (one process serves the API)."""
+
 CATCH_UP_SECONDS = 10.0
 """How long a pass waits for the watch poller to dispatch the store's current resourceVersion
 (normally milliseconds: local commits wake the poller) before it lists the fleet instead."""
@@ -131,6 +150,14 @@ class FederationController:
         self._snapshot: tuple[int, FleetSnapshot] | None = None  # (cache.cluster_version, snapshot)
         self._queues: tuple[int, queueing.QueueConfig] | None = None  # (cache.queue_version, config)
         self._withdraw_at: dict[Key, float] = {}  # evicted workloads in their grace period → when
+        # Unplaced workloads: the reason their stored status shows, with (generation, monotonic
+        # time, cache.capacity_version) when it was decided (version -1: taken over from the
+        # stored status after a list); and when the earliest skipped refresh is due (a pass
+        # tries the pending ones again then).
+        self._explained: dict[Key, Explained] = {}
+        self._explain_due: float | None = None
+        self._seeded_lists = -1  # the cache.lists whose stored reasons were taken as current
+        self._tried_version = -1  # the cache.capacity_version the current pass places against
         self._usage_written = -1  # the cache.queue_version whose Queue usage was last written
 
         self.passes = 0
@@ -184,6 +211,8 @@ class FederationController:
             if self._withdraw_at:  # an evicted workload's grace period ends
                 due = max(0.0, min(self._withdraw_at.values()) - time.time())
                 timeout = min(timeout, due)
+            if self._explain_due is not None:  # a pending workload's reason is due for a refresh
+                timeout = min(timeout, max(0.0, self._explain_due - time.monotonic()))
             try:
                 await asyncio.wait_for(self._dirty.wait(), timeout=timeout)
             except TimeoutError:
@@ -208,13 +237,17 @@ class FederationController:
     async def reconcile(self) -> None:
         self.passes += 1
         metrics.CONTROLLER_PASSES.inc()
+        started = time.monotonic()
+        lists = self.cache.lists
         await self._sync()
+        if self.cache.lists != self._seeded_lists:
+            self._seed_explained()
         if await self._health(self.cache.clusters):
             await self._sync()  # see our own NotReady marks
         self._last_clusters = self.cache.clusters
         observed.fleet_gauges(self.cache, self.clock)  # pending by reason, clusters by readiness
         ready = self.cache.ready_clusters()
-        tried_at = self.cache.capacity_version
+        tried_at = self._tried_version = self.cache.capacity_version
         keys = self.cache.take_dirty()
         now = time.time()
         keys |= {k for k, due in self._withdraw_at.items() if due <= now}
@@ -226,7 +259,12 @@ class FederationController:
             self._usage_written != self.cache.queue_version
             or any(queueing.frees_quota(self.cache.workload(k), config) for k in keys)
         )
-        if tried_at != self._tried_at or recount:  # capacity or quota changed: pending ones may fit now
+        explain_due = self._explain_due is not None and self._explain_due <= time.monotonic()
+        if explain_due:
+            self._explain_due = None
+        if tried_at != self._tried_at or recount or explain_due:
+            # Capacity or quota changed: pending ones may fit now. Or a reason is due for a refresh:
+            # they are tried again (the reason is the engine's, against what is free now).
             keys |= self.cache.pending
         elif keys & self.cache.pending and config.queues:
             # Admission orders every queue's workloads (fair share, StrictFIFO heads): a new
@@ -241,6 +279,29 @@ class FederationController:
         if time.monotonic() - self._compacted_at > events.COMPACT_EVERY_SECONDS:
             await self._expire_events()
             self._compacted_at = time.monotonic()
+        took = time.monotonic() - started
+        if took > 1.0 or self.cache.lists != lists:
+            log.info(
+                "federation pass %d: %d workloads handled (%d pending)%s in %.2fs",
+                self.passes,
+                len(keys),
+                len(self.cache.pending),
+                " after listing the fleet" if self.cache.lists != lists else "",
+                took,
+            )
+
+    def _seed_explained(self) -> None:
+        """After a list: an unplaced workload whose stored status already carries the engine's
+        reason for its current spec (written by the previous leader, or by this one before the
+        relist) is not explained again before EXPLAIN_EVERY_SECONDS; a restarted controller then
+        spends its first pass placing, not rebuilding hundreds of unchanged explanations."""
+        self._seeded_lists = self.cache.lists
+        now = time.monotonic()
+        self._explained = {
+            k: Explained(stored_reason(w), _meta(w).get("generation"), now, -1)
+            for k in self.cache.pending
+            if (w := self.cache.workload(k)) is not None and shows_engine_reason(w)
+        }
 
     async def _sync(self) -> None:
         """List the fleet into the cache if it is not synced; else wait until the cache has seen
@@ -272,7 +333,9 @@ class FederationController:
         `recount`: run the admission pass (and write Queue usage) even if no queued one waits."""
         pending: list[Obj] = []
         updates: list[StatusUpdate] = []
-        for key in keys:
+        for i, key in enumerate(keys):
+            if i and i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the API (lease renewals, watches) in
             w = self.cache.workload(key)
             if w is None:
                 continue
@@ -456,13 +519,10 @@ class FederationController:
             ]
             for i in range(0, len(placed), COMMIT_BATCH):
                 await self._commit_placements(placed[i : i + COMMIT_BATCH], cluster_map)
+            await self._explain_unplaced(decisions, by_key)
             for d in decisions:
                 if d.placed:
                     held += d.reservations()
-                else:
-                    await self._set_pending(
-                        by_key[d.workload.key], d.reason, d.to_placement_record(explain_limit=placing.EXPLAIN_ROWS)
-                    )
         if queued or recount:
             admitted = []
             for k, w in self.cache.workloads.items():
@@ -473,6 +533,57 @@ class FederationController:
             result = config.admission.decide(snapshot, queued, admitted, held)
             await self._apply_admission(result, by_key, cluster_map, admitted)
             self._usage_written = self._queues[0] if self._queues is not None else -1
+
+    async def _explain_unplaced(self, decisions: list[Decision], by_key: dict[str, Obj]) -> None:
+        """Write each unplaced workload's reason and explanation (and the Unschedulable Event
+        when the reason is new) — unless its stored status already shows the engine's reason
+        for its current spec from less than EXPLAIN_EVERY_SECONDS ago. Refreshes of older
+        reasons share EXPLAIN_BUDGET_SECONDS per pass, oldest first; the skipped ones set the
+        timer of the pass that refreshes them."""
+        now = time.monotonic()
+        fresh: list[tuple[Decision, Obj]] = []
+        stale: list[tuple[float, Decision, Obj]] = []
+        due: list[float] = []
+        for d in decisions:
+            w = by_key[d.workload.key]
+            k = _key(w)
+            if d.placed:
+                self._explained.pop(k, None)
+                continue
+            seen = self._explained.get(k)
+            if seen is None or not seen.shown_by(w):
+                # No reason yet for this spec (new, changed, fenced, released), or someone else
+                # rewrote it: explained now.
+                fresh.append((d, w))
+            elif seen.capacity_version == self._tried_version:
+                continue  # explained against this very capacity: the same reason
+            elif now - seen.at < EXPLAIN_EVERY_SECONDS:
+                due.append(seen.at + EXPLAIN_EVERY_SECONDS)
+            else:
+                stale.append((seen.at, d, w))
+        stale.sort(key=lambda x: x[0])
+        for i, (d, w) in enumerate(fresh):
+            if i and i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            await self._explain(d, w)
+        spent = time.monotonic()
+        for j, (_, d, w) in enumerate(stale):
+            if time.monotonic() - spent > EXPLAIN_BUDGET_SECONDS:
+                due.append(time.monotonic() + EXPLAIN_PAUSE_SECONDS)
+                log.debug("%d pending workloads' reasons left for a later pass", len(stale) - j)
+                break
+            await self._explain(d, w)
+            await asyncio.sleep(0)
+        if due:
+            first = min(due)
+            self._explain_due = first if self._explain_due is None else min(self._explain_due, first)
+        if len(self._explained) > 2 * len(self.cache.pending) + 100:  # forget deleted and placed ones
+            self._explained = {k: v for k, v in self._explained.items() if k in self.cache.pending}
+
+    async def _explain(self, d: Decision, w: Obj) -> None:
+        await self._set_pending(w, d.reason, d.to_placement_record(explain_limit=placing.EXPLAIN_ROWS))
+        generation = _meta(w).get("generation")
+        self._explained[_key(w)] = Explained(d.reason, generation, time.monotonic(), self._tried_version)
 
     async def _apply_admission(
         self,
@@ -805,6 +916,43 @@ class FederationController:
                 await self._record(rtx, cur, "Normal", DELETED_REASON, "its copies are removed from every cluster")
 
         await self.registry.transact(fn)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """The reason the controller last wrote (or found stored) for an unplaced workload."""
+
+    reason: str
+    generation: Any
+    at: float  # time.monotonic()
+    capacity_version: int  # the cache.capacity_version it was decided against; -1: unknown
+
+    def shown_by(self, w: Obj) -> bool:
+        """`w`'s stored status still shows this reason, as the engine's, for its current spec."""
+        return (
+            shows_engine_reason(w) and self.generation == _meta(w).get("generation") and self.reason == stored_reason(w)
+        )
+
+
+def stored_reason(w: Obj) -> str:
+    return str(((w.get("status") or {}).get("placement") or {}).get("reason") or "")
+
+
+def shows_engine_reason(w: Obj) -> bool:
+    """The stored status is an unplaced workload's, as `_set_pending` writes it from an engine
+    decision for the workload's current generation: a reason, an explanation that says not
+    placed, no clusters. Not so for a fenced or released workload (its reason is why it lost
+    its placement) or one whose spec changed since."""
+    st = w.get("status") or {}
+    placement = st.get("placement") or {}
+    explanation = placement.get("explanation")
+    return (
+        bool(placement.get("reason"))
+        and not placement.get("clusters")
+        and isinstance(explanation, dict)
+        and explanation.get("placed") is False
+        and st.get("observedGeneration") == _meta(w).get("generation")
+    )
 
 
 class ControllerHealth:
