@@ -57,7 +57,7 @@ from hub.registry.selectors import (
 )
 from hub.registry.validation import validate_object
 from hub.store.errors import StoreError
-from hub.store.store import Event, Store, Tx, now_rfc3339
+from hub.store.store import Event, RequirementFailed, Store, Tx, now_rfc3339
 from hub.store.watch import Broadcaster, Watcher
 
 T = TypeVar("T")
@@ -120,6 +120,11 @@ class RegistryTx:
         self._namespaces: dict[str, Obj | None] = {}
         """Namespaces `create` read (unlocked) in this transaction: read once, not per object
         (kube-apiserver's namespace admission reads an informer cache, not even the store)."""
+        self.defer_namespace_check = False
+        """`create` leaves the namespace check (exists, not terminating) to the write statement
+        (Tx.require) instead of reading the namespace first: one round trip fewer. Set by
+        Registry.create, which retries with the read when the check fails (so the answer,
+        404 or 403, is the one the read gives)."""
 
     # -------------------------------------------------------------- reads
 
@@ -172,22 +177,36 @@ class RegistryTx:
             validated["status"] = {"phase": "Active"}
         check_change(self.subject, res, None, validated, "")
         name = meta(validated)["name"]
+        deferred = False
         if res.namespaced:
-            ns_key = namespace or ""
-            if ns_key not in self._namespaces:
-                self._namespaces[ns_key] = await self.tx.get(NAMESPACE.key, "", ns_key, lock=False)
-            ns_obj = self._namespaces[ns_key]
-            if ns_obj is None:
-                raise not_found(NAMESPACE.plural, NAMESPACE.group, namespace or "")
-            if deleting(ns_obj):
-                raise forbidden(f"unable to create new content in namespace {namespace} because it is being terminated")
-        await self.check_queue_rules(res, None, validated)
+            if self.defer_namespace_check and not opts.dry_run and (namespace or "") not in self._namespaces:
+                self.tx.require(NAMESPACE.key, "", namespace or "")  # checked by the write itself
+                deferred = True
+            else:
+                await self._check_namespace(namespace)
+        try:
+            await self.check_queue_rules(res, None, validated)
+        except ApiError:
+            if deferred:  # the namespace's answer comes first, as when it is read first
+                await self._check_namespace(namespace)
+            raise
         fieldmanager.record_update(None, validated, opts.manager, res.api_version)
         if opts.dry_run:
             if await self.get(res, namespace, name, lock=False) is not None:
                 raise already_exists(res.plural, res.group, name)
             return validated, warnings
         return self.tx.create(res.key, validated), warnings  # a name taken meanwhile: AlreadyExists at commit
+
+    async def _check_namespace(self, namespace: str | None) -> None:
+        """404 when the namespace of a create does not exist, 403 while it is terminating."""
+        ns_key = namespace or ""
+        if ns_key not in self._namespaces:
+            self._namespaces[ns_key] = await self.tx.get(NAMESPACE.key, "", ns_key, lock=False)
+        ns_obj = self._namespaces[ns_key]
+        if ns_obj is None:
+            raise not_found(NAMESPACE.plural, NAMESPACE.group, ns_key)
+        if deleting(ns_obj):
+            raise forbidden(f"unable to create new content in namespace {namespace} because it is being terminated")
 
     async def update(
         self,
@@ -645,9 +664,18 @@ class Registry:
         async def fn(rtx: RegistryTx) -> tuple[Obj, list[str]]:
             return await rtx.create(res, obj, opts)
 
-        # A create reads only without locks (the namespace), so it is its reads plus one write
-        # statement, committed by itself: no BEGIN / COMMIT round trips.
-        return await self.transact(fn, subject, begin_on_lock=True)
+        async def fn_deferred(rtx: RegistryTx) -> tuple[Obj, list[str]]:
+            rtx.defer_namespace_check = True
+            return await rtx.create(res, obj, opts)
+
+        # A create reads nothing with a lock, so it is one write statement committed by itself
+        # (no BEGIN / COMMIT round trips), which also checks the namespace (RegistryTx.create).
+        # When that check fails nothing was written: the create runs again reading the
+        # namespace first, which answers 404 / 403 (or succeeds, if it was created meanwhile).
+        try:
+            return await self.transact(fn_deferred, subject, begin_on_lock=True)
+        except RequirementFailed:
+            return await self.transact(fn, subject, begin_on_lock=True)
 
     async def replace(
         self,

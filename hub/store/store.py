@@ -51,9 +51,19 @@ APPLY_SQL = text(
     # dumps a text[]/jsonb[] parameter in text format with per-element escaping, which cost
     # ~0.3 s for 50 status updates; one string is handed over as it is. A taken name fails the INSERT (no ON CONFLICT), which
     # aborts the whole statement. The NOTIFY is queued here and delivered at commit.
+    #
+    # `g` checks the transaction's requirements (Tx.require: objects that must exist and not be
+    # deleting, e.g. the namespace of a create) in the same statement: when one fails, `rv`
+    # takes no lock and hands out nothing, so nothing is written and no row comes back.
     """
-    WITH rv AS (
-        UPDATE rv_counter SET rv = rv + :n WHERE id = 1 RETURNING rv - :n AS base
+    WITH g AS (
+        SELECT count(*) = jsonb_array_length(CAST(:req AS jsonb)) AS ok
+        FROM objects o JOIN jsonb_to_recordset(CAST(:req AS jsonb)) AS x(r text, ns text, n text)
+        ON o.resource = x.r AND o.namespace = x.ns AND o.name = x.n
+        WHERE COALESCE(o.data->'metadata'->>'deletionTimestamp', '') = ''
+    ),
+    rv AS (
+        UPDATE rv_counter SET rv = rv + :n FROM g WHERE id = 1 AND g.ok RETURNING rv - :n AS base
     ),
     w AS MATERIALIZED (
         SELECT t.w->>'op' AS op, t.w->>'resource' AS resource, t.w->>'namespace' AS namespace,
@@ -150,6 +160,12 @@ class Event:
     commit: the start of fleetplane_watch_lag_seconds. 0 when not read (back-fills)."""
 
 
+class RequirementFailed(Exception):
+    """An object the transaction required (`Tx.require`) was missing or being deleted when it
+    wrote: nothing was written. Not a StoreError: the caller that asked for the check decides
+    what to answer (hub.registry.lifecycle reads the object to say which)."""
+
+
 @dataclass
 class _Write:
     op: str  # insert | update | delete
@@ -178,6 +194,15 @@ class Tx:
     """False while a `begin_on_lock` transaction (Store.transact) has taken no lock yet."""
     _prefetched: dict[tuple[str, str, str], Obj | None] = field(default_factory=dict)
     """Rows `prefetch` read and locked, each handed out once by `get` (None: not stored)."""
+    requires: builtins.set[tuple[str, str, str]] = field(default_factory=set)
+    """Objects that must exist and not be deleting when the writes are applied (`require`)."""
+
+    def require(self, resource: str, namespace: str, name: str) -> None:
+        """Check that this object exists and has no deletionTimestamp in the write statement
+        itself, instead of reading it first (one round trip fewer for a create, and checked
+        at the moment of the write, not before it). When it does not hold, the commit writes
+        nothing and raises RequirementFailed. Only checked if the transaction writes."""
+        self.requires.add((resource, namespace, name))
 
     async def _locking(self) -> None:
         """A locking read follows: its locks must last until commit, so begin now if not yet."""
@@ -463,21 +488,22 @@ class Store:
                     "etype": w.event_type,
                 }
             )
-        params = {"n": n, "channel": NOTIFY_CHANNEL, "writes": _dumps(rows)}
+        req = [{"r": r, "ns": ns, "n": name} for r, ns, name in sorted(tx.requires)]
+        params = {"n": n, "channel": NOTIFY_CHANNEL, "writes": _dumps(rows), "req": _dumps(req)}
         if tx.in_transaction:
-            base = await self._apply_and_commit(tx, params)
+            found = await self._apply_and_commit(tx, params)
         else:
             try:
-                row = await (await _execute(tx.conn, _apply_raw(tx.conn), params)).fetchone()
+                found = await (await _execute(tx.conn, _apply_raw(tx.conn), params)).fetchone()
             except sa_exc.IntegrityError as exc:
                 raise self._already_exists(tx.writes, exc) from None
-            if row is None:  # pragma: no cover - the statement always returns its one row
-                raise RuntimeError("the write statement returned no row")
-            base = int(row[0])
+        if found is None:  # a requirement failed: nothing was written
+            raise RequirementFailed(sorted(tx.requires))
+        base = int(found[0])
         for i, w in enumerate(tx.writes, start=1):
             w.obj["metadata"]["resourceVersion"] = str(base + i)
 
-    async def _apply_and_commit(self, tx: Tx, params: dict[str, Any]) -> int:
+    async def _apply_and_commit(self, tx: Tx, params: dict[str, Any]) -> Any:
         """APPLY_SQL and COMMIT sent together (psycopg pipeline mode) in a transaction that took
         locks: the statement takes the rv_counter row lock, which every writer of every hub
         process needs, and it is now released by a COMMIT the server already has, instead of
@@ -500,9 +526,7 @@ class Store:
         except psycopg.Error as exc:  # as SQLAlchemy raises driver errors, for `translated`
             raise sa_exc.DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
         tx.in_transaction = False
-        if row is None:  # pragma: no cover - the statement always returns its one row
-            raise RuntimeError("the write statement returned no row")
-        return int(row[0])
+        return row  # None: a requirement failed (the COMMIT then committed nothing of this statement)
 
     @staticmethod
     def _already_exists(writes: builtins.list[_Write], exc: Exception) -> Exception:
@@ -690,4 +714,4 @@ class Store:
         return int(floor)
 
 
-__all__ = ["Event", "Obj", "Store", "Tx", "now_rfc3339"]
+__all__ = ["Event", "Obj", "RequirementFailed", "Store", "Tx", "now_rfc3339"]

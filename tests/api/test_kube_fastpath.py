@@ -126,3 +126,27 @@ def test_object_requests_keep_every_check(small: HubProcess) -> None:
             },
         )
         assert review.status_code == 201 and review.json()["status"]["allowed"] is True, review.text
+
+
+def test_create_checks_its_namespace_in_the_write(small: HubProcess) -> None:
+    """A create's namespace is checked by its write statement (no read first): a missing
+    namespace is still 404 naming it, a terminating one 403, and nothing is stored."""
+    with small.client() as c:
+        url = WORKLOADS.format(ns="later")
+        gone = expect_status(c.post(url, json=workload("w1", "later")), 404, "NotFound")
+        assert gone["details"]["name"] == "later" and gone["details"]["kind"] == "namespaces", gone
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "later"}}
+        assert c.post("/api/v1/namespaces", json=ns).status_code == 201
+        assert c.post(url, json=workload("w1", "later")).status_code == 201
+
+        held = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+        }
+        assert c.post("/api/v1/namespaces", json=held).status_code == 201
+        assert c.delete("/api/v1/namespaces/held").status_code == 200
+        assert c.get("/api/v1/namespaces/held").json()["metadata"].get("deletionTimestamp")
+        refused = expect_status(c.post(WORKLOADS.format(ns="held"), json=workload("w1", "held")), 403, "Forbidden")
+        assert "being terminated" in refused["message"], refused
+        expect_status(c.get(WORKLOADS.format(ns="held") + "/w1"), 404, "NotFound")  # nothing was stored
