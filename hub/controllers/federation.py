@@ -23,7 +23,10 @@ A pass:
 3. Placement: pending workloads, highest priority first, against ONE snapshot of cluster
    capacity minus in-flight reservations (hub.controllers.snapshot). Each decision is written
    atomically — the Workload's status, its finalizer and its Assignment(s)
-   (hub.controllers.placing) — with up to COMMIT_BATCH decisions per transaction.
+   (hub.controllers.placing) — with up to COMMIT_BATCH decisions per transaction. A workload
+   that still does not fit gets the engine's reason at once when it has none for its spec; an
+   existing reason is rebuilt at most every EXPLAIN_EVERY_SECONDS (after a list, the stored
+   reasons count as current that long), under a per-pass budget.
 4. Status: each placed Workload's phase and per-cluster status from its Assignments' status,
    never moving backward (hub.controllers.status).
 5. Deletion: a deleted Workload's Assignments are deleted; its finalizer is released when
@@ -244,6 +247,7 @@ class FederationController:
             self._seed_explained()
         if await self._health(self.cache.clusters):
             await self._sync()  # see our own NotReady marks
+        synced = time.monotonic()
         self._last_clusters = self.cache.clusters
         observed.fleet_gauges(self.cache, self.clock)  # pending by reason, clusters by readiness
         ready = self.cache.ready_clusters()
@@ -282,12 +286,13 @@ class FederationController:
         took = time.monotonic() - started
         if took > 1.0 or self.cache.lists != lists:
             log.info(
-                "federation pass %d: %d workloads handled (%d pending)%s in %.2fs",
+                "federation pass %d: %d workloads handled (%d pending) in %.2fs (%s %.2fs)",
                 self.passes,
                 len(keys),
                 len(self.cache.pending),
-                " after listing the fleet" if self.cache.lists != lists else "",
                 took,
+                "listing the fleet" if self.cache.lists != lists else "catching up",
+                synced - started,
             )
 
     def _seed_explained(self) -> None:
