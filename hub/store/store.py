@@ -31,6 +31,7 @@ import psycopg.types.json
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from hub import metrics
 from hub.store.errors import AlreadyExistsError, InvalidContinueToken, translated
@@ -137,6 +138,13 @@ async def _execute(conn: AsyncConnection, sql: str, params: dict[str, Any] | Non
     OperationalError …), so `translated` and the callers' handlers see what they always saw."""
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None  # a checked-out connection has its driver connection
+    return await _run(raw, sql, params)
+
+
+async def _run(
+    raw: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any] | None = None
+) -> psycopg.AsyncCursor[Any]:
+    """`_execute` on a driver connection."""
     try:
         return await raw.execute(sql, params)
     except psycopg.Error as exc:
@@ -399,6 +407,45 @@ class Store:
             yield conn
 
     @asynccontextmanager
+    async def reader(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled driver connection in autocommit for one-statement reads, taken from the pool
+        itself rather than through a SQLAlchemy Connection (`autocommit`): no Connection and
+        execution-options machinery on check-out and return, half the CPU of `autocommit` per
+        read (~0.1 ms, of a get's ~0.9 ms). Statements go through `_run` (driver errors as
+        SQLAlchemy's, for `translated`).
+
+        The connection goes back to the pool in the mode it came in: autocommit is switched off
+        again when the read finished cleanly, and a connection that did not (cancelled mid-query,
+        an error, cancelled while switching) is invalidated instead — closed, never handed to a
+        later transaction in autocommit."""
+        async with translated():
+            try:
+                fairy = await self.engine.raw_connection()
+            except psycopg.Error as exc:  # the pool connects without SQLAlchemy's wrapping
+                raise sa_exc.DBAPIError.instance(None, None, exc, psycopg.Error) from exc
+            clean = False
+            try:
+                raw: psycopg.AsyncConnection[Any] = fairy.driver_connection  # type: ignore[assignment]
+                try:
+                    await raw.set_autocommit(True)
+                except psycopg.Error as exc:
+                    raise sa_exc.DBAPIError.instance(None, None, exc, psycopg.Error) from exc
+                try:
+                    yield raw
+                finally:
+                    if not raw.closed and raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                        await raw.set_autocommit(False)
+                        clean = True
+                    elif raw.closed or raw.info.status == psycopg.pq.ConnStatus.BAD:
+                        # The server went away: so did the pool's other connections to it. As
+                        # SQLAlchemy does on a disconnect, every connection checked out before
+                        # now is replaced when next used, rather than each failing one request.
+                        self.engine.sync_engine.pool._invalidate(fairy, _checkin=False)
+            finally:
+                # invalidate() returns the (closed) connection record to the pool as well
+                await greenlet_spawn(fairy.close if clean else fairy.invalidate)
+
+    @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction committed on exit; driver errors as store errors."""
         async with translated(), self.engine.begin() as conn:
@@ -549,20 +596,20 @@ class Store:
     # ------------------------------------------------------------------ reads
 
     async def get(self, resource: str, namespace: str, name: str) -> Obj | None:
-        async with self.autocommit() as conn:
-            row = await (await _execute(conn, GET_RAW, {"r": resource, "ns": namespace, "n": name})).fetchone()
+        async with self.reader() as raw:
+            row = await (await _run(raw, GET_RAW, {"r": resource, "ns": namespace, "n": name})).fetchone()
         return dict(row[0]) if row else None
 
     async def get_json(self, resource: str, namespace: str, name: str) -> str | None:
         """`get` as the JSON text Postgres renders, for a caller that passes it on: the object
         is neither decoded into Python nor encoded again."""
-        async with self.autocommit() as conn:
-            row = await (await _execute(conn, GET_JSON_RAW, {"r": resource, "ns": namespace, "n": name})).fetchone()
+        async with self.reader() as raw:
+            row = await (await _run(raw, GET_JSON_RAW, {"r": resource, "ns": namespace, "n": name})).fetchone()
         return str(row[0]) if row else None
 
     async def current_rv(self) -> int:
-        async with self.autocommit() as conn:
-            row = await (await _execute(conn, CURRENT_RV_RAW)).fetchone()
+        async with self.reader() as raw:
+            row = await (await _run(raw, CURRENT_RV_RAW)).fetchone()
         assert row is not None  # the counter row always exists (schema.py)
         return int(row[0])
 
@@ -677,8 +724,8 @@ class Store:
         return [Event(r[0], r[1], r[2], r[3], r[4], dict(r[5]), None if r[6] is None else dict(r[6])) for r in rows]
 
     async def poll_events(self, after_rv: int, limit: int = 2000) -> builtins.list[Event]:
-        async with self.autocommit() as conn:
-            rows = await (await _execute(conn, POLL_RAW, {"a": after_rv, "l": limit})).fetchall()
+        async with self.reader() as raw:
+            rows = await (await _run(raw, POLL_RAW, {"a": after_rv, "l": limit})).fetchall()
         return [
             Event(r[0], r[1], r[2], r[3], r[4], dict(r[5]), None if r[6] is None else dict(r[6]), r[7]) for r in rows
         ]
