@@ -98,9 +98,15 @@ class Settings(BaseSettings):
     )
 
     watch_cache_events: int = Field(
-        default=20000,
+        default=2000,
         ge=0,
-        description=("Recent events kept in memory per process so resuming watches rarely hit the database."),
+        description=(
+            "Recent events kept in memory per process, so a watch that resumes from a recent resourceVersion "
+            "needs no database read; older ones are read from the event log. Each event holds its object "
+            "decoded (a placed Workload is ~60 KB in Python): 20,000 was over 1 GiB of the hub's RSS across "
+            "its processes in a 2,000-workload burst (docs/scaling.md). kube-apiserver's default per resource "
+            "was 100."
+        ),
     )
 
     max_body_bytes: int = Field(

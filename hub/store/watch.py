@@ -154,7 +154,7 @@ class Watcher:
 
 
 class Broadcaster:
-    def __init__(self, store: Store, *, poll_seconds: float = 0.1, ring_size: int = 20000, queue_limit: int = 50000):
+    def __init__(self, store: Store, *, poll_seconds: float = 0.1, ring_size: int = 2000, queue_limit: int = 50000):
         self.store = store
         self.poll_seconds = poll_seconds
         self.ring: deque[Event] = deque(maxlen=ring_size)
