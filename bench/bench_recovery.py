@@ -420,6 +420,32 @@ def run(args: argparse.Namespace, log: Log) -> dict[str, Any]:
     return res
 
 
+class ProcessCpu:
+    """CPU seconds a changing set of processes used since this was made: each process's last
+    sampled CPU time minus what it had at the start (0 for one started since), so a backend
+    that exits between samples keeps what it used (a sum over the live ones went negative)."""
+
+    def __init__(self, procs: Callable[[], list[Any]]) -> None:
+        self.procs = procs
+        self.start: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.sample(initial=True)
+
+    def sample(self, initial: bool = False) -> None:
+        for p in self.procs():
+            try:
+                t = p.cpu_times()
+            except Exception:
+                continue
+            if initial:
+                self.start[p.pid] = t.user + t.system
+            self.last[p.pid] = t.user + t.system
+
+    def used(self) -> float:
+        self.sample()
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.last.items())
+
+
 def start_profiler(path: str, pid: int, seconds: float) -> subprocess.Popen[bytes]:
     """py-spy (`--profile`: not installed by the project; `pip install py-spy` in any venv) sampling
     the restarted hub and its children, raw collapsed stacks to `path`, until converged."""
@@ -552,7 +578,7 @@ async def recover(
                 except psutil.Error:
                     return []
 
-            pg_cpu0 = cpu_of(pg_procs())
+            pg_cpu = ProcessCpu(pg_procs)  # Postgres backends come and go: each one's CPU counted once
             if args.down:  # a hub that stays down longer (a slow host restart), still measured from the kill
                 await asyncio.sleep(args.down)
             old_pid = hub.proc.pid
@@ -616,8 +642,9 @@ async def recover(
                         log(f"+{now - t_kill:.1f}s not converged: {dict(left)}")
                 if converged_cpu is None and None not in (t_leases, t_watches, t_controller):
                     converged_cpu = (time.monotonic() - t_kill, cpu_of(hub_procs()))
-                    out["postgres_cpu_seconds_recovery"] = round(cpu_of(pg_procs()) - pg_cpu0, 2)
+                    out["postgres_cpu_seconds_recovery"] = round(pg_cpu.used(), 2)
                     out["hub_rss_peak_mib_recovery"] = round(sampler.peak.get("hub", 0) / 2**20, 1)
+                pg_cpu.sample()
                 await asyncio.sleep(0.1)
             sampler.stop()
             if spy is not None:
