@@ -30,6 +30,7 @@ import psycopg.errors
 import psycopg.types.json
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
@@ -97,23 +98,17 @@ _APPLY_RAW: str | None = None
 """APPLY_SQL compiled for psycopg (Store._apply sends it past SQLAlchemy)."""
 
 
-def _apply_raw(conn: AsyncConnection) -> str:
+def _apply_raw() -> str:
     global _APPLY_RAW
     if _APPLY_RAW is None:
-        _APPLY_RAW = str(APPLY_SQL.compile(dialect=conn.dialect))
+        _APPLY_RAW = str(APPLY_SQL.compile(dialect=psycopg_dialect.dialect()))
     return _APPLY_RAW
 
 
 # The hot statements, built once (text() parses its bind parameters on every call).
-PREFETCH_SQL = text(
-    "SELECT o.resource, o.namespace, o.name, o.data FROM objects o "
-    "JOIN jsonb_to_recordset(CAST(:k AS jsonb)) AS x(r text, ns text, n text) "
-    "ON o.resource = x.r AND o.namespace = x.ns AND o.name = x.n "
-    "ORDER BY o.resource, o.namespace, o.name FOR UPDATE OF o"
-)
 CURRENT_RV_SQL = text("SELECT rv FROM rv_counter WHERE id = 1")
 
-# The same statements for psycopg itself (`_execute`): one-statement reads and writes on the
+# The statements for psycopg itself (`_run`): one-statement reads and writes on the
 # request path skip SQLAlchemy's execution machinery (compiled-statement cache look-up, an
 # execution context, a result proxy per call), about a tenth of a get's CPU.
 _RAW_WHERE = " FROM objects WHERE resource = %(r)s AND namespace = %(ns)s AND name = %(n)s"
@@ -125,26 +120,29 @@ POLL_RAW = (
     "SELECT rv, resource, namespace, name, type, data, prev, EXTRACT(EPOCH FROM created_at)::float8 "
     "FROM events WHERE rv > %(a)s ORDER BY rv LIMIT %(l)s"
 )
-BEGIN_SQL, COMMIT_SQL, ROLLBACK_SQL = text("BEGIN"), text("COMMIT"), text("ROLLBACK")
+PREFETCH_RAW = (
+    "SELECT o.resource, o.namespace, o.name, o.data FROM objects o "
+    "JOIN jsonb_to_recordset(CAST(%(k)s AS jsonb)) AS x(r text, ns text, n text) "
+    "ON o.resource = x.r AND o.namespace = x.ns AND o.name = x.n "
+    "ORDER BY o.resource, o.namespace, o.name FOR UPDATE OF o"
+)
+DEPENDENTS_RAW = (
+    "SELECT resource, data FROM objects WHERE data->'metadata'->'ownerReferences' @> CAST(%(ref)s AS jsonb) FOR UPDATE"
+)
+NAMESPACE_CONTENTS_RAW = "SELECT resource, data FROM objects WHERE namespace = %(ns)s FOR UPDATE"
+EVERY_RAW = "SELECT data FROM objects WHERE resource = %(r)s"
 
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def _execute(conn: AsyncConnection, sql: str, params: dict[str, Any] | None = None) -> psycopg.AsyncCursor[Any]:
-    """Run one statement (psycopg placeholders) on the driver connection under `conn`, past
-    SQLAlchemy. Driver errors come out as SQLAlchemy raises them (an IntegrityError, an
-    OperationalError …), so `translated` and the callers' handlers see what they always saw."""
-    raw = (await conn.get_raw_connection()).driver_connection
-    assert raw is not None  # a checked-out connection has its driver connection
-    return await _run(raw, sql, params)
-
-
 async def _run(
     raw: psycopg.AsyncConnection[Any], sql: str, params: dict[str, Any] | None = None
 ) -> psycopg.AsyncCursor[Any]:
-    """`_execute` on a driver connection."""
+    """Run one statement (psycopg placeholders) on a driver connection, past SQLAlchemy. Driver
+    errors come out as SQLAlchemy raises them (an IntegrityError, an OperationalError …), so
+    `translated` and the callers' handlers see what they always saw."""
     try:
         return await raw.execute(sql, params)
     except psycopg.Error as exc:
@@ -191,7 +189,11 @@ class Tx:
     multi-step lifecycle change — add a finalizer, then write status — is one row write and
     one watch event, with the final state."""
 
-    conn: AsyncConnection
+    raw: psycopg.AsyncConnection[Any]
+    """The driver connection every statement of the transaction runs on."""
+    sa: AsyncConnection | None = None
+    """The SQLAlchemy connection around `raw`, for callers that run their own statements in the
+    transaction (`conn`); None in a `begin_on_lock` transaction (Store.transact)."""
     writes: list[_Write] = field(default_factory=list)
     _staged: dict[tuple[str, str, str], int] = field(default_factory=dict)
     project: Callable[[str, Obj], Obj] = field(default=lambda r, o: default_prev_projection(r, o))
@@ -212,10 +214,17 @@ class Tx:
         nothing and raises RequirementFailed. Only checked if the transaction writes."""
         self.requires.add((resource, namespace, name))
 
+    @property
+    def conn(self) -> AsyncConnection:
+        """The transaction's SQLAlchemy connection (hub.web.join runs its token statements on it)."""
+        if self.sa is None:
+            raise RuntimeError("a begin_on_lock transaction has no SQLAlchemy connection: use Tx's methods")
+        return self.sa
+
     async def _locking(self) -> None:
         """A locking read follows: its locks must last until commit, so begin now if not yet."""
         if not self.in_transaction:
-            await self.conn.execute(BEGIN_SQL)
+            await _run(self.raw, "BEGIN")
             self.in_transaction = True
 
     def _remember(self, resource: str, obj: Obj) -> Obj:
@@ -252,8 +261,9 @@ class Tx:
             return
         await self._locking()
         wanted = sorted(set(keys))
-        rows = await self.conn.execute(PREFETCH_SQL, {"k": _dumps([{"r": r, "ns": ns, "n": n} for r, ns, n in wanted])})
-        found = {(r[0], r[1], r[2]): dict(r[3]) for r in rows.all()}
+        keys_json = _dumps([{"r": r, "ns": ns, "n": n} for r, ns, n in wanted])
+        rows = await (await _run(self.raw, PREFETCH_RAW, {"k": keys_json})).fetchall()
+        found = {(r[0], r[1], r[2]): dict(r[3]) for r in rows}
         for key in wanted:
             self._prefetched[key] = found.get(key)
 
@@ -264,38 +274,28 @@ class Tx:
             return self._remember(resource, obj) if obj is not None else None
         if lock:
             await self._locking()
-        cur = await _execute(
-            self.conn, GET_LOCKED_RAW if lock else GET_RAW, {"r": resource, "ns": namespace, "n": name}
-        )
+        cur = await _run(self.raw, GET_LOCKED_RAW if lock else GET_RAW, {"r": resource, "ns": namespace, "n": name})
         row = await cur.fetchone()
         return self._remember(resource, dict(row[0])) if row else None
 
     async def dependents(self, owner_uid: str) -> list[tuple[str, Obj]]:
         """Objects whose ownerReferences name owner_uid (locked), for cascading deletion."""
         await self._locking()
-        rows = await self.conn.execute(
-            text(
-                "SELECT resource, data FROM objects WHERE data->'metadata'->'ownerReferences' @> "
-                "CAST(:ref AS jsonb) FOR UPDATE"
-            ),
-            {"ref": json.dumps([{"uid": owner_uid}])},
-        )
-        return [(r[0], self._remember(r[0], dict(r[1]))) for r in rows]
+        cur = await _run(self.raw, DEPENDENTS_RAW, {"ref": json.dumps([{"uid": owner_uid}])})
+        return [(r[0], self._remember(r[0], dict(r[1]))) for r in await cur.fetchall()]
 
     async def namespace_contents(self, namespace: str) -> list[tuple[str, Obj]]:
         """Every object in a namespace (locked), for deleting the namespace's content."""
         await self._locking()
-        rows = await self.conn.execute(
-            text("SELECT resource, data FROM objects WHERE namespace = :ns FOR UPDATE"), {"ns": namespace}
-        )
-        return [(r[0], self._remember(r[0], dict(r[1]))) for r in rows.all()]
+        cur = await _run(self.raw, NAMESPACE_CONTENTS_RAW, {"ns": namespace})
+        return [(r[0], self._remember(r[0], dict(r[1]))) for r in await cur.fetchall()]
 
     async def every(self, resource: str) -> list[Obj]:
         """Every object of one resource, unlocked (as of this statement), for the rules that
         compare an object with the others of its kind (two Queues' spec.defaultFor, the one
         global-default PriorityClass). For small kinds: it reads them all."""
-        rows = await self.conn.execute(text("SELECT data FROM objects WHERE resource = :r"), {"r": resource})
-        return [dict(r[0]) for r in rows.all()]
+        cur = await _run(self.raw, EVERY_RAW, {"r": resource})
+        return [dict(r[0]) for r in await cur.fetchall()]
 
     def create(self, resource: str, obj: Obj) -> Obj:
         meta = obj.setdefault("metadata", {})
@@ -481,22 +481,24 @@ class Store:
         (hub.web.join) needs the default, a transaction from the start."""
         started = time.perf_counter()
         if begin_on_lock:
-            async with self.autocommit() as conn:
-                tx = Tx(conn, project=self.prev_projection, in_transaction=False)
+            async with self.reader() as raw:
+                tx = Tx(raw, project=self.prev_projection, in_transaction=False)
                 try:
                     result = await fn(tx)
                     if tx.writes:
                         await self._apply(tx)
                     if tx.in_transaction:
-                        await conn.execute(COMMIT_SQL)
+                        await _run(raw, "COMMIT")
                         tx.in_transaction = False
                 finally:
                     if tx.in_transaction:  # fn or the write failed inside the transaction
-                        with suppress(Exception):  # a lost connection: the pool discards it
-                            await conn.execute(ROLLBACK_SQL)
+                        with suppress(Exception):  # a lost connection: `reader` discards it
+                            await _run(raw, "ROLLBACK")
         else:
             async with self.begin() as conn:
-                tx = Tx(conn, project=self.prev_projection)
+                driver = (await conn.get_raw_connection()).driver_connection
+                assert driver is not None  # a checked-out connection has its driver connection
+                tx = Tx(driver, sa=conn, project=self.prev_projection)
                 result = await fn(tx)
                 if tx.writes:
                     await self._apply(tx)
@@ -541,7 +543,7 @@ class Store:
             found = await self._apply_and_commit(tx, params)
         else:
             try:
-                found = await (await _execute(tx.conn, _apply_raw(tx.conn), params)).fetchone()
+                found = await (await _run(tx.raw, _apply_raw(), params)).fetchone()
             except sa_exc.IntegrityError as exc:
                 raise self._already_exists(tx.writes, exc) from None
         if found is None:  # a requirement failed: nothing was written
@@ -558,9 +560,8 @@ class Store:
         loop, tens of milliseconds when the machine is busy, during which all writes waited.
         The transaction is committed when this returns (`tx.in_transaction` is False; the
         commit SQLAlchemy makes afterwards finds nothing to do)."""
-        sql = _apply_raw(tx.conn)
-        raw = (await tx.conn.get_raw_connection()).driver_connection
-        assert raw is not None  # a checked-out connection has its driver connection
+        sql = _apply_raw()
+        raw = tx.raw
         try:
             async with raw.pipeline() as pipeline:
                 cur = raw.cursor()

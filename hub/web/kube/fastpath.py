@@ -3,8 +3,8 @@
 Every /api/... and /apis/... request that no explicit route serves (discovery, /version, the
 authorization reviews) ends up in the app's catch-all routes, which only call `handle`. On the
 way there FastAPI matches it against every route of the app (the REST API, the dashboard, the
-docs: ~100), solves the catch-all's parameters and wraps it in three more middleware layers —
-about a tenth of a get's CPU in the hub process. This middleware sits inside authentication
+docs: 43 routes, the catch-alls last), solves the catch-all's parameters and wraps it in three
+more middleware layers — about a tenth of a get's CPU in the hub process. This middleware sits inside authentication
 (`hub.web.authn.AuthMiddleware` has set the caller, or answered 401/403/429 itself) and hands
 such a request to `handle` at once; everything after that is the same code: target parsing,
 verbs, authorization and tenancy in the registry, validation, limits (the body limit is read by
