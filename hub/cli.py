@@ -24,12 +24,10 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Generator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,6 +57,7 @@ from hub.store.tokens import (
     token_id,
 )
 from hub.store.watch import Broadcaster
+from hub.supervisor import PLAN_ENV, Plan
 from hub.web.connections import ConnectionLimits, guarded_protocol
 from hub.web.tls import ensure_serving_cert
 
@@ -307,7 +306,7 @@ async def _serve(app: FastAPI, configs: list[uvicorn.Config], sockets: list[list
 
     # A child's second SIGTERM is not a "force": systemd (KillMode=control-group) and `timeout`
     # signal the whole group and then the parent forwards its own; the parent SIGKILLs a child
-    # that has not drained within CHILD_STOP_SECONDS.
+    # that has not drained within hub.supervisor.CHILD_STOP_SECONDS.
     force_on_repeat = PARENT_PID_ENV not in os.environ
 
     def stop() -> None:
@@ -385,33 +384,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-@dataclass
-class _Child:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    fds: tuple[int, ...] = ()
-    proc: subprocess.Popen[bytes] | None = None
-    started: float = 0.0
-    restart_at: float | None = None
-    backoff: float = 1.0
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, env=self.env, pass_fds=self.fds)
-        self.started, self.restart_at = time.monotonic(), None
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-
-CHILD_STOP_SECONDS = 15.0
-"""How long a stopping `fleetplane up` waits for its children's drain before SIGKILL."""
-
-
 def _supervise(settings: Settings, url: str, workers: int, controller_args: list[str]) -> None:
-    """Bind the port(s), run `workers` API workers and one controller, restart the dead, stop
-    all on SIGTERM/SIGINT. One listening socket per port, inherited by every worker (the kernel
-    queues connections there while a worker restarts; docs/scaling.md says why not SO_REUSEPORT)."""
+    """Bind the port(s), then become the lean supervisor (hub.supervisor, exec'd in this process:
+    same pid, sockets inherited) that runs `workers` API workers and one controller, restarts the
+    dead and stops all on SIGTERM/SIGINT. One listening socket per port, inherited by every
+    worker (the kernel queues connections there while a worker restarts; docs/scaling.md says
+    why not SO_REUSEPORT). Does not return."""
     socks = [_listen(settings.host, settings.port)]
     if settings.http_port:
         socks.append(_listen(settings.host, settings.http_port))
@@ -427,72 +405,44 @@ def _supervise(settings: Settings, url: str, workers: int, controller_args: list
                 limit,
             )
     child = settings.model_copy(update={"database_url": url, "db_pool_size": pool, "workers": 1})
-    env = dict(os.environ, **{CHILD_SETTINGS_ENV: child.model_dump_json(), PARENT_PID_ENV: str(os.getpid())})
     # Every child writes its metrics to one fresh directory, so /metrics on any worker serves
     # the whole hub's, the controller's included (hub.metrics, docs/observability.md).
     metrics_dir = metrics.fresh_multiproc_dir(settings.data_dir)
-    env[metrics.MULTIPROC_ENV] = str(metrics_dir)
-    fds = tuple(s.fileno() for s in socks)
-    worker_env = dict(env, **{LISTEN_FDS_ENV: ",".join(map(str, fds))})
+    fds = [s.fileno() for s in socks]
     program = [sys.executable, "-m", "fleetplane"]
-    children = [_Child("controller", [*program, "controller", *controller_args], env)]
-    children += [_Child(f"api-worker-{i}", [*program, "api-worker"], worker_env, fds) for i in range(workers)]
-    stopping: list[int] = []
-
-    def on_signal(signum: int, _frame: object) -> None:
-        stopping.append(signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    for c in children:
-        c.start()
+    children: list[dict[str, Any]] = [{"name": "controller", "argv": [*program, "controller", *controller_args]}]
+    children += [
+        {
+            "name": f"api-worker-{i}",
+            "argv": [*program, "api-worker"],
+            "env": {LISTEN_FDS_ENV: ",".join(map(str, fds))},
+            "fds": fds,
+        }
+        for i in range(workers)
+    ]
+    plan = Plan(
+        children=children,
+        metrics_dir=str(metrics_dir),
+        listen_fds=fds,
+        embedded_pgdata=None if settings.database_url else str((settings.data_dir / "postgres").resolve()),
+        children_env={
+            CHILD_SETTINGS_ENV: child.model_dump_json(),
+            PARENT_PID_ENV: str(os.getpid()),
+            metrics.MULTIPROC_ENV: str(metrics_dir),
+        },
+    )
     log.info(
-        "%d API workers (pool %d connections each, +%d on demand) and a controller started",
+        "%d API workers (pool %d connections each, +%d on demand) and a controller starting",
         workers,
         pool,
         STORE_MAX_OVERFLOW,
     )
-    try:
-        while not stopping:
-            now = time.monotonic()
-            for c in children:
-                assert c.proc is not None
-                if c.restart_at is None and c.proc.poll() is not None:
-                    ran = now - c.started
-                    c.backoff = 0.0 if ran > 60 else max(1.0, min(30.0, c.backoff * 2))
-                    c.restart_at = now + c.backoff
-                    try:
-                        metrics.process_dead(c.proc.pid, metrics_dir)
-                    except Exception:  # a metrics file we cannot fold must not stop the supervisor
-                        log.exception("could not fold the metrics files of %s (pid %d)", c.name, c.proc.pid)
-                    log.warning(
-                        "%s (pid %d) exited with code %s after %.0fs; restarting in %.0fs",
-                        c.name,
-                        c.proc.pid,
-                        c.proc.returncode,
-                        ran,
-                        c.backoff,
-                    )
-                elif c.restart_at is not None and now >= c.restart_at:
-                    c.start()
-            time.sleep(0.1)
-    finally:
-        for c in children:
-            if c.alive():
-                assert c.proc is not None
-                c.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + CHILD_STOP_SECONDS
-        for c in children:
-            if c.proc is None:
-                continue
-            try:
-                c.proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s (pid %d) did not stop in %.0fs; killing it", c.name, c.proc.pid, CHILD_STOP_SECONDS)
-                c.proc.kill()
-                c.proc.wait()
-        for s in socks:
-            s.close()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    env = dict(os.environ, **{PLAN_ENV: plan.to_json()})
+    # The command line it was started with follows (unused), so `ps` still shows `fleetplane up …`.
+    os.execve(sys.executable, [sys.executable, "-m", "hub.supervisor", "fleetplane", *sys.argv[1:]], env)
 
 
 def serve_worker(settings: Settings) -> None:

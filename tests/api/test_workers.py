@@ -44,6 +44,24 @@ def test_a_multi_worker_hub_runs_its_api_workers_and_one_controller_in_its_proce
     assert r.status_code == 200 and "controller off in this process (api role)" in r.text
 
 
+def test_the_supervising_parent_keeps_its_pid_and_sheds_the_hubs_libraries(hub: HubProcess) -> None:
+    """After setting up, `fleetplane up` exec()s the lean supervisor (hub.supervisor) in its own
+    process: the pid the caller started is still the workers' parent, `ps` still shows the
+    command it was given, and none of what only the serving processes need (the web framework,
+    pydantic, numpy for placement, SQLAlchemy) stays mapped in it — about 110 MiB of RSS before."""
+    assert hub.proc is not None
+    parent = hub.proc.pid
+    cmdline = Path(f"/proc/{parent}/cmdline").read_bytes().split(b"\0")
+    assert b"hub.supervisor" in cmdline and b"up" in cmdline, cmdline
+    for pid in hub.worker_pids():
+        assert int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == parent
+    maps = Path(f"/proc/{parent}/maps").read_text()
+    heavy = [lib for lib in ("pydantic_core", "_multiarray_umath", "sqlalchemy", "uvloop", "orjson") if lib in maps]
+    assert not heavy, f"the supervisor still maps {heavy}"
+    with hub.client() as c:  # and the hub it supervises serves
+        assert c.get("/readyz").status_code == 200
+
+
 def test_killing_an_api_worker_gets_it_restarted_while_the_api_keeps_answering(hub: HubProcess) -> None:
     with hub.client() as c:
         assert c.post("/api/v1/namespaces", json={"metadata": {"name": "survive"}}).status_code == 201
