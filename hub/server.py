@@ -100,7 +100,9 @@ def create_app(settings: Settings, database_url: str, role: Role = "all") -> Fas
     broadcaster = Broadcaster(
         store,
         poll_seconds=settings.watch_poll_seconds,
-        ring_size=settings.watch_cache_events,
+        # The controller process serves no watches (its cache is fed by the broadcaster's listeners,
+        # not the ring), so it keeps no ring: ~80 MiB of decoded objects at 2,000 events.
+        ring_size=0 if role == "controller" else settings.watch_cache_events,
         queue_limit=settings.watch_queue_limit,
     )
     registry = Registry(store, broadcaster)
