@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -26,8 +27,16 @@ def parse_time(ts: str | None) -> float | None:
     """Seconds since the epoch of an RFC 3339 UTC timestamp ("2026-12-01T10:00:00Z"), or None."""
     if not ts or not isinstance(ts, str):
         return None
+    return _parse_time(ts[:19])
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_time(ts: str) -> float | None:
+    """Cached: every pass with pending work reads each Assignment's status time and its
+    cluster's heartbeat (`reservations`), and strptime is ~10 µs: 0.2 s a pass at 10,000
+    Assignments, for times that rarely change."""
     try:
-        return datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+        return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
     except ValueError:
         return None
 
