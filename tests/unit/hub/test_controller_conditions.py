@@ -104,6 +104,31 @@ def test_canonical_form_reads_numbers_as_jsonb_gives_them_back() -> None:
     assert canonical({"a": 1}) != canonical({"a": 2})
 
 
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"m": 1e24}, {"m": 10**24}),
+        ({"a": 2.0, "b": [1, {"c": 3}]}, {"b": [1.0, {"c": 3.0}], "a": 2}),
+        ({"a": 1}, {"a": 2}),
+        ({"a": {"b": 1}}, {"a": {"b": 1, "c": None}}),
+        ({"a": [1, 2]}, {"a": [1, 2, 3]}),
+        ({"a": [1, 2]}, {"a": (1.0, 2.0)}),
+        ({"a": "1"}, {"a": 1}),
+        ({"a": None}, {"a": 0}),
+        ({"a": True}, {"a": "true"}),
+        ({1: "x"}, {"1": "x"}),
+        ({"huge": 10**400}, {"huge": 10**400 + 1}),
+        (
+            {"phase": "Placed", "conditions": [{"type": "Placed", "status": "True"}]},
+            {"phase": "Placed", "conditions": [{"type": "Placed", "status": "False"}]},
+        ),
+    ],
+)
+def test_same_status_agrees_with_comparing_canonical_forms(a: Any, b: Any) -> None:
+    assert same_status(a, b) == (canonical(a) == canonical(b))
+    assert same_status(b, a) == (canonical(b) == canonical(a))
+
+
 def test_a_status_equal_after_normalisation_is_not_rewritten() -> None:
     new = settled_status(a_workload(), {"phase": "Pending", "placement": {"explanation": {"minMemoryGiB": 1e24}}}, NOW)
     assert new is not None
