@@ -605,13 +605,7 @@ def main() -> None:
     quiet = phase_a(args, root, url, pm) if "A" in args.phases else None
     draining = phase_b(args, root, url, pm) if "B" in args.phases else None
     load_end = os.getloadavg()
-    command = (
-        f"python bench/bench_fleet.py --clusters {args.clusters} --workloads {args.workloads} --workers {args.workers}"
-    )
-    if args.phases != "AB":
-        command += f" --phases {args.phases}"
-    if args.reuse:
-        command += " --reuse DIR"
+    command = shlex.join(["python", "bench/bench_fleet.py", *sys.argv[1:]])
     result = {
         "command": command,
         "clusters": args.clusters,
