@@ -206,6 +206,31 @@ class Tx:
     """Rows `prefetch` read and locked, each handed out once by `get` (None: not stored)."""
     requires: builtins.set[tuple[str, str, str]] = field(default_factory=set)
     """Objects that must exist and not be deleting when the writes are applied (`require`)."""
+    applied: builtins.list[tuple[int, _Write, Obj | None]] = field(default_factory=list)
+    """What `Store._apply` wrote: (resourceVersion, write, previous-version projection)."""
+
+    def events(self) -> builtins.list[Event]:
+        """The events of the applied writes, as the event log holds them: each object a copy of
+        what was stored (JSON round trip: nothing shared with the caller, who may change its
+        object), committed_at this process's clock at the time of the call."""
+        now = time.time()
+        out = []
+        for rv, w, prev in self.applied:
+            meta = w.obj["metadata"]
+            obj = _loads(_dumps(w.obj))
+            out.append(
+                Event(
+                    rv,
+                    w.resource,
+                    meta.get("namespace") or "",
+                    meta["name"],
+                    w.event_type,
+                    obj,
+                    None if prev is None else _loads(_dumps(prev)),
+                    now,
+                )
+            )
+        return out
 
     def require(self, resource: str, namespace: str, name: str) -> None:
         """Check that this object exists and has no deletionTimestamp in the write statement
@@ -381,7 +406,7 @@ class Store:
         miss their heartbeats at once and fail over — the cascade a 1,000-cluster burst caused
         when renewals queued for the pool (as Kubernetes gives node leases their own priority
         level in API Priority and Fairness)."""
-        self._on_commit: list[Callable[[], None]] = []
+        self._on_commit: list[Callable[[builtins.list[Event]], None]] = []
         self.prev_projection: Callable[[str, Obj], Obj] = default_prev_projection
         """What events keep of an object's previous version: what watch selectors read. The
         registry sets one that knows each resource's selectable fields."""
@@ -462,8 +487,10 @@ class Store:
         await self.engine.dispose()
         await self._priority.dispose()
 
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        """Called after every local commit that wrote something (wakes the watch poller)."""
+    def on_commit(self, callback: Callable[[builtins.list[Event]], None]) -> None:
+        """Called after every local commit that wrote something, with its events (rv order, the
+        objects as stored, `committed_at` this process's clock): the watch broadcaster dispatches
+        them at once when they are the next ones it expects, else wakes its poller."""
         self._on_commit.append(callback)
 
     # ------------------------------------------------------------------ writes
@@ -504,8 +531,10 @@ class Store:
                     await self._apply(tx)
         if tx.writes:
             metrics.STORE_COMMIT_SECONDS.observe(time.perf_counter() - started)
-            for cb in self._on_commit:
-                cb()
+            if self._on_commit:
+                events = tx.events()
+                for cb in self._on_commit:
+                    cb(events)
         return result
 
     async def _apply(self, tx: Tx) -> None:
@@ -551,6 +580,9 @@ class Store:
         base = int(found[0])
         for i, w in enumerate(tx.writes, start=1):
             w.obj["metadata"]["resourceVersion"] = str(base + i)
+        tx.applied = [
+            (base + i, w, row["prev"]) for i, (w, row) in enumerate(zip(tx.writes, rows, strict=True), start=1)
+        ]
 
     async def _apply_and_commit(self, tx: Tx, params: dict[str, Any]) -> Any:
         """APPLY_SQL and COMMIT sent together (psycopg pipeline mode) in a transaction that took

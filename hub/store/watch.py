@@ -173,10 +173,26 @@ class Broadcaster:
         self.listening = False
         """The LISTEN connection is up: other processes' commits wake the poller at once."""
         self.listeners: list[Callable[[Event], None]] = []
-        store.on_commit(self.wake)
+        store.on_commit(self._committed)
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _committed(self, events: list[Event]) -> None:
+        """A local commit (Store.on_commit). When its events are the next ones (the first rv is
+        last_rv + 1: resourceVersions are dense and handed out in commit order, so nothing
+        committed before them is missing) they are dispatched now, without the poller's query:
+        a watcher hears of a create before its response is even sent. Otherwise (another
+        process committed in between, or the poller is behind) the poller reads them in order.
+        A poll that returns them again is harmless: `_dispatch` skips what it already sent."""
+        if not self._ready.is_set() or not events or events[0].rv != self.last_rv + 1:
+            self.wake()
+            return
+        try:
+            self._dispatch(events)
+        except Exception:  # never fail the request that committed: the poller retries
+            log.exception("dispatching committed events failed; the poller takes over")
+            self.wake()
 
     async def start(self, *, listen: bool = True) -> None:
         self.last_rv = await self.store.current_rv()
@@ -267,6 +283,8 @@ class Broadcaster:
 
     def _dispatch(self, events: list[Event]) -> None:
         for ev in events:
+            if ev.rv <= self.last_rv:  # dispatched already (a local commit's, see _committed)
+                continue
             self.ring.append(ev)
             self.last_rv = ev.rv
             for w in self._by_resource.get(ev.resource, ()):
