@@ -21,7 +21,7 @@ Mapping notes:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -278,8 +278,14 @@ def dataset_from_api(d: v1.Dataset) -> Dataset:
 
 
 def snapshot_from_api(
-    clusters: Sequence[v1.Cluster], datasets: Sequence[v1.Dataset] = (), topologies: Sequence[v1.Topology] = ()
+    clusters: Sequence[v1.Cluster],
+    datasets: Sequence[v1.Dataset] = (),
+    topologies: Sequence[v1.Topology] = (),
+    *,
+    convert: Callable[[v1.Cluster], ClusterInfo] | None = None,
 ) -> FleetSnapshot:
+    """The engine's snapshot of these API objects. `convert` replaces `cluster_from_api` (the
+    hub's controller passes one that reuses the conversion of a Cluster version it has seen)."""
     converted = [dataset_from_api(d) for d in datasets]
     by_key: dict[str, Dataset] = {}
     for d in converted:
@@ -287,7 +293,7 @@ def snapshot_from_api(
             raise PlacementInputError("Dataset", d.name, "metadata.name", f'duplicate Dataset "{d.key}"')
         by_key[d.key] = d
     return FleetSnapshot(
-        clusters=tuple(cluster_from_api(c) for c in clusters),
+        clusters=tuple(map(convert or cluster_from_api, clusters)),
         topology=topology_from_api(topologies),
         datasets=by_key,
     )

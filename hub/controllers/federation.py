@@ -77,7 +77,7 @@ from fleetplane_types.names import (
 from hub import metrics
 from hub.controllers import events, health, observed, placing, queueing, status
 from hub.controllers.cache import CACHED, FleetCache, Key
-from hub.controllers.snapshot import build_snapshot, parse_time, reservations
+from hub.controllers.snapshot import ClusterMemo, build_snapshot, parse_time, reservations
 from hub.errors import ApiError
 from hub.registry.lifecycle import ListQuery, Registry, RegistryTx, deleting
 from hub.registry.resources import BY_KEY, Resource
@@ -151,6 +151,7 @@ class FederationController:
         self._tried_at = -1  # the cache's capacity_version when pending workloads were last tried
         self._leading_since = time.time()  # when this process last became leader (liveness floor)
         self._snapshot: tuple[int, FleetSnapshot] | None = None  # (cache.cluster_version, snapshot)
+        self._cluster_memo = ClusterMemo()  # each Cluster version validated and converted once
         self._queues: tuple[int, queueing.QueueConfig] | None = None  # (cache.queue_version, config)
         self._withdraw_at: dict[Key, float] = {}  # evicted workloads in their grace period → when
         # Unplaced workloads: the reason their stored status shows, with (generation, monotonic
@@ -474,7 +475,9 @@ class FederationController:
         heartbeat), a Dataset or a Topology changed."""
         version = self.cache.cluster_version
         if self._snapshot is None or self._snapshot[0] != version:
-            snapshot, problems = build_snapshot(self.cache.clusters, self.cache.datasets, self.cache.topologies)
+            snapshot, problems = build_snapshot(
+                self.cache.clusters, self.cache.datasets, self.cache.topologies, self._cluster_memo
+            )
             for p in problems:
                 log.warning("left out of the placement snapshot: %s", p)
             self._snapshot = (version, snapshot)
