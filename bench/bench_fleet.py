@@ -75,6 +75,7 @@ WORKLOAD = BY_KIND["Workload"]
 LOAD_OPTS = WriteOptions(field_validation="Strict", manager="bench-fleet")
 BATCH = 250
 WINDOW = 30.0
+PIPE = "\\|"  # a | inside a Markdown table cell
 TARGET_LIST_S = 5.0
 TARGET_RSS_MIB = 2048
 TARGET_RATE = 200.0
@@ -389,7 +390,8 @@ def list_lines(lists: list[dict[str, Any]], kube: list[dict[str, Any]]) -> list[
             for i, r in enumerate(lists)
         ),
         *(
-            f"| `{k.get('command', 'kubectl get workloads -A --chunk-size=500 | wc -l')}` | {k['seconds']} | "
+            "| `" + k.get("command", "kubectl get workloads -A --chunk-size=500 | wc -l").replace("|", PIPE) + "` "
+            f"| {k['seconds']} | "
             + (f"{k['lines']} lines" if "lines" in k else f"{k['bytes'] / 2**20:.0f} MiB")
             + f" | | | | {k.get('hub_cpu_s', '')} | |"
             for k in kube
