@@ -134,7 +134,7 @@ async def load_store(url: str, clusters: int, workloads: int, seed: int) -> None
     async def run(fn: Callable[[RegistryTx], Any]) -> None:
         # begin_on_lock: these creates take no lock, so each batch is one write statement in
         # autocommit. Not the transaction path's pipeline (Store._apply_and_commit): with a
-        # statement of a megabyte or more it can hang (see bench/results/fleet.md).
+        # statement of a megabyte or more it can hang (docs/scaling.md, P7: psycopg 3.3.9).
         async with sem:
             await registry.transact(fn, begin_on_lock=True)
 
