@@ -745,12 +745,27 @@ class Store:
                         break
         return out, rv, next_token
 
-    async def events_after(self, rv: int, upto: int, resource: str | None = None) -> builtins.list[Event]:
+    async def events_after(
+        self, rv: int, upto: int, resource: str | None = None, *, field_eq: tuple[str, str] | None = None
+    ) -> builtins.list[Event]:
+        """The events in (rv, upto], oldest first. `field_eq` (path, value): leave out, in SQL,
+        the events that cannot concern a watcher whose objects all have that value there — those
+        whose object AND previous version (when known) have the field as a JSON string that is a
+        different value. Everything else is returned for the watcher's own predicate to decide,
+        as `list(field_eq=…)` does."""
         sql = "SELECT rv, resource, namespace, name, type, data, prev FROM events WHERE rv > :a AND rv <= :b"
         params: dict[str, Any] = {"a": rv, "b": upto}
         if resource:
             sql += " AND resource = :r"
             params["r"] = resource
+        if field_eq is not None:
+            sql += (
+                " AND ((jsonb_typeof(data #> CAST(:fpath AS text[])) IS DISTINCT FROM 'string'"
+                " OR data #>> CAST(:fpath AS text[]) = :fval)"
+                " OR (prev IS NOT NULL AND (jsonb_typeof(prev #> CAST(:fpath AS text[])) IS DISTINCT FROM 'string'"
+                " OR prev #>> CAST(:fpath AS text[]) = :fval)))"
+            )
+            params["fpath"], params["fval"] = field_eq[0].split("."), field_eq[1]
         sql += " ORDER BY rv"
         async with self.autocommit() as conn:
             rows = (await conn.execute(text(sql), params)).all()

@@ -326,14 +326,20 @@ class Broadcaster:
         backlog: list[Event] = []
         if from_rv is not None and from_rv < seam:
             try:
-                backlog = await self._backfill(resource, accept, from_rv, seam, selective)
+                backlog = await self._backfill(resource, accept, from_rv, seam, selective, index)
             except BaseException:
                 self.unsubscribe(w)
                 raise
         return w, backlog, seam
 
     async def _backfill(
-        self, resource: str, accept: Callable[[Event], bool], from_rv: int, seam: int, selective: bool
+        self,
+        resource: str,
+        accept: Callable[[Event], bool],
+        from_rv: int,
+        seam: int,
+        selective: bool,
+        index: tuple[str, str] | None = None,
     ) -> list[Event]:
         floor = await self.store.compacted_rv()
         if from_rv < floor:
@@ -341,7 +347,10 @@ class Broadcaster:
         if self.ring and self.ring[0].rv <= from_rv + 1:
             evs = [e for e in self.ring if from_rv < e.rv <= seam and e.resource == resource]
         else:
-            evs = await self.store.events_after(from_rv, seam, resource)
+            # An indexed watcher (an agent's spec.clusterName=NAME) reads only the events that can
+            # concern it: after a hub restart 1,000 agents resuming from before it each read and
+            # decoded every Assignment event of the fleet, which kept the restarted hub busy.
+            evs = await self.store.events_after(from_rv, seam, resource, field_eq=index)
             # Compaction may have raced the read: re-check the floor after it.
             if from_rv < await self.store.compacted_rv():
                 raise ResourceVersionTooOld(from_rv)
