@@ -41,6 +41,11 @@ T = TypeVar("T")
 Obj = dict[str, Any]
 
 NOTIFY_CHANNEL = "fleetplane_events"
+
+PIPELINE_MAX_BYTES = 256 * 1024
+"""Largest write statement (its JSON parameter) that a locking transaction sends pipelined with
+its COMMIT (Store._apply_and_commit); larger ones go without pipeline mode, which can hang on
+them."""
 """Every write statement NOTIFYs its top resourceVersion (as text) on this channel; Postgres
 delivers it at commit, so hub processes LISTENing on it (hub.store.watch) wake at once."""
 
@@ -595,12 +600,20 @@ class Store:
         sql = _apply_raw()
         raw = tx.raw
         try:
-            async with raw.pipeline() as pipeline:
-                cur = raw.cursor()
-                await cur.execute(sql, params)
-                await raw.execute("COMMIT")
-                await pipeline.sync()
+            if len(params["writes"]) > PIPELINE_MAX_BYTES:
+                # psycopg's pipeline mode can leave part of a large statement unsent and then
+                # wait forever (the server in ClientRead, the client in epoll_wait; seen from
+                # ~1.5 MB, psycopg 3.3.9): a large write sends its statement, then COMMIT.
+                cur = await raw.execute(sql, params)
                 row = await cur.fetchone()
+                await raw.execute("COMMIT")
+            else:
+                async with raw.pipeline() as pipeline:
+                    cur = raw.cursor()
+                    await cur.execute(sql, params)
+                    await raw.execute("COMMIT")
+                    await pipeline.sync()
+                    row = await cur.fetchone()
         except psycopg.errors.UniqueViolation as exc:
             raise self._already_exists(tx.writes, exc) from None
         except psycopg.Error as exc:  # as SQLAlchemy raises driver errors, for `translated`

@@ -197,3 +197,27 @@ def test_every_commit_notifies_its_top_resource_version_and_a_rollback_notifies_
             run(store.transact(fails, begin_on_lock=begin_on_lock))
         got = [(n.channel, n.payload) for n in listener.notifies(timeout=1.0)]
     assert got == [(NOTIFY_CHANNEL, str(top))]
+
+
+def test_a_locking_transaction_that_writes_megabytes_commits(store: Store, begin_on_lock: bool) -> None:
+    """A namespace delete that cascades over thousands of objects writes megabytes in one locking
+    transaction. Sent pipelined with its COMMIT, a statement of ~1.5 MB or more could hang forever
+    (psycopg pipeline mode; found loading bench_fleet); above PIPELINE_MAX_BYTES it is sent alone."""
+    p = "big-lock" if begin_on_lock else "big-tx"
+    payload = "x" * 200_000
+    created: list[Obj] = []
+
+    async def seed(tx: Tx) -> None:
+        created.append(tx.create(R, obj(f"{p}-anchor")))
+
+    run(store.transact(seed, begin_on_lock=begin_on_lock))
+
+    async def big(tx: Tx) -> None:
+        anchor = await tx.get(R, "team-a", f"{p}-anchor")  # locked: a real transaction from here
+        assert anchor is not None
+        tx.update(R, {**anchor, "spec": {"blob": payload}})
+        created.extend(tx.create(R, obj(f"{p}-{i}", blob=payload)) for i in range(15))  # ~3 MB in all
+
+    run(asyncio.wait_for(store.transact(big, begin_on_lock=begin_on_lock), 60))
+    _, rows, _ = run(state(store))
+    assert len([r for r in rows if r[1].startswith(f"{p}-")]) == 16
