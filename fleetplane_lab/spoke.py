@@ -405,7 +405,14 @@ def create_node(c: httpx.Client, node: dict[str, Any]) -> None:
         r.raise_for_status()
 
 
+# Taints the node lifecycle controller puts on a node whose Ready condition is not True.
+# It may add one before kwok first reports Ready and removes it only on a later pass
+# (--node-monitor-period, 5 s), so a node can be Ready and still refuse every pod.
+LIFECYCLE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
 def _all_ready(c: httpx.Client, names: set[str]) -> bool:
+    """Every named node is Ready and free of the lifecycle taints (schedulable as profiled)."""
     items = c.get("/api/v1/nodes").json().get("items", [])
     ready = {
         n["metadata"]["name"]
@@ -414,5 +421,6 @@ def _all_ready(c: httpx.Client, names: set[str]) -> bool:
             cond.get("type") == "Ready" and cond.get("status") == "True"
             for cond in n.get("status", {}).get("conditions", [])
         )
+        and not any(t.get("key") in LIFECYCLE_TAINTS for t in n.get("spec", {}).get("taints") or [])
     }
     return names <= ready
