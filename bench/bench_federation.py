@@ -486,12 +486,30 @@ def workload(rng: random.Random, i: int) -> dict[str, Any]:
     }
 
 
+def _role(p: Any) -> str:
+    """A hub process's role from its command line: `python -m hub.supervisor fleetplane up`,
+    `python -m fleetplane controller`, `python -m fleetplane api-worker`, Postgres, or the
+    one-process `fleetplane up`."""
+    try:
+        cmd = p.cmdline()
+    except Exception:
+        return "?"
+    if "hub.supervisor" in cmd:
+        return "supervisor"
+    for role in ("controller", "api-worker"):
+        if role in cmd:
+            return role
+    return "up" if "up" in cmd else os.path.basename(cmd[0]) if cmd else "?"
+
+
 class Sampler:
     """RSS/CPU of processes every 0.5 s in a thread."""
 
     def __init__(self, procs: dict[str, Any]) -> None:
         self.procs = procs  # name -> callable returning list[psutil.Process]
         self.peak: dict[str, int] = {}
+        self.peak_by_process: dict[str, int] = {}
+        """Peak RSS of each hub process ("controller 123", "api-worker 124", "supervisor 120")."""
         self.stop_ev = threading.Event()
         self.t = threading.Thread(target=self._run, daemon=True)
 
@@ -499,11 +517,16 @@ class Sampler:
         while not self.stop_ev.is_set():
             for name, get in self.procs.items():
                 try:
-                    rss = (
-                        sum(p.memory_full_info().pss for p in get())
-                        if name == "postgres"
-                        else sum(p.memory_info().rss for p in get())
-                    )
+                    ps = get()
+                    if name == "postgres":
+                        rss = sum(p.memory_full_info().pss for p in ps)
+                    else:
+                        each = [(p.pid, _role(p), p.memory_info().rss) for p in ps]
+                        rss = sum(r for _, _, r in each)
+                        if name == "hub":  # and each hub process's own peak, by its role
+                            for pid, role, r in each:
+                                key = f"{role} {pid}"
+                                self.peak_by_process[key] = max(self.peak_by_process.get(key, 0), r)
                 except Exception:
                     continue
                 self.peak[name] = max(self.peak.get(name, 0), rss)
@@ -776,6 +799,7 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
         final: dict[str, dict[str, Any]] = {}
         m0, cpu0, pg0, wk0 = scrape(hub.http_url, token), cpu_of(hub_procs()), cpu_of(pg_procs()), cpu_of(worker_ps)
         sampler.peak["hub"] = hub_rss()
+        sampler.peak_by_process.clear()
 
         async def burst() -> dict[str, Any]:
             headers = {"Authorization": f"Bearer {token}"}
@@ -921,6 +945,7 @@ def run_scale(args: argparse.Namespace, log: Any) -> dict[str, Any]:
             "hub_rss_peak_mib": round(sampler.peak.get("hub", 0) / 2**20, 1),
             "postgres_pss_peak_mib": round(sampler.peak.get("postgres", 0) / 2**20, 1),
             "workers_rss_peak_mib": round(sampler.peak.get("workers", 0) / 2**20, 1),
+            "hub_rss_peak_mib_by_process": {k: round(v / 2**20, 1) for k, v in sorted(sampler.peak_by_process.items())},
             "requests_per_s": request_mix(m0, m1, wall_all),
         }
         log(f"scale: burst {json.dumps(res['burst'], default=str)}")
@@ -1359,6 +1384,13 @@ def write_report(args: argparse.Namespace, results: dict[str, Any]) -> None:
             (
                 "scale · hub CPU / RSS during burst",
                 f"{b['hub_cpu_pct_of_core']} % of a core / peak {b['hub_rss_peak_mib']} MiB",
+                "",
+                "",
+            ),
+            (
+                "scale · hub RSS peak of each process during burst",
+                ", ".join(f"{k.split()[0]} {v} MiB" for k, v in b.get("hub_rss_peak_mib_by_process", {}).items())
+                or "-",
                 "",
                 "",
             ),
