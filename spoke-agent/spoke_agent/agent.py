@@ -88,6 +88,7 @@ class Agent:
         self.holder = f"{socket.gethostname()}/{os.getpid()}"
         self._reported_digest: str | None = None  # of the last status the hub accepted
         self._lease_changed = asyncio.Event()
+        self._renew_now = asyncio.Event()  # the watch lost the hub: renew now, not at the next heartbeat
         self._ready_since = now_rfc3339()  # reset by run(); set here so the status can be built before
         self._timing_checked = False
         self.fenced_at: float | None = None  # monotonic time the agent fenced itself (None: not fenced)
@@ -257,7 +258,10 @@ class Agent:
     async def renew_forever(self) -> None:
         """Renew the cluster's lease every heartbeat; while the hub refuses connections (it is
         restarting), retry every `hub.unreachable_retry_seconds` instead, so the lease is renewed
-        about a second after the hub is back rather than up to a heartbeat later."""
+        about a second after the hub is back rather than up to a heartbeat later. When the
+        Assignment watch loses the hub (its stream breaks: a restart shorter than a heartbeat,
+        which no renewal would otherwise notice) it pokes `_renew_now` and the renewal is tried at
+        once, then every ~1 s while refused."""
         failing = False
         while True:
             started = time.monotonic()
@@ -275,7 +279,13 @@ class Agent:
                 failing = True
                 if isinstance(e, HubUnreachable):
                     pause = min(pause, self.config.hub.unreachable_retry_seconds * (0.5 + random.random()))
-            await asyncio.sleep(max(0.0, pause - (time.monotonic() - started)))
+            self._renew_now.clear()  # this renewal (or its failure) answers any earlier poke
+            try:
+                # A poke (the watch lost the hub) ends the pause early: the renewal is then
+                # refused while the hub is down, which switches to the ~1 s retries above.
+                await asyncio.wait_for(self._renew_now.wait(), max(0.0, pause - (time.monotonic() - started)))
+            except TimeoutError:
+                pass
 
     def _check_timing(self, hub_timeout: Any) -> None:
         if self._timing_checked:
@@ -341,7 +351,12 @@ class Agent:
         try:
             await self._retry(self.login, "join")
             self.delivery = delivery = Delivery(
-                self.cluster_name, self.hub, self.backend, self.config, on_capacity_change=self.capacity_changed
+                self.cluster_name,
+                self.hub,
+                self.backend,
+                self.config,
+                on_capacity_change=self.capacity_changed,
+                on_hub_lost=self._renew_now.set,
             )
             await self.backend.start(self.capacity_changed, delivery.objects_changed)
             self._kubernetes_version = await self.backend.kubernetes_version()

@@ -96,6 +96,7 @@ class Delivery:
         backend: Backend,
         config: AgentConfig,
         on_capacity_change: Callable[[], None] | None = None,
+        on_hub_lost: Callable[[], None] | None = None,
     ) -> None:
         self.cluster = cluster
         self.hub = hub
@@ -116,6 +117,11 @@ class Delivery:
         self.fenced_keys: set[str] = set()  # Assignments whose copies are stopped (applied fenced)
         self.holds: dict[str, Hold] = {}  # key → GPUs of a copy stopped while fenced, still counted as allocated
         self._capacity_changed = on_capacity_change or (lambda: None)
+        # Called when the watch stream breaks or the hub refuses it (a restart, a cut link): the
+        # lease loop then renews at once (and every ~1 s while refused) instead of at its next
+        # heartbeat, so a hub restart shorter than a heartbeat does not leave the lease a
+        # heartbeat stale after the hub is back.
+        self._hub_lost = on_hub_lost or (lambda: None)
         self._floor = 0  # resourceVersion of the newest full list: older watch events are stale
         self.stats = {"events": 0, "relists": 0, "reconnects": 0, "applies": 0, "deletes": 0, "status_writes": 0}
 
@@ -156,6 +162,7 @@ class Delivery:
                 raise
             except (TemporaryError, PermanentError) as e:
                 self.stats["reconnects"] += 1
+                self._hub_lost()
                 unreachable = isinstance(e, HubUnreachable)  # a restart: come back as soon as it listens
                 delay = (settings.unreachable_retry_seconds if unreachable else backoff) * (0.5 + random.random())
                 log.warning("cluster %s: hub watch failed (%s); reconnecting in %.1fs", self.cluster, e, delay)
