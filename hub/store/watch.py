@@ -91,6 +91,42 @@ def field_value(obj: Obj | None, path: str) -> str:
     return "" if cur is None else str(cur)
 
 
+SPAN_KEEP_SECONDS = 30.0
+"""How long a shared back-fill span (`_LogSpan`) is kept after it was last used."""
+
+
+@dataclass
+class _LogSpan:
+    """The events (lo, hi] of one resource, read from the event log ONCE and shared by every
+    indexed watcher that resumes from before this process started (after a hub restart: 1,000
+    agents, each watching spec.clusterName=its own cluster). `buckets` holds them by the
+    index field's value in the object and in its previous version, as `_dispatch` matches live
+    events, in rv order. hi is the process's start rv: later events are in the ring."""
+
+    lo: int
+    hi: int
+    buckets: dict[str, list[Event]]
+    used: float
+
+    def add(self, events: list[Event], path: str, *, before: bool) -> None:
+        """Bucket `events` (rv order); `before`: they are older than everything held."""
+        fresh: dict[str, list[Event]] = {}
+        for ev in events:
+            now = field_value(ev.object, path)
+            was = field_value(ev.prev, path) if ev.prev is not None else now
+            fresh.setdefault(now, []).append(ev)
+            if was != now:
+                fresh.setdefault(was, []).append(ev)
+        for value, evs in fresh.items():
+            held = self.buckets.get(value)
+            if held is None:
+                self.buckets[value] = evs
+            elif before:
+                self.buckets[value] = evs + held
+            else:
+                held.extend(evs)
+
+
 class WatchOverflow(Exception):
     """The watcher fell too far behind; the client must relist (410)."""
 
@@ -173,6 +209,12 @@ class Broadcaster:
         self.listening = False
         """The LISTEN connection is up: other processes' commits wake the poller at once."""
         self.listeners: list[Callable[[Event], None]] = []
+        self.start_rv = 0
+        """last_rv when the process started: the ring holds nothing at or below it."""
+        self._spans: dict[tuple[str, str], _LogSpan] = {}
+        self._span_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.log_reads = 0
+        """Event-log reads made by back-fills (the shared spans make one per gap, not one per watcher)."""
         store.on_commit(self._committed)
 
     def wake(self) -> None:
@@ -195,7 +237,7 @@ class Broadcaster:
             self.wake()
 
     async def start(self, *, listen: bool = True) -> None:
-        self.last_rv = await self.store.current_rv()
+        self.last_rv = self.start_rv = await self.store.current_rv()
         self._ready.set()
         self._tasks.append(asyncio.create_task(self._run(), name="watch-poller"))
         if listen:
@@ -346,15 +388,66 @@ class Broadcaster:
             raise ResourceVersionTooOld(from_rv, floor)
         if self.ring and self.ring[0].rv <= from_rv + 1:
             evs = [e for e in self.ring if from_rv < e.rv <= seam and e.resource == resource]
+        elif index is not None and from_rv < self.start_rv:
+            # From before this process started (a restart): the part up to start_rv comes from a
+            # span read once for all such watchers, the rest from the ring (or the log).
+            evs = await self._from_span(resource, index, from_rv)
+            if seam > self.start_rv:
+                if self.ring and self.ring[0].rv <= self.start_rv + 1:
+                    evs += [e for e in self.ring if self.start_rv < e.rv <= seam and e.resource == resource]
+                else:
+                    self.log_reads += 1
+                    evs += await self.store.events_after(self.start_rv, seam, resource, field_eq=index)
+            if from_rv < await self.store.compacted_rv():
+                raise ResourceVersionTooOld(from_rv)
         else:
             # An indexed watcher (an agent's spec.clusterName=NAME) reads only the events that can
             # concern it: after a hub restart 1,000 agents resuming from before it each read and
             # decoded every Assignment event of the fleet, which kept the restarted hub busy.
+            self.log_reads += 1
             evs = await self.store.events_after(from_rv, seam, resource, field_eq=index)
             # Compaction may have raced the read: re-check the floor after it.
             if from_rv < await self.store.compacted_rv():
                 raise ResourceVersionTooOld(from_rv)
         return [seen for e in evs if (seen := as_seen_by(accept, e, selective)) is not None]
+
+    async def _from_span(self, resource: str, index: tuple[str, str], from_rv: int) -> list[Event]:
+        """The events in (from_rv, start_rv] that can concern watchers indexed by `index`, from
+        the shared span of (resource, path), extended downward (one read of the missing range)
+        when from_rv is older than what it holds. Concurrent resumers wait on one lock, so a
+        stampede of 1,000 reads the log once instead of 1,000 times. A span that lost rows to a
+        compaction racing its read is still exact above the new floor, and every caller is
+        checked against the floor."""
+        path, value = index
+        key = (resource, path)
+        loop = asyncio.get_running_loop()
+        async with self._span_locks.setdefault(key, asyncio.Lock()):
+            span = self._spans.get(key)
+            if span is None:
+                self.log_reads += 1
+                events = await self.store.events_after(from_rv, self.start_rv, resource)
+                span = _LogSpan(from_rv, self.start_rv, {}, loop.time())
+                span.add(events, path, before=False)
+                self._spans[key] = span
+                loop.call_later(SPAN_KEEP_SECONDS, self._expire_span, key)
+            elif from_rv < span.lo:
+                self.log_reads += 1
+                events = await self.store.events_after(from_rv, span.lo, resource)
+                span.add(events, path, before=True)
+                span.lo = from_rv
+            span.used = loop.time()
+        return [e for e in span.buckets.get(value, ()) if e.rv > from_rv]
+
+    def _expire_span(self, key: tuple[str, str]) -> None:
+        span = self._spans.get(key)
+        if span is None:
+            return
+        loop = asyncio.get_running_loop()
+        idle = loop.time() - span.used
+        if idle >= SPAN_KEEP_SECONDS:
+            del self._spans[key]
+        else:
+            loop.call_later(SPAN_KEEP_SECONDS - idle, self._expire_span, key)
 
     def unsubscribe(self, w: Watcher) -> None:
         self.watchers.discard(w)
