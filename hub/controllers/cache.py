@@ -26,6 +26,8 @@ database in tests/unit/hub/test_controller_cache.py.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -42,6 +44,7 @@ from fleetplane_types.names import (
     WORKLOADS,
 )
 from hub.controllers.health import cluster_digest
+from hub.controllers.status import canonical
 from hub.store.store import Event
 
 log = logging.getLogger(__name__)
@@ -102,6 +105,58 @@ def needs_placement(w: Obj, mine: Iterable[Obj]) -> bool:
     if is_deleting(w) or (w.get("status") or {}).get("phase") in TERMINAL_PHASES:
         return False
     return epoch_of(w) is None or not current_assignments(w, mine)
+
+
+def explanation_stub(explanation: Any) -> Any:
+    """What the cache keeps of a stored placement explanation (status.placement.explanation):
+    whether it says placed, and for a not-placed one a digest of its canonical form.
+
+    The explanation is most of a placed Workload's bytes (~10 KB of JSON, ~38 KiB decoded at
+    10,000 clusters: the request, the best ten clusters with every plugin's score), and the
+    controller never reads it back: `shows_engine_reason` reads `placed`, and the only
+    comparison of one with a new one is `_set_pending`'s check on the cached copy, which
+    compares stubs (`slim_record`); equal digests ⇔ equal canonical explanations. Every write
+    is built from the row read in its transaction, which has the whole explanation."""
+    if not isinstance(explanation, dict):
+        return explanation
+    placed = explanation.get("placed")
+    if placed is not False:
+        return {"placed": placed}
+    text = json.dumps(canonical(explanation), sort_keys=True, separators=(",", ":"))
+    return {"placed": placed, "digest": hashlib.blake2b(text.encode(), digest_size=16).hexdigest()}
+
+
+def slim_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A new placement record as the cache would keep it (its explanation as `explanation_stub`),
+    to compare with a cached Workload's status."""
+    if record is None or "explanation" not in record:
+        return record
+    return {**record, "explanation": explanation_stub(record["explanation"])}
+
+
+def slim(resource: str, o: Obj) -> Obj:
+    """The copy of a Workload or Assignment the cache keeps: without metadata.managedFields
+    (field ownership is the registry's, on the row it writes), a Workload's placement
+    explanation as a stub, an Assignment without its manifests (the controller builds
+    Assignments from the Workload, never from another Assignment). At 100,000 placed workloads
+    the whole objects took the controller past 4 GB (bench/results/fleet.md). `o` is shared
+    with the watch fan-out: it is copied where it changes, never changed."""
+    if resource not in (WORKLOADS, ASSIGNMENTS) or not isinstance(o, dict):
+        return o
+    out = dict(o)
+    meta = o.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    spec = o.get("spec")
+    if resource == ASSIGNMENTS and isinstance(spec, dict) and "manifests" in spec:
+        out["spec"] = {k: v for k, v in spec.items() if k != "manifests"}
+    st = o.get("status")
+    if resource == WORKLOADS and isinstance(st, dict):
+        placement = st.get("placement")
+        if isinstance(placement, dict) and "explanation" in placement:
+            stub = explanation_stub(placement["explanation"])
+            out["status"] = {**st, "placement": {**placement, "explanation": stub}}
+    return out
 
 
 class FleetCache:
@@ -195,7 +250,7 @@ class FleetCache:
 
     def load(self, resource: str, items: list[Obj], rv: int) -> None:
         """One resource's list, consistent as of resourceVersion `rv`."""
-        self.objects[resource] = {key_of(o): o for o in items}
+        self.objects[resource] = {key_of(o): slim(resource, o) for o in items}
         self._list_rv[resource] = rv
 
     def finish_list(self) -> None:
@@ -250,7 +305,7 @@ class FleetCache:
             store.pop(k, None)
             new = None
         else:
-            store[k] = new = ev.object
+            store[k] = new = slim(ev.resource, ev.object)
         if ev.resource == WORKLOADS:
             self._classify(k)
             return True

@@ -76,7 +76,7 @@ from fleetplane_types.names import (
 )
 from hub import metrics
 from hub.controllers import events, health, observed, placing, queueing, status
-from hub.controllers.cache import CACHED, FleetCache, Key
+from hub.controllers.cache import CACHED, FleetCache, Key, slim_record
 from hub.controllers.snapshot import ClusterMemo, build_snapshot, parse_time, reservations
 from hub.errors import ApiError
 from hub.registry.lifecycle import ListQuery, Registry, RegistryTx, deleting
@@ -770,7 +770,7 @@ class FederationController:
         victims whose copies must go first)."""
         why = cond_reason or (INADMISSIBLE_REASON if inadmissible else ADMISSION_PENDING_REASON)
 
-        def build(cur: Obj) -> tuple[dict[str, Any] | None, bool]:
+        def build(cur: Obj, record: dict[str, Any] | None = record) -> tuple[dict[str, Any] | None, bool]:
             if queued:
                 st = queueing.waiting_status(cur, reason, record, why, waiting_for, now_rfc3339())
                 new_reason = st is not None and ((cur.get("status") or {}).get("message") != reason)
@@ -779,7 +779,9 @@ class FederationController:
             return status.settled_status(cur, pending), pending is not None
 
         # Decide on the listed copy first: most passes change nothing, and then no row is locked.
-        if build(w)[0] is None:
+        # The cached copy keeps a stub of its explanation (hub.controllers.cache.slim): compared
+        # with the new record's stub.
+        if build(w, slim_record(record))[0] is None:
             return
         ns, name = _key(w)
 
